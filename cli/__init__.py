@@ -1,0 +1,1 @@
+"""opsbook command-line interface: parse options, call runbooks, render, exit."""

@@ -1,0 +1,124 @@
+"""The ``opsbook`` Typer application and its entry point with exit-code mapping.
+
+Exit codes follow the monitoring-plugins convention: 0 OK, 1 WARNING, 2 CRITICAL,
+3 UNKNOWN. Click's usage errors (its own exit code 2) become 3 with one clean line.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from runbooks import __version__
+from runbooks.errors import OpsbookError
+
+from . import terminal
+from .clickcompat import ClickException, NoArgsIsHelpError, UsageError
+from .commands import adsync, docker_root, exchange, run, runbooks_cmd, winrm
+from .options import examples
+
+app = typer.Typer(
+    name="opsbook",
+    help="Safe, scriptable sysadmin runbooks for Docker, WinRM HTTPS, AD Connect and Exchange Online.",
+    epilog=examples(
+        "opsbook runbooks show docker-root",
+        "opsbook docker-root move /srv/docker --dry-run",
+        "opsbook winrm check srv1.corp.example.com --ca-file corp-root.pem",
+        "opsbook adsync check --domain corp.example.com --dns 10.0.0.1 --dns 10.0.0.2",
+        "opsbook run suite.yaml -f nagios",
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    add_completion=True,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        terminal.out(f"opsbook {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
+    no_color: Annotated[
+        bool, typer.Option("--no-color", help="Never use colour (NO_COLOR is honoured too).")
+    ] = False,
+) -> None:
+    """Safe, scriptable sysadmin runbooks."""
+    terminal.configure(no_color=no_color, debug=debug)
+
+
+app.add_typer(runbooks_cmd.app, name="runbooks")
+app.add_typer(docker_root.app, name="docker-root")
+app.add_typer(winrm.app, name="winrm")
+app.add_typer(adsync.app, name="adsync")
+app.add_typer(exchange.app, name="exchange")
+app.command(
+    "run",
+    help=run.HELP,
+    epilog=run.EPILOG,
+    no_args_is_help=True,
+)(run.run)
+
+
+def _usage_line(exc: Exception) -> str:
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    hint = ""
+    if isinstance(exc, UsageError) and exc.ctx is not None:
+        hint = f" (see '{exc.ctx.command_path} --help')"
+    return f"{message}{hint}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code (the console script's entry point)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in args
+    try:
+        result = app(args=args, prog_name="opsbook", standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        # A group called without a subcommand: show its help, as a usage error.
+        if exc.ctx is not None:
+            terminal.err(exc.ctx.get_help())
+        return 3
+    except ClickException as exc:
+        terminal.error(_usage_line(exc))
+        return 3
+    except OpsbookError as exc:
+        terminal.error(str(exc))
+        return exc.exit_code
+    except (typer.Abort, EOFError):
+        terminal.error("aborted")
+        return 3
+    except KeyboardInterrupt:
+        terminal.error("interrupted")
+        return 3
+    except BrokenPipeError:
+        return 3
+    except Exception as exc:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        else:
+            terminal.error(
+                f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for a traceback)"
+            )
+        return 3
+    if isinstance(result, bool) or not isinstance(result, int):
+        return 0
+    return result
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,10 @@
+"""Click's exception types, wherever this Typer version keeps them (vendored or not)."""
+
+from __future__ import annotations
+
+try:  # Typer >= 0.29 vendors Click as typer._click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older Typer on top of Click
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
+
+__all__ = ["ClickException", "NoArgsIsHelpError", "UsageError"]

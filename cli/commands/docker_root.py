@@ -1,0 +1,7 @@
+"""Placeholder: filled in by the docker_root issue."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(help="(not yet built)")

@@ -1,0 +1,266 @@
+"""The one module that writes to the terminal.
+
+Results go to stdout; progress, logs, warnings and prompts go to stderr. Rich is
+imported lazily (only the table format, Markdown and prompts need it), colour is used
+only on a TTY and never when ``NO_COLOR`` is set or ``--no-color`` is given, and data is
+never interpreted as Rich markup.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runbooks.model import Report, Status
+
+from .formats import RENDERERS, OutputFormat, render_junit, render_prometheus
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+_state: dict[str, Any] = {"no_color": False, "debug": False}
+_consoles: dict[str, Console] = {}
+
+STATUS_STYLE = {
+    Status.OK: "green",
+    Status.WARNING: "yellow",
+    Status.CRITICAL: "bold red",
+    Status.UNKNOWN: "magenta",
+}
+
+
+def configure(*, no_color: bool = False, debug: bool = False) -> None:
+    """Set global output preferences (from the root command's options)."""
+    _state["no_color"] = no_color or bool(os.environ.get("NO_COLOR"))
+    _state["debug"] = debug
+    _consoles.clear()
+
+
+def debug_enabled() -> bool:
+    """Whether ``--debug`` was given."""
+    return bool(_state["debug"])
+
+
+def _console(stream: str) -> Console:
+    if stream not in _consoles:
+        from rich.console import Console
+
+        file = sys.stdout if stream == "out" else sys.stderr
+        is_tty = file.isatty()
+        width = None if is_tty or os.environ.get("COLUMNS") else 120
+        _consoles[stream] = Console(
+            file=file,
+            no_color=_state["no_color"] or bool(os.environ.get("NO_COLOR")),
+            highlight=False,
+            markup=False,
+            emoji=False,
+            width=width,
+            soft_wrap=False,
+        )
+    return _consoles[stream]
+
+
+# ------------------------------------------------------------------ plain writes
+
+def out(text: str) -> None:
+    """Write *text* to stdout as is (machine-readable output, generated scripts)."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def err(text: str) -> None:
+    """Write a line to stderr as is."""
+    sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    sys.stderr.flush()
+
+
+def error(message: str) -> None:
+    """One clean error line on stderr."""
+    err(f"opsbook: error: {' '.join(message.split())}")
+
+
+def warn(message: str) -> None:
+    """A warning line on stderr."""
+    err(f"opsbook: warning: {message}")
+
+
+def info(message: str) -> None:
+    """A progress/log line on stderr."""
+    err(message)
+
+
+def stderr_is_tty() -> bool:
+    """Whether stderr is an interactive terminal (progress and prompts go there)."""
+    return sys.stderr.isatty()
+
+
+def stdin_is_tty() -> bool:
+    """Whether we can ask the user a question."""
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+# ------------------------------------------------------------------ reports
+
+def render_table(report: Report) -> None:
+    """Render *report* as Rich tables on stdout."""
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console("out")
+    if report.checks:
+        table = Table(title=Text(f"opsbook {report.command}"), title_justify="left", expand=False)
+        table.add_column("Status", no_wrap=True)
+        table.add_column("Check")
+        table.add_column("Target")
+        table.add_column("Summary", overflow="fold")
+        for check in report.checks:
+            table.add_row(
+                Text(check.status.value, style=STATUS_STYLE[check.status]),
+                Text(f"{check.source}: {check.name}" if check.source else check.name),
+                Text(check.target),
+                Text(check.summary),
+            )
+        console.print(table)
+    if report.steps:
+        steps = Table(title=Text("steps"), title_justify="left")
+        steps.add_column("Status", no_wrap=True)
+        steps.add_column("Step")
+        steps.add_column("Summary", overflow="fold")
+        for step in report.steps:
+            steps.add_row(
+                Text(step.status.value, style=STATUS_STYLE[step.status]),
+                Text(step.name),
+                Text(step.summary),
+            )
+        console.print(steps)
+    status = report.status
+    counts = report.counts()
+    tail = ", ".join(f"{n} {s.value.lower()}" for s, n in counts.items() if n)
+    line = Text(status.value, style=STATUS_STYLE[status])
+    line.append(f"  {len(report.checks)} checks" + (f" ({tail})" if tail else ""))
+    if report.mutating:
+        line.append(f"; changed: {str(report.changed).lower()}; dry run: {str(report.dry_run).lower()}")
+    line.append(f"; {report.duration_s:.2f}s")
+    console.print(line)
+
+
+def write_textfile(path: str | os.PathLike[str], report: Report) -> None:
+    """Write the Prometheus rendering atomically for node_exporter's textfile collector."""
+    from runbooks.fsutil import atomic_write
+
+    atomic_write(Path(path), render_prometheus(report), mode=0o644)
+
+
+def write_junit_file(path: str | os.PathLike[str], report: Report) -> None:
+    """Write the JUnit rendering atomically."""
+    from runbooks.fsutil import atomic_write
+
+    atomic_write(Path(path), render_junit(report), mode=0o644)
+
+
+def emit_report(
+    report: Report,
+    fmt: OutputFormat | str = OutputFormat.table,
+    *,
+    textfile: str | os.PathLike[str] | None = None,
+    junit_file: str | os.PathLike[str] | None = None,
+) -> int:
+    """Print *report* in *fmt* on stdout, write the optional files; return the exit code."""
+    fmt = OutputFormat(fmt)
+    if report.duration_s == 0.0:
+        report.finish()
+    if textfile:
+        write_textfile(textfile, report)
+    if junit_file:
+        write_junit_file(junit_file, report)
+    if fmt is OutputFormat.table:
+        render_table(report)
+    else:
+        out(RENDERERS[fmt](report))
+    return report.exit_code
+
+
+# ------------------------------------------------------------------ documents
+
+def markdown(text: str) -> None:
+    """Render Markdown on a terminal; print it as plain text on a pipe."""
+    if not sys.stdout.isatty():
+        out(text if text.endswith("\n") else text + "\n")
+        return
+    from rich.markdown import Markdown
+
+    _console("out").print(Markdown(text))
+
+
+def print_lines(rows: list[tuple[str, str]]) -> None:
+    """Two aligned columns on stdout (plain text: safe on pipes)."""
+    width = max((len(a) for a, _ in rows), default=0)
+    out("".join(f"{a.ljust(width)}  {b}\n" for a, b in rows))
+
+
+# ------------------------------------------------------------------ prompts
+
+def confirm(question: str, *, default: bool = False) -> bool:
+    """Ask a yes/no question on stderr; False when stdin is not a terminal."""
+    if not stdin_is_tty():
+        return False
+    suffix = " [y/N] " if not default else " [Y/n] "
+    sys.stderr.write(question + suffix)
+    sys.stderr.flush()
+    answer = sys.stdin.readline().strip().lower()
+    if not answer:
+        return default
+    return answer in ("y", "yes")
+
+
+def ask(question: str) -> str:
+    """Ask for a line of text on stderr ('' when stdin is not a terminal)."""
+    if not stdin_is_tty():
+        return ""
+    sys.stderr.write(question + " ")
+    sys.stderr.flush()
+    return sys.stdin.readline().rstrip("\n")
+
+
+def prompt_secret(label: str) -> str:
+    """Ask for a secret without echo (stderr prompt); '' when not interactive."""
+    if not stdin_is_tty():
+        return ""
+    import getpass
+
+    return getpass.getpass(f"{label}: ", stream=sys.stderr)
+
+
+@contextmanager
+def progress(description: str) -> Iterator[Callable[[int, int, int], None]]:
+    """Progress on stderr for a TTY only: yields ``update(done_bytes, total_bytes, files)``.
+
+    On a pipe the callback does nothing, so cron logs stay clean.
+    """
+    if not stderr_is_tty():
+        yield lambda done, total, files: None
+        return
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[files]} files"),
+        TimeRemainingColumn(),
+        console=_console("err"),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(description, total=None, files=0)
+
+        def update(done: int, total: int, files: int) -> None:
+            bar.update(task, completed=done, total=total or None, files=files)
+
+        yield update

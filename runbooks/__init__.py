@@ -1,0 +1,7 @@
+"""opsbook runbooks: the logic behind every command, free of any CLI concerns.
+
+Modules here return plain result objects (:mod:`runbooks.model`); they never print and
+never import Typer. Heavy third-party libraries are imported lazily inside functions.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""adsync: Azure AD Connect's view of Active Directory — DNS per server, DC ports, tenant sync."""

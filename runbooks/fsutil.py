@@ -1,0 +1,74 @@
+"""Atomic file writes: temp file in the same folder, fsync, rename, fsync the folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def atomic_write(
+    path: str | os.PathLike[str],
+    data: str | bytes,
+    *,
+    mode: int | None = None,
+    owner: tuple[int, int] | None = None,
+    overwrite: bool = True,
+    encoding: str = "utf-8",
+) -> Path:
+    """Write *data* to *path* so readers see either the old file or the new one.
+
+    The temporary file lives in the destination folder (rename is atomic only within
+    one filesystem). *mode* and *owner* default to those of the file being replaced
+    (or 0o644 for a new file). With ``overwrite=False`` an existing file raises
+    :class:`FileExistsError` and nothing is written.
+    """
+    target = Path(path)
+    payload = data.encode(encoding) if isinstance(data, str) else data
+    folder = target.parent if str(target.parent) else Path(".")
+    existing = None
+    with contextlib.suppress(FileNotFoundError):
+        existing = target.stat()
+    if existing is not None and not overwrite:
+        raise FileExistsError(f"{target} already exists")
+    if mode is None:
+        mode = (existing.st_mode & 0o7777) if existing else 0o644
+    if owner is None and existing is not None:
+        owner = (existing.st_uid, existing.st_gid)
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            if owner is not None and hasattr(os, "fchown"):
+                with contextlib.suppress(PermissionError):
+                    os.fchown(handle.fileno(), *owner)
+            os.fsync(handle.fileno())
+        if not overwrite:
+            # link() fails if the name appeared meanwhile, unlike rename().
+            os.link(tmp_name, target)
+            os.unlink(tmp_name)
+        else:
+            os.replace(tmp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    fsync_dir(folder)
+    return target
+
+
+def fsync_dir(folder: str | os.PathLike[str]) -> None:
+    """fsync a directory so a rename inside it survives a crash."""
+    try:
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

@@ -1,0 +1,90 @@
+"""Parsing of HOST[:PORT] targets (IPv6 as [addr]:port) and curl-style --resolve."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """A host name or address with a port; ``address`` overrides where to connect."""
+
+    host: str
+    port: int
+    address: str | None = None
+
+    @property
+    def connect_host(self) -> str:
+        """Where to connect: the --resolve address, or the host itself."""
+        return self.address or self.host
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def _port(text: str, original: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise InputError(f"invalid port in {original!r}: expected 1-65535")
+    return int(text)
+
+
+def parse_host_port(text: str, default_port: int) -> HostPort:
+    """Parse ``host``, ``host:port``, ``1.2.3.4:port``, ``::1`` or ``[::1]:port``."""
+    value = text.strip()
+    if not value:
+        raise InputError("empty host name")
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            raise InputError(f"invalid address {text!r}: missing ']'")
+        host = value[1:end]
+        rest = value[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise InputError(f"invalid address {text!r}")
+        port = _port(rest[1:], text) if rest else default_port
+        _check_ip(host, text)
+        return HostPort(host, port)
+    if value.count(":") > 1:  # bare IPv6 address without a port
+        _check_ip(value, text)
+        return HostPort(value, default_port)
+    host, sep, port_text = value.partition(":")
+    port = _port(port_text, text) if sep else default_port
+    _check_host(host, text)
+    return HostPort(host, port)
+
+
+def _check_ip(value: str, original: str) -> None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise InputError(f"invalid IPv6 address in {original!r}") from None
+
+
+def _check_host(host: str, original: str) -> None:
+    if not host or any(c.isspace() or c in "/\\@?#" for c in host) or len(host) > 253:
+        raise InputError(f"invalid host name {original!r}")
+
+
+def parse_resolve(entries: list[str] | None) -> dict[str, str]:
+    """Parse curl-style ``HOST:ADDRESS`` (or ``HOST:PORT:ADDRESS``) into {host: address}."""
+    mapping: dict[str, str] = {}
+    for entry in entries or []:
+        parts = entry.split(":", 1)
+        if len(parts) != 2 or not parts[0] or not parts[1]:
+            raise InputError(f"invalid --resolve {entry!r}: expected HOST:ADDRESS")
+        host, address = parts
+        # curl's HOST:PORT:ADDRESS form: drop the port.
+        head, sep, tail = address.partition(":")
+        if sep and head.isdigit() and tail:
+            address = tail
+        address = address.strip("[]")
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise InputError(f"invalid --resolve {entry!r}: {address!r} is not an IP address") from None
+        mapping[host.lower()] = address
+    return mapping
