@@ -17,15 +17,7 @@ from xml.etree import ElementTree as ET
 from runbooks import __version__
 from runbooks.model import CheckResult, Metric, Report, Status, metric_value
 
-
-class OutputFormat(str, enum.Enum):
-    """The output formats every checking command accepts."""
-
-    table = "table"
-    json = "json"
-    nagios = "nagios"
-    junit = "junit"
-    prometheus = "prometheus"
+from .outputformat import OutputFormat
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from .formats import OutputFormat
+from .outputformat import OutputFormat
 
 FormatOption = Annotated[
     OutputFormat,

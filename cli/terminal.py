@@ -17,13 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 from runbooks.model import Report, Status
 
-from .formats import RENDERERS, OutputFormat, render_junit, render_prometheus
+from .outputformat import OutputFormat
 
 if TYPE_CHECKING:
     from rich.console import Console
 
 _state: dict[str, Any] = {"no_color": False, "debug": False}
-_consoles: dict[str, Console] = {}
 
 STATUS_STYLE = {
     Status.OK: "green",
@@ -37,7 +36,6 @@ def configure(*, no_color: bool = False, debug: bool = False) -> None:
     """Set global output preferences (from the root command's options)."""
     _state["no_color"] = no_color or bool(os.environ.get("NO_COLOR"))
     _state["debug"] = debug
-    _consoles.clear()
 
 
 def debug_enabled() -> bool:
@@ -46,22 +44,21 @@ def debug_enabled() -> bool:
 
 
 def _console(stream: str) -> Console:
-    if stream not in _consoles:
-        from rich.console import Console
+    """A Rich console bound to the *current* sys.stdout / sys.stderr (never cached)."""
+    from rich.console import Console
 
-        file = sys.stdout if stream == "out" else sys.stderr
-        is_tty = file.isatty()
-        width = None if is_tty or os.environ.get("COLUMNS") else 120
-        _consoles[stream] = Console(
-            file=file,
-            no_color=_state["no_color"] or bool(os.environ.get("NO_COLOR")),
-            highlight=False,
-            markup=False,
-            emoji=False,
-            width=width,
-            soft_wrap=False,
-        )
-    return _consoles[stream]
+    file = sys.stdout if stream == "out" else sys.stderr
+    is_tty = file.isatty()
+    width = None if is_tty or os.environ.get("COLUMNS") else 120
+    return Console(
+        file=file,
+        no_color=_state["no_color"] or bool(os.environ.get("NO_COLOR")),
+        highlight=False,
+        markup=False,
+        emoji=False,
+        width=width,
+        soft_wrap=False,
+    )
 
 
 # ------------------------------------------------------------------ plain writes
@@ -155,12 +152,16 @@ def write_textfile(path: str | os.PathLike[str], report: Report) -> None:
     """Write the Prometheus rendering atomically for node_exporter's textfile collector."""
     from runbooks.fsutil import atomic_write
 
+    from .formats import render_prometheus
+
     atomic_write(Path(path), render_prometheus(report), mode=0o644)
 
 
 def write_junit_file(path: str | os.PathLike[str], report: Report) -> None:
     """Write the JUnit rendering atomically."""
     from runbooks.fsutil import atomic_write
+
+    from .formats import render_junit
 
     atomic_write(Path(path), render_junit(report), mode=0o644)
 
@@ -183,6 +184,8 @@ def emit_report(
     if fmt is OutputFormat.table:
         render_table(report)
     else:
+        from .formats import RENDERERS
+
         out(RENDERERS[fmt](report))
     return report.exit_code
 

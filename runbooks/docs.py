@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 
 from .errors import InputError
 
@@ -34,5 +33,7 @@ def load(name: str) -> RunbookDoc:
     """The document of runbook *name*; unknown names are an :class:`InputError`."""
     if name not in RUNBOOKS:
         raise InputError(f"unknown runbook {name!r}; choose from: {', '.join(RUNBOOKS)}")
+    from importlib import resources
+
     text = resources.files("runbooks").joinpath("docs", f"{name}.md").read_text(encoding="utf-8")
     return RunbookDoc(name, RUNBOOKS[name], text)

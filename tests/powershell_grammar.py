@@ -45,6 +45,15 @@ class ParsedScript:
             if n.type == "string_literal"
         ]
 
+    def command_names(self) -> list[str]:
+        """Names of every command invoked (``Write-Host``, ``Set-User``...)."""
+        data = self.source.encode("utf-8")
+        return [
+            data[n.start_byte : n.end_byte].decode("utf-8")
+            for n in self._nodes()
+            if n.type == "command_name"
+        ]
+
     def verbatim_literals(self) -> list[str]:
         """Source text of every single-quoted (verbatim) string literal."""
         return [s for s in self.string_literals() if s[:1] in "'\u2018\u2019\u201a\u201b"]

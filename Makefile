@@ -1,0 +1,42 @@
+# opsbook — two commands do all the set-up on a fresh Debian machine:
+#   make run    install into .venv and run the local-host suite (the main job)
+#   make test   install everything the tests need (Debian peers too, as root) and run them all
+VENV ?= .venv
+BIN := $(VENV)/bin
+SUITE ?= runbooks/examples/local.yaml
+FORMAT ?= table
+
+.PHONY: run test install install-test peers lint typecheck unit bench clean
+
+install:
+	@scripts/bootstrap-venv.sh $(VENV)
+
+install-test:
+	@scripts/bootstrap-venv.sh $(VENV) test
+
+peers:
+	@scripts/install-test-peers.sh
+
+run: install
+	@# 0 OK, 1 WARNING, 2 CRITICAL are reports about this host; only 3 (bad usage, internal error) fails make.
+	$(BIN)/opsbook run $(SUITE) --format $(FORMAT) || [ $$? -le 2 ]
+
+lint: install-test
+	$(BIN)/ruff check .
+
+typecheck: install-test
+	$(BIN)/mypy
+
+test: install-test peers
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+unit: install-test
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/runbooks tests/cli
+
+bench: install-test peers
+	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
