@@ -19,10 +19,26 @@ from .clickcompat import ClickException, NoArgsIsHelpError, UsageError
 from .commands import adsync, docker_root, exchange, run, runbooks_cmd, winrm
 from .options import examples
 
+COMMAND_LIST = """\b
+All commands:
+  opsbook runbooks [show NAME]                  the runbooks as documents
+  opsbook docker-root status                    data-root, driver, d_type, image store, space
+  opsbook docker-root move TARGET               move the data-root (plan, copy, switch, verify)
+  opsbook docker-root rollback                  back to the previous data-root
+  opsbook docker-root cleanup                   remove the old data-root after a verified move
+  opsbook winrm check HOST[:PORT]...            WinRM HTTPS listeners from the outside
+  opsbook winrm audit HOST...                   listeners vs machine certificates, over WinRM
+  opsbook winrm script                          PowerShell that binds the auto-enrolled certificate
+  opsbook adsync check --domain DOMAIN          DNS per server, DC ports, tenant sync freshness
+  opsbook exchange clear-previous-mailbox ID... script clearing previous-mailbox info
+  opsbook run SUITE.yaml                        a YAML suite of checks, in any format"""
+
 app = typer.Typer(
     name="opsbook",
     help="Safe, scriptable sysadmin runbooks for Docker, WinRM HTTPS, AD Connect and Exchange Online.",
-    epilog=examples(
+    epilog=COMMAND_LIST
+    + "\n\n"
+    + examples(
         "opsbook runbooks show docker-root",
         "opsbook docker-root move /srv/docker --dry-run",
         "opsbook winrm check srv1.corp.example.com --ca-file corp-root.pem",

@@ -115,8 +115,8 @@ def _perfdata(report: Report) -> list[str]:
             m = metric if isinstance(metric, Metric) else Metric(value)
             fields = [
                 f"{_perf_number(m.value)}{m.uom}",
-                _perf_number(m.warn),
-                _perf_number(m.crit),
+                _perf_number(m.warn) + (":" if m.low and m.warn is not None else ""),
+                _perf_number(m.crit) + (":" if m.low and m.crit is not None else ""),
                 _perf_number(m.min),
                 _perf_number(m.max),
             ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class OutputFormat(str, enum.Enum):
+class OutputFormat(str, enum.Enum):  # noqa: UP042 - Typer needs a str Enum
     """The output formats every checking command accepts."""
 
     table = "table"

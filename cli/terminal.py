@@ -69,6 +69,18 @@ def out(text: str) -> None:
     sys.stdout.flush()
 
 
+def out_bytes(data: bytes) -> None:
+    """Write raw *data* to stdout (a generated file whose encoding must not change)."""
+    sys.stdout.flush()
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (some test runners): best effort
+        sys.stdout.write(data.decode("utf-8"))
+    else:
+        buffer.write(data)
+        buffer.flush()
+    sys.stdout.flush()
+
+
 def err(text: str) -> None:
     """Write a line to stderr as is."""
     sys.stderr.write(text if text.endswith("\n") else text + "\n")

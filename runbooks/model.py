@@ -60,6 +60,8 @@ class Metric:
     crit: float | None = None
     min: float | None = None
     max: float | None = None
+    #: Lower is worse (days left, free space): thresholds render as Nagios ranges ``warn:``.
+    low: bool = False
 
 
 MetricValue = Metric | float | int

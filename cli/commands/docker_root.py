@@ -1,7 +1,236 @@
-"""Placeholder: filled in by the docker_root issue."""
+"""``opsbook docker-root``: status, move, rollback and cleanup of Docker's data-root."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
 import typer
 
-app = typer.Typer(help="(not yet built)")
+from runbooks.errors import InputError, RefusedError
+from runbooks.model import Report
+
+from .. import terminal
+from ..options import FormatOption, TextfileOption, examples
+from ..outputformat import OutputFormat
+
+if TYPE_CHECKING:
+    from runbooks.docker_root.control import EngineControl
+
+DEFAULT_STATE_DIR = "/var/lib/opsbook"
+
+app = typer.Typer(
+    help="Move Docker's data-root with zero data loss: status, move, rollback, cleanup.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+DaemonJsonOption = Annotated[
+    Path | None,
+    typer.Option("--daemon-json", metavar="PATH", dir_okay=False,
+                 help="daemon.json (default /etc/docker/daemon.json; rootless ~/.config/docker/daemon.json)."),
+]
+DockerHostOption = Annotated[
+    str | None,
+    typer.Option("--docker-host", metavar="URL", help="Engine URL (default: DOCKER_HOST, else the local socket)."),
+]
+StopOption = Annotated[
+    str | None,
+    typer.Option("--stop-command", metavar="CMD",
+                 help="Shell command that stops the engine when systemd does not manage it."),
+]
+StartOption = Annotated[
+    str | None,
+    typer.Option("--start-command", metavar="CMD",
+                 help="Shell command that starts the engine when systemd does not manage it."),
+]
+StateDirOption = Annotated[
+    Path, typer.Option("--state-dir", metavar="PATH", file_okay=False, help="Backups and the move journal.")
+]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without asking (automation).")]
+
+
+def _host(docker_host: str | None) -> str | None:
+    from runbooks.docker_root.engine import validate_host
+
+    return validate_host(docker_host or os.environ.get("DOCKER_HOST") or None)
+
+
+def _daemon_json(path: Path | None) -> str:
+    from runbooks.docker_root.host import default_daemon_json
+
+    return str(path) if path else default_daemon_json()
+
+
+def _control(docker_host: str | None, stop_command: str | None, start_command: str | None) -> EngineControl:
+    from runbooks.docker_root.control import EngineControl
+    from runbooks.docker_root.host import is_systemd_host
+
+    if bool(stop_command) != bool(start_command):
+        raise InputError("--stop-command and --start-command go together: give both or neither")
+    return EngineControl(docker_host, stop_command or None, start_command or None,
+                         systemd=is_systemd_host() and not stop_command)
+
+
+def build_report(
+    daemon_json: Path | None = None,
+    docker_host: str | None = None,
+    stop_command: str | None = None,
+    start_command: str | None = None,
+    state_dir: Path = Path(DEFAULT_STATE_DIR),
+) -> Report:
+    """The ``docker-root status`` report (also used by ``opsbook run``)."""
+    from runbooks.docker_root import status
+
+    del stop_command, start_command  # accepted for symmetry with the other docker-root commands
+    return status.build(_daemon_json(daemon_json), _host(docker_host), str(state_dir))
+
+
+@app.command(
+    epilog=examples(
+        "opsbook docker-root status",
+        "opsbook docker-root status -f nagios",
+        "opsbook docker-root status --docker-host unix:///run/user/1000/docker.sock -f json",
+    )
+)
+def status(
+    daemon_json: DaemonJsonOption = None,
+    docker_host: DockerHostOption = None,
+    stop_command: StopOption = None,
+    start_command: StartOption = None,
+    state_dir: StateDirOption = Path(DEFAULT_STATE_DIR),
+    fmt: FormatOption = OutputFormat.table,
+    textfile: TextfileOption = None,
+) -> None:
+    """Current data-root, driver, backing filesystem, d_type, image store, usage and free space."""
+    raise typer.Exit(terminal.emit_report(build_report(
+        daemon_json=daemon_json, docker_host=docker_host, stop_command=stop_command,
+        start_command=start_command, state_dir=state_dir), fmt, textfile=textfile))
+
+
+@app.command(
+    epilog=examples(
+        "opsbook docker-root move /srv/docker --dry-run",
+        "opsbook docker-root move /srv/docker              # shows the plan, asks",
+        "opsbook docker-root move /srv/docker --yes -f json",
+        "opsbook docker-root move /srv/docker --stop-command 'service docker stop' \\",
+        "    --start-command 'service docker start' --yes",
+    )
+)
+def move(
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="New data-root (absolute path, empty or new).")],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; change and write nothing.")] = False,
+    yes: YesOption = False,
+    containerd_root_moved: Annotated[
+        bool,
+        typer.Option("--containerd-root-moved",
+                     help="The containerd image store is in use and you move /var/lib/containerd yourself."),
+    ] = False,
+    daemon_json: DaemonJsonOption = None,
+    docker_host: DockerHostOption = None,
+    stop_command: StopOption = None,
+    start_command: StartOption = None,
+    state_dir: StateDirOption = Path(DEFAULT_STATE_DIR),
+    fmt: FormatOption = OutputFormat.table,
+    textfile: TextfileOption = None,
+) -> None:
+    """Move the data-root to TARGET: plan, copy (warm, then final delta), switch, verify.
+
+    Old data is never deleted (see 'cleanup'). Any failure after the engine was stopped
+    rolls back automatically.
+    """
+    from runbooks.docker_root import move as mv
+
+    host_url = _host(docker_host)
+    opts = mv.MoveOptions(
+        target=target, daemon_json=_daemon_json(daemon_json), docker_host=host_url, state_dir=str(state_dir),
+        control=_control(host_url, stop_command, start_command), dry_run=dry_run,
+        allow_containerd_store=containerd_root_moved,
+    )
+    plan = mv.make_plan(opts)
+    if plan.nothing_to_do or dry_run:
+        raise typer.Exit(terminal.emit_report(plan.report, fmt, textfile=textfile))
+    if plan.blockers:
+        terminal.emit_report(plan.report, fmt, textfile=textfile)
+        raise RefusedError("move refused: " + "; ".join(b.summary for b in plan.blockers))
+    if not yes:
+        if not terminal.stdin_is_tty():
+            raise RefusedError("move changes the host: give --yes (or run it on a terminal to confirm the plan)")
+        terminal.emit_report(plan.report, OutputFormat.table)
+        if not terminal.confirm(f"Move Docker's data-root to {target}?"):
+            raise RefusedError("not confirmed: nothing changed")
+    with terminal.progress("copying") as update:
+        report = mv.apply(plan, progress=update if terminal.stderr_is_tty() else None)
+    raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
+
+
+@app.command(
+    epilog=examples(
+        "opsbook docker-root rollback",
+        "opsbook docker-root rollback --yes --state-dir /var/lib/opsbook",
+    )
+)
+def rollback(
+    yes: YesOption = False,
+    daemon_json: DaemonJsonOption = None,
+    docker_host: DockerHostOption = None,
+    stop_command: StopOption = None,
+    start_command: StartOption = None,
+    state_dir: StateDirOption = Path(DEFAULT_STATE_DIR),
+    fmt: FormatOption = OutputFormat.table,
+    textfile: TextfileOption = None,
+) -> None:
+    """Restore the previous daemon.json and start the engine on the old root (after a move or a crash)."""
+    from runbooks.docker_root import rollback as rb
+
+    host_url = _host(docker_host)
+    j = rb.check_can_rollback(str(state_dir))
+    ctl = _control(host_url, stop_command, start_command)
+    if not ctl.usable:
+        raise InputError("systemd does not manage the engine here: give --stop-command and --start-command")
+    behind = rb.left_behind(j, host_url)
+    terminal.warn(
+        f"rollback returns to {j.data['old_root']} as it was before the move; anything created on "
+        f"{j.data['target']} since (images, container writes, volume data) stays behind there"
+        + (f": {'; '.join(behind)}" if behind else "")
+    )
+    if not yes:
+        if not terminal.stdin_is_tty():
+            raise RefusedError("rollback restarts the engine: give --yes (or confirm on a terminal)")
+        if not terminal.confirm("Roll back?"):
+            raise RefusedError("not confirmed: nothing changed")
+    report = rb.run(j, ctl, _daemon_json(daemon_json) if daemon_json else str(j.data["daemon_json"]), host_url)
+    raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
+
+
+@app.command(
+    epilog=examples(
+        "opsbook docker-root cleanup             # asks you to type the old path",
+        "opsbook docker-root cleanup --yes",
+    )
+)
+def cleanup(
+    yes: YesOption = False,
+    daemon_json: DaemonJsonOption = None,
+    docker_host: DockerHostOption = None,
+    stop_command: StopOption = None,
+    start_command: StartOption = None,
+    state_dir: StateDirOption = Path(DEFAULT_STATE_DIR),
+    fmt: FormatOption = OutputFormat.table,
+    textfile: TextfileOption = None,
+) -> None:
+    """Remove the old data-root: only after a verified move, with --yes or the typed old path."""
+    from runbooks.docker_root import cleanup as cl
+    from runbooks.docker_root.journal import Journal
+
+    del stop_command, start_command
+    host_url = _host(docker_host)
+    j = Journal(str(state_dir)).load()
+    old_root = cl.check(j, host_url, _daemon_json(daemon_json) if daemon_json else str(j.data["daemon_json"]))
+    if not yes:
+        if not terminal.stdin_is_tty():
+            raise RefusedError(f"cleanup deletes {old_root}: give --yes (or type the path on a terminal)")
+        if terminal.ask(f"Type {old_root} to delete it:").strip() != old_root:
+            raise RefusedError("the path typed does not match: nothing deleted")
+    raise typer.Exit(terminal.emit_report(cl.remove(j, old_root), fmt, textfile=textfile))

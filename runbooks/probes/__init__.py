@@ -7,8 +7,8 @@ the total time is bounded by the timeout, not by the number of targets.
 from __future__ import annotations
 
 from .concurrency import run_bounded
-from .tcp import PortState, TcpResult, tcp_connect, tcp_probe
 from .targets import HostPort, parse_host_port, parse_resolve
+from .tcp import PortState, TcpResult, tcp_connect, tcp_probe
 
 __all__ = [
     "HostPort",

@@ -74,7 +74,7 @@ def tcp_probe(host: str, port: int, timeout: float) -> TcpResult:
     start = time.perf_counter()
     try:
         sock = tcp_connect(host, port, timeout)
-    except (TimeoutError, socket.timeout):
+    except TimeoutError:
         return TcpResult(host, port, PortState.FILTERED, time.perf_counter() - start, "timed out")
     except socket.gaierror as exc:
         return TcpResult(host, port, PortState.ERROR, time.perf_counter() - start, f"cannot resolve: {exc.strerror}")

@@ -1,0 +1,221 @@
+"""``adsync check``: DNS per server, DC discovery, the port matrix (and Graph), all at once.
+
+Everything runs concurrently in one thread pool, and work is started as soon as what it
+needs is known: the port probes of a DC start when the first server returns its address,
+not when the slowest (or a dead) DNS server has timed out. The wall time is therefore
+about one timeout for the DNS questions plus, overlapping, one for the port probes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import OpsbookError
+from ..model import CheckResult, Report, Status
+from ..probes.dns import DnsAnswer, DnsOutcome, dns_query, server_label
+from ..probes.targets import HostPort
+from .dns_health import Question, assess_dns, base_questions, dc_locator_question
+from .ports import DEFAULT_PORTS, PortProbe, PortSpec, assess_dc, probe_port, unresolved_dc
+
+
+@dataclass
+class AdsyncOptions:
+    """What ``adsync check`` asks, parsed and validated."""
+
+    domain: str
+    dns_servers: list[HostPort]  # host is an IP address
+    dcs: list[str] = field(default_factory=list)  # empty: discover through SRV
+    ports: list[PortSpec] = field(default_factory=lambda: list(DEFAULT_PORTS))
+    timeout: float = 2.0
+    resolve: dict[str, str] = field(default_factory=dict)
+    #: Threads; 1 runs every probe one after another (the benchmark's baseline).
+    concurrency: int = 256
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class _Dc:
+    name: str
+    address: str | None = None
+    probes_started: bool = False
+    probes: dict[PortSpec, PortProbe] = field(default_factory=dict)
+
+
+class _Run:
+    """The event loop: submit, wait for whatever finishes, submit what it unlocks."""
+
+    def __init__(self, options: AdsyncOptions, pool: ThreadPoolExecutor) -> None:
+        self.o = options
+        self.pool = pool
+        self.pending: dict[Future[Any], tuple[str, Any]] = {}
+        self.servers = [server_label(s.host, s.port) for s in options.dns_servers]
+        self.answers: dict[tuple[str, Question], DnsAnswer] = {}
+        self.tcp: dict[str, DnsAnswer] = {}
+        self.dcs: dict[str, _Dc] = {}
+        self.extra: list[CheckResult] = []
+        self.extra_error: BaseException | None = None
+        self.locator = dc_locator_question(options.domain)
+
+    def submit(self, kind: str, key: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.pending[self.pool.submit(func, *args, **kwargs)] = (kind, key)
+
+    def ask(self, server: HostPort, question: Question, tcp: bool = False) -> None:
+        label = server_label(server.host, server.port)
+        self.submit("tcp" if tcp else "q", (label, question), dns_query, server.host, question[0], question[1],
+                    port=server.port, timeout=self.o.timeout, tcp=tcp)
+
+    def add_dc(self, name: str, hint: str | None = None) -> None:
+        key = name.rstrip(".").lower()
+        if key in self.dcs:
+            dc = self.dcs[key]
+        else:
+            dc = self.dcs[key] = _Dc(key)
+            if _is_ip(key):
+                dc.address = key
+            else:
+                for server in self.o.dns_servers:
+                    self.ask(server, (key, "A"))
+                dc.address = self.o.resolve.get(key)
+        if dc.address is None and hint:
+            dc.address = hint
+        self.start_probes(dc)
+
+    def start_probes(self, dc: _Dc) -> None:
+        if dc.probes_started or dc.address is None:
+            return
+        dc.probes_started = True
+        for spec in self.o.ports:
+            self.submit("port", (dc.name, spec), probe_port, dc.address, spec, self.o.domain, self.o.timeout)
+
+    def handle(self, kind: str, key: Any, value: Any) -> None:
+        if kind == "q":
+            answer: DnsAnswer = value
+            self.answers[key] = answer
+            question = key[1]
+            if question == self.locator and not self.o.dcs and answer.outcome is DnsOutcome.DATA:
+                for target, _port in answer.srv_targets():
+                    addresses = answer.additional.get(target, ())
+                    hint = next((a for a in addresses if _is_ip(a)), None)
+                    self.add_dc(target, hint)
+            elif question[1] == "A" and question[0] in self.dcs and answer.outcome is DnsOutcome.DATA:
+                dc = self.dcs[question[0]]
+                if dc.address is None:
+                    dc.address = answer.records[0]
+                    self.start_probes(dc)
+        elif kind == "tcp":
+            self.tcp[key[0]] = value
+        elif kind == "port":
+            name, spec = key
+            self.dcs[name].probes[spec] = value
+        elif kind == "extra":
+            self.extra.extend(value)
+
+    def run(self, extra: Callable[[], list[CheckResult]] | None) -> None:
+        for server in self.o.dns_servers:
+            for question in base_questions(self.o.domain):
+                self.ask(server, question)
+            self.ask(server, self.locator, tcp=True)
+        if extra is not None:
+            self.submit("extra", None, extra)
+        for name in self.o.dcs:
+            self.add_dc(name)
+        while self.pending:
+            done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+            for future in done:
+                kind, key = self.pending.pop(future)
+                try:
+                    value = future.result()
+                except Exception as exc:
+                    if kind != "extra" or isinstance(exc, OpsbookError):
+                        raise  # bad input (e.g. Graph options): stop at once
+                    self.extra_error = exc
+                    continue
+                self.handle(kind, key, value)
+
+    def questions(self) -> list[Question]:
+        dc_questions = [(name, "A") for name in self.dcs if not _is_ip(name)]
+        return [*base_questions(self.o.domain), *dc_questions]
+
+
+def _discovery(options: AdsyncOptions, run: _Run) -> CheckResult:
+    domain = options.domain
+    rows = [{"dc": dc.name, "address": dc.address} for dc in run.dcs.values()]
+    per_server: dict[str, list[str]] = {}
+    for server in run.servers:
+        answer = run.answers.get((server, run.locator))
+        if answer is not None and answer.outcome is DnsOutcome.DATA:
+            per_server[server] = sorted(t for t, _ in answer.srv_targets())
+    details: dict[str, Any] = {"source": "--dc" if options.dcs else f"SRV {run.locator[0]}", "dcs": rows,
+                               "srv_targets_per_server": per_server}
+    if not run.dcs:
+        return CheckResult("adsync.dc.discovery", domain, "domain controller discovery", Status.CRITICAL,
+                           f"no domain controller found: no DNS server returns SRV {run.locator[0]}",
+                           details=details, metrics={"dcs": 0})
+    names = ", ".join(f"{d.name} ({d.address or 'no address'})" for d in run.dcs.values())
+    source = "given with --dc" if options.dcs else "from SRV"
+    summary = f"{len(run.dcs)} domain controller(s) {source}: {names}"
+    status = Status.OK
+    if len({tuple(v) for v in per_server.values()}) > 1:
+        status = Status.WARNING
+        summary += "; the DNS servers disagree on the DC list (stale SRV records?)"
+    return CheckResult("adsync.dc.discovery", domain, "domain controller discovery", status, summary,
+                       details=details, metrics={"dcs": len(run.dcs)})
+
+
+def collect(options: AdsyncOptions, extra: Callable[[], list[CheckResult]] | None = None) -> list[CheckResult]:
+    """Run every probe and return the check results (DNS, discovery, ports, then *extra*'s).
+
+    *extra* (the Graph checks) runs in the same pool, concurrently with the probes. An
+    :class:`~runbooks.errors.OpsbookError` from it (bad input) is raised at once.
+    """
+    if not options.dns_servers:
+        raise OpsbookError("no DNS server to ask: give --dns ADDRESS")
+    workers = max(1, options.concurrency)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opsbook-adsync")
+    run = _Run(options, pool)
+    try:
+        run.run(extra)
+    except BaseException:
+        # Do not wait for probes still in flight: each ends by itself within the timeout.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    results = assess_dns(options.domain, run.servers, run.answers, run.questions(), run.tcp)
+    results.append(_discovery(options, run))
+    asked_rpc = any(spec.rpc_dynamic for spec in options.ports)
+    for dc in run.dcs.values():
+        if dc.address is None:
+            results.append(unresolved_dc(dc.name, run.servers))
+            continue
+        probes = [dc.probes[spec] for spec in options.ports if spec in dc.probes]
+        results.append(assess_dc(dc.name, dc.address, probes, asked_rpc))
+    results.extend(run.extra)
+    if run.extra_error is not None:
+        exc = run.extra_error
+        results.append(CheckResult("adsync.graph", "graph", "tenant sync (Microsoft Graph)", Status.UNKNOWN,
+                                   f"the Graph check failed with an internal error ({exc.__class__.__name__})"))
+    return results
+
+
+def run_check(options: AdsyncOptions, extra: Callable[[], list[CheckResult]] | None = None) -> Report:
+    """The whole ``adsync check`` as a report."""
+    report = Report("adsync check")
+    report.checks.extend(collect(options, extra))
+    report.extra["adsync"] = {
+        "domain": options.domain,
+        "dns_servers": [server_label(s.host, s.port) for s in options.dns_servers],
+        "timeout_s": options.timeout,
+        "ports": [str(p) for p in options.ports] if len(options.ports) <= 64 else f"{len(options.ports)} ports",
+    }
+    return report.finish()

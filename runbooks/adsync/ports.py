@@ -1,0 +1,217 @@
+"""The ports AD Connect needs on each domain controller, probed in three states like PortQry.
+
+open (an answer), closed (RST, or ICMP port unreachable for UDP) and filtered (no answer
+in time). UDP ports get a real protocol request (:mod:`runbooks.probes.udp`), because a
+UDP service only answers what it understands. Each closed or filtered port is reported
+with the AD Connect functions it breaks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import InputError
+from ..model import CheckResult, MetricValue, Status, worst
+from ..probes.tcp import PortState, tcp_probe
+from ..probes.udp import payload_for, udp_probe
+
+#: The RPC dynamic range (Windows Server 2008 and later); probed only when asked.
+RPC_DYNAMIC = (49152, 65535)
+#: Most ports one run may probe per DC (the whole RPC range plus the usual ports).
+MAX_PORTS = 16384 + 64
+
+
+@dataclass(frozen=True, order=True)
+class PortSpec:
+    """One port and protocol, ``389/udp``."""
+
+    port: int
+    proto: str  # "tcp" or "udp"
+
+    def __str__(self) -> str:
+        return f"{self.port}/{self.proto}"
+
+    @property
+    def rpc_dynamic(self) -> bool:
+        """Inside the RPC dynamic range 49152-65535/tcp."""
+        return self.proto == "tcp" and RPC_DYNAMIC[0] <= self.port <= RPC_DYNAMIC[1]
+
+
+@dataclass(frozen=True)
+class PortRole:
+    """What a port is for and what breaks when the sync server cannot reach it."""
+
+    service: str
+    breaks: str
+    severity: Status = Status.CRITICAL
+
+
+ROLES: dict[tuple[int, str], PortRole] = {
+    (53, "tcp"): PortRole("DNS", "DC location and name lookups of large answers on this DC"),
+    (53, "udp"): PortRole("DNS", "DC location and name lookups: import, export and password hash sync"),
+    (88, "tcp"): PortRole("Kerberos", "Kerberos authentication to AD: import/export, password hash sync, "
+                          "password writeback, Seamless SSO set-up"),
+    (88, "udp"): PortRole("Kerberos", "Kerberos authentication to AD (small tickets go over UDP)"),
+    (135, "tcp"): PortRole("RPC endpoint mapper", "password hash sync (DRS replication over RPC) and the "
+                           "configuration wizard binding to the forest"),
+    (389, "tcp"): PortRole("LDAP", "import and export (the whole sync), password writeback, group and device "
+                           "writeback"),
+    (389, "udp"): PortRole("CLDAP", "DC locator pings (the sync server cannot pick a DC)"),
+    (445, "tcp"): PortRole("SMB", "Seamless SSO (creating/rolling the AZUREADSSOACC computer account) and "
+                           "password writeback"),
+    (636, "tcp"): PortRole("LDAPS", "import and export when AD Connect is configured for LDAP over SSL",
+                           Status.WARNING),
+    (3268, "tcp"): PortRole("Global catalog", "forest-wide lookups by the wizard and multi-domain forests",
+                            Status.WARNING),
+}
+RPC_ROLE = PortRole("RPC dynamic", "password hash sync (DRS GetNCChanges) and the configuration wizard")
+
+DEFAULT_PORTS_TEXT = "53/tcp,53/udp,88/tcp,88/udp,135/tcp,389/tcp,389/udp,445/tcp,636/tcp,3268/tcp"
+
+
+def role_of(spec: PortSpec) -> PortRole:
+    """The role of *spec* (an unknown port: "asked for", CRITICAL when blocked)."""
+    if spec.rpc_dynamic:
+        return RPC_ROLE
+    return ROLES.get((spec.port, spec.proto), PortRole(f"port {spec}", "whatever uses this port (asked for)"))
+
+
+def parse_ports(text: str) -> list[PortSpec]:
+    """Parse ``53/tcp,53/udp,49152-65535/tcp`` (PORT/PROTO or FIRST-LAST/PROTO; tcp when omitted)."""
+    specs: list[PortSpec] = []
+    seen: set[PortSpec] = set()
+    for raw in text.split(","):
+        item = raw.strip().lower()
+        if not item:
+            continue
+        ports_text, _, proto = item.partition("/")
+        proto = proto or "tcp"
+        if proto not in ("tcp", "udp"):
+            raise InputError(f"invalid port {raw.strip()!r}: protocol must be tcp or udp")
+        first_text, dash, last_text = ports_text.partition("-")
+        try:
+            first = int(first_text)
+            last = int(last_text) if dash else first
+        except ValueError:
+            raise InputError(f"invalid port {raw.strip()!r}: expected PORT/PROTO such as 389/tcp") from None
+        if not (0 < first <= last < 65536):
+            raise InputError(f"invalid port {raw.strip()!r}: ports are 1-65535, ranges FIRST-LAST")
+        for port in range(first, last + 1):
+            spec = PortSpec(port, proto)
+            if spec not in seen:
+                seen.add(spec)
+                specs.append(spec)
+        if len(specs) > MAX_PORTS:
+            raise InputError(f"--ports lists more than {MAX_PORTS} ports")
+    if not specs:
+        raise InputError("--ports is empty: give e.g. 389/tcp,389/udp")
+    return specs
+
+
+DEFAULT_PORTS = parse_ports(DEFAULT_PORTS_TEXT)
+
+
+@dataclass(frozen=True)
+class PortProbe:
+    """The state of one port of one DC."""
+
+    spec: PortSpec
+    state: PortState
+    latency_s: float
+    error: str = ""
+
+
+def probe_port(address: str, spec: PortSpec, domain: str, timeout: float) -> PortProbe:
+    """Probe one port of one DC address (TCP connect, or UDP with the protocol's request)."""
+    if spec.proto == "udp":
+        u = udp_probe(address, spec.port, payload_for(spec.port, domain), timeout)
+        return PortProbe(spec, u.state, u.latency_s, u.error)
+    t = tcp_probe(address, spec.port, timeout)
+    return PortProbe(spec, t.state, t.latency_s, t.error)
+
+
+def _port_status(probe: PortProbe) -> Status:
+    if probe.state is PortState.OPEN:
+        return Status.OK
+    if probe.state is PortState.ERROR:
+        return Status.UNKNOWN
+    if probe.spec.rpc_dynamic:
+        # Nothing listens on most of the range: closed is normal, filtered is the firewall.
+        return Status.OK if probe.state is PortState.CLOSED else RPC_ROLE.severity
+    return role_of(probe.spec).severity
+
+
+def assess_dc(dc: str, address: str, probes: Sequence[PortProbe], asked_rpc: bool) -> CheckResult:
+    """One DC's port matrix as a check: the closed/filtered ports and what each breaks."""
+    plain = [p for p in probes if not p.spec.rpc_dynamic]
+    rpc = [p for p in probes if p.spec.rpc_dynamic]
+    rows: list[dict[str, Any]] = []
+    problems: list[tuple[Status, str]] = []
+    breaks: list[str] = []
+    for probe in plain:
+        role = role_of(probe.spec)
+        status = _port_status(probe)
+        row: dict[str, Any] = {
+            "port": probe.spec.port, "proto": probe.spec.proto, "state": probe.state.value,
+            "service": role.service, "latency_ms": round(probe.latency_s * 1000, 1),
+        }
+        if probe.error:
+            row["error"] = probe.error
+        if status is not Status.OK:
+            row["breaks"] = role.breaks
+            problems.append((status, f"{probe.spec} {probe.state.value} ({role.service})"))
+            breaks.append(f"{role.service}: {role.breaks}")
+        rows.append(row)
+    details: dict[str, Any] = {"dc": dc, "address": address, "ports": rows}
+    counts = {state.value: sum(1 for p in probes if p.state is state) for state in PortState}
+    if rpc:
+        filtered = [p.spec.port for p in rpc if p.state is PortState.FILTERED]
+        opened = [p.spec.port for p in rpc if p.state is PortState.OPEN]
+        details["rpc_dynamic"] = {
+            "probed": len(rpc), "open": opened[:50], "open_count": len(opened),
+            "closed_count": sum(1 for p in rpc if p.state is PortState.CLOSED),
+            "filtered_count": len(filtered), "filtered_sample": filtered[:20],
+        }
+        if filtered:
+            problems.append((RPC_ROLE.severity, (
+                f"RPC dynamic range: {len(filtered)} of {len(rpc)} ports filtered (breaks {RPC_ROLE.breaks})")))
+        errors = [p for p in rpc if p.state is PortState.ERROR]
+        if errors:
+            problems.append((Status.UNKNOWN, f"RPC dynamic range: {len(errors)} probe(s) failed ({errors[0].error})"))
+    if not asked_rpc:
+        details["rpc_dynamic"] = {
+            "probed": 0,
+            "note": "RPC dynamic range 49152-65535/tcp not probed (ask with --ports 49152-65535/tcp)",
+        }
+    status = worst(s for s, _ in problems)
+    who = dc if dc == address else f"{dc} ({address})"
+    if problems:
+        ordered = sorted(problems, key=lambda p: -p[0].severity)
+        summary = f"{who}: " + ", ".join(text for _, text in ordered)
+        unique = list(dict.fromkeys(breaks))
+        if 0 < len(unique) <= 2:
+            summary += " — breaks " + "; ".join(unique)
+        elif unique:
+            summary += " — see details for what each breaks"
+    else:
+        summary = f"{who}: all {len(probes)} ports open"
+        if rpc:
+            summary = f"{who}: all {len(plain)} ports open, RPC dynamic range reachable"
+    if not asked_rpc:
+        summary += "; RPC dynamic range not probed"
+    metrics: dict[str, MetricValue] = {state: count for state, count in counts.items() if state != "error" or count}
+    return CheckResult("adsync.dc.ports", dc, "ports from the sync server to the DC", status, summary,
+                       details=details, metrics=metrics,
+                       duration_s=round(max((p.latency_s for p in probes), default=0.0), 4))
+
+
+def unresolved_dc(dc: str, servers: Sequence[str]) -> CheckResult:
+    """A DC whose address no DNS server (nor --resolve) gave: its ports cannot be probed."""
+    return CheckResult(
+        "adsync.dc.ports", dc, "ports from the sync server to the DC", Status.CRITICAL,
+        f"{dc}: no DNS server ({', '.join(servers) or 'none'}) returns an address for it, ports not probed "
+        "(give one with --resolve HOST:ADDRESS)",
+        details={"dc": dc, "address": None},
+    )

@@ -1,0 +1,82 @@
+"""Remove the old data-root, only after a verified move."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from runbooks.errors import RefusedError
+from runbooks.model import CheckResult, Report, Status
+
+from . import engine, host, journal
+
+
+def references(old_root: str, docker_host: str | None, daemon_json: str, proc: str = "/proc") -> list[str]:
+    """What still references *old_root*: daemon.json, dockerd flags, mounts, open files."""
+    refs = []
+    cfg = host.read_daemon_json(daemon_json)
+    if cfg.data_root and host.is_under(cfg.data_root, old_root):
+        refs.append(f"{daemon_json} sets data-root {cfg.data_root}")
+    for p in host.dockerd_processes(docker_host, proc=proc):
+        for flag in p.flags:
+            refs.append(f"dockerd (pid {p.pid}) has {flag}")
+    real = os.path.realpath(old_root)
+    try:
+        with open("/proc/self/mountinfo") as handle:
+            for line in handle:
+                point = line.split()[4]
+                if point == real or point.startswith(real + "/"):
+                    refs.append(f"{point} is mounted")
+                    break
+    except OSError:
+        pass
+    return refs
+
+
+def check(j: journal.Journal, docker_host: str | None, daemon_json: str) -> str:
+    """The old root to remove; RefusedError unless the move was verified and nothing uses it."""
+    if j.status != journal.VERIFIED:
+        raise RefusedError(
+            f"the move journal says '{j.status}', not 'verified': cleanup only runs after a verified move"
+        )
+    old_root = str(j.data["old_root"])
+    target = str(j.data["target"])
+    try:
+        client = engine.connect(docker_host)
+    except engine.EngineUnavailable as exc:
+        raise RefusedError(f"the engine does not answer ({exc}): cannot confirm it runs on {target}") from None
+    info = engine.engine_info(client)
+    client.close()
+    if not engine.is_running_on(info, target):
+        raise RefusedError(f"Docker runs on {info.root_dir}, not on the new root {target}: not removing {old_root}")
+    if host.is_under(info.root_dir, old_root) or host.is_under(old_root, info.root_dir):
+        raise RefusedError(f"{old_root} overlaps the running data-root {info.root_dir}")
+    refs = references(old_root, docker_host, daemon_json)
+    if refs:
+        raise RefusedError(f"{old_root} is still referenced: " + "; ".join(refs))
+    return old_root
+
+
+def remove(j: journal.Journal, old_root: str) -> Report:
+    """Delete *old_root* (after :func:`check`) and record it in the journal."""
+    report = Report(command="docker-root cleanup", mutating=True)
+    if not os.path.isdir(old_root):
+        report.add(CheckResult("docker_root.cleanup", old_root, "old root removed", Status.OK,
+                               f"{old_root} is already gone"))
+        j.set(status=journal.CLEANED)
+        return report
+    usage = host.usage(old_root)
+    # rm --one-file-system never follows into something mounted below the old root.
+    proc = subprocess.run(["rm", "-rf", "--one-file-system", "--", old_root], capture_output=True, text=True,
+                          check=False, timeout=24 * 3600)
+    if proc.returncode != 0 and shutil.which("rm"):
+        report.add(CheckResult("docker_root.cleanup", old_root, "old root removed", Status.CRITICAL,
+                               f"rm failed: {proc.stderr.strip()[:300]}"))
+        return report
+    j.set(status=journal.CLEANED)
+    report.changed = True
+    report.add(CheckResult("docker_root.cleanup", old_root, "old root removed", Status.OK,
+                           f"{old_root} removed ({usage.bytes / (1 << 30):.2f} GiB, {usage.inodes} inodes freed)",
+                           metrics={"freed_bytes": usage.bytes}))
+    return report

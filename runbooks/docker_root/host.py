@@ -1,0 +1,397 @@
+"""What the host shows about Docker without asking the engine.
+
+daemon.json (with duplicate-key detection), data-root flags in the running dockerd's
+command line and in the systemd unit, free space and inodes, filesystem type from
+``/proc/self/mountinfo`` and a read-only d_type probe.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import json
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DAEMON_JSON = "/etc/docker/daemon.json"
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+DATA_ROOT_FLAGS = ("-g", "--graph", "--data-root")
+UNSUPPORTED_FS = {
+    "nfs": "NFS",
+    "nfs4": "NFS",
+    "cifs": "CIFS/SMB",
+    "smb3": "CIFS/SMB",
+    "smbfs": "CIFS/SMB",
+    "overlay": "overlayfs",
+    "9p": "9p",
+    "ecryptfs": "eCryptfs",
+}
+SYSTEMD_UNIT_DIRS = ("/etc/systemd/system", "/run/systemd/system", "/usr/lib/systemd/system", "/lib/systemd/system")
+
+
+def default_daemon_json() -> str:
+    """The daemon.json path: /etc/docker/daemon.json, or ~/.config/docker/daemon.json when rootless."""
+    if os.geteuid() != 0:
+        base = os.environ.get("XDG_CONFIG_HOME") or os.path.expanduser("~/.config")
+        return os.path.join(base, "docker", "daemon.json")
+    return DEFAULT_DAEMON_JSON
+
+
+# ------------------------------------------------------------------ daemon.json
+
+class DuplicateKeyError(ValueError):
+    """daemon.json holds the same key twice (dockerd would take one silently)."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(f"duplicate key {key!r}")
+        out[key] = value
+    return out
+
+
+@dataclass
+class DaemonConfig:
+    """daemon.json as read: ``data`` is None when missing or unusable (see ``error``)."""
+
+    path: str
+    exists: bool
+    text: str = ""
+    data: dict[str, Any] | None = None
+    error: str = ""
+    mode: int = 0o644
+    owner: tuple[int, int] = (0, 0)
+
+    @property
+    def usable(self) -> bool:
+        """Whether opsbook may rewrite this file (readable, valid, an object, no duplicates)."""
+        return not self.error
+
+    @property
+    def data_root(self) -> str | None:
+        """The data-root it sets (``data-root`` or the deprecated ``graph``), if any."""
+        if not self.data:
+            return None
+        value = self.data.get("data-root", self.data.get("graph"))
+        return str(value) if value else None
+
+
+def parse_daemon_json(text: str) -> dict[str, Any]:
+    """Parse daemon.json text; raises ValueError (invalid, not an object, duplicate keys)."""
+    if not text.strip():
+        return {}
+    data = json.loads(text, object_pairs_hook=_no_duplicates)
+    if not isinstance(data, dict):
+        raise ValueError(f"the top level is a JSON {type(data).__name__}, not an object")
+    return data
+
+
+def read_daemon_json(path: str | os.PathLike[str]) -> DaemonConfig:
+    """Read daemon.json; never raises for a bad file (the error is in ``.error``)."""
+    name = str(path)
+    try:
+        st = os.stat(name)
+    except FileNotFoundError:
+        return DaemonConfig(name, exists=False, data={})
+    except OSError as exc:
+        return DaemonConfig(name, exists=True, error=f"cannot read {name}: {exc.strerror}")
+    cfg = DaemonConfig(name, exists=True, mode=st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
+    try:
+        with open(name, encoding="utf-8") as handle:
+            cfg.text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        cfg.error = f"cannot read {name}: {getattr(exc, 'strerror', None) or exc}"
+        return cfg
+    try:
+        cfg.data = parse_daemon_json(cfg.text)
+    except DuplicateKeyError as exc:
+        cfg.error = f"{name} has a {exc}: dockerd would silently use one of them"
+    except ValueError as exc:
+        cfg.error = f"{name} is not a valid daemon.json: {exc}"
+    return cfg
+
+
+# ------------------------------------------------------------------ dockerd flags
+
+def data_root_flags(args: list[str]) -> list[str]:
+    """The data-root flags (``-g``, ``--graph``, ``--data-root``) in a dockerd argument list."""
+    found = []
+    for i, arg in enumerate(args):
+        for flag in DATA_ROOT_FLAGS:
+            if arg == flag:
+                value = args[i + 1] if i + 1 < len(args) else ""
+                found.append(f"{flag} {value}".strip())
+            elif arg.startswith(flag + "=") or (flag == "-g" and arg.startswith("-g") and len(arg) > 2 and arg[2] != "-"):
+                found.append(arg)
+    return found
+
+
+def _hosts(args: list[str]) -> list[str]:
+    hosts = []
+    for i, arg in enumerate(args):
+        if arg in ("-H", "--host") and i + 1 < len(args):
+            hosts.append(args[i + 1])
+        elif arg.startswith("--host="):
+            hosts.append(arg.split("=", 1)[1])
+        elif arg.startswith("-H") and len(arg) > 2:
+            hosts.append(arg[2:].lstrip("="))
+    return hosts
+
+
+def _norm_host(url: str) -> str:
+    url = url.strip()
+    if url.startswith("unix://"):
+        return "unix://" + os.path.realpath(url[len("unix://"):]) if os.path.exists(url[7:]) else url
+    return url.rstrip("/")
+
+
+@dataclass
+class DockerdProcess:
+    """A running dockerd: pid, its arguments and the data-root flags among them."""
+
+    pid: int
+    args: list[str]
+    flags: list[str] = field(default_factory=list)
+
+
+def dockerd_processes(docker_host: str | None = None, proc: str = "/proc") -> list[DockerdProcess]:
+    """Running dockerd processes serving *docker_host* (default: the local socket)."""
+    wanted = _norm_host(docker_host or DEFAULT_SOCKET)
+    default = wanted in (_norm_host(DEFAULT_SOCKET), _norm_host("unix:///run/docker.sock"))
+    found = []
+    for entry in glob.glob(os.path.join(proc, "[0-9]*", "cmdline")):
+        try:
+            with open(entry, "rb") as handle:
+                raw = handle.read()
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+        if not args or os.path.basename(args[0]) != "dockerd":
+            continue
+        hosts = [_norm_host(h) for h in _hosts(args)]
+        if wanted in hosts or (default and (not hosts or "fd://" in hosts)):
+            found.append(DockerdProcess(int(entry.split("/")[-2]), args, data_root_flags(args)))
+    return found
+
+
+def is_systemd_host() -> bool:
+    """Whether systemd is PID 1 (``/run/systemd/system`` exists)."""
+    return os.path.isdir("/run/systemd/system")
+
+
+def systemd_unit_flags(unit: str = "docker.service", dirs: tuple[str, ...] = SYSTEMD_UNIT_DIRS) -> dict[str, list[str]]:
+    """Data-root flags in ExecStart= lines of *unit* and its drop-ins: ``{file: [flags]}``."""
+    files: list[str] = []
+    for folder in dirs:
+        main = os.path.join(folder, unit)
+        if os.path.isfile(main) and not any(os.path.basename(f) == unit for f in files):
+            files.append(main)
+        files.extend(sorted(glob.glob(os.path.join(folder, unit + ".d", "*.conf"))))
+    out: dict[str, list[str]] = {}
+    for name in files:
+        try:
+            text = Path(name).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        flags: list[str] = []
+        for line in text.replace("\\\n", " ").splitlines():
+            line = line.strip()
+            if line.startswith("ExecStart=") and line != "ExecStart=":
+                try:
+                    args = shlex.split(line.split("=", 1)[1])
+                except ValueError:
+                    continue
+                flags.extend(data_root_flags(args))
+        if flags:
+            out[name] = flags
+    return out
+
+
+# ------------------------------------------------------------------ filesystems
+
+def nearest_existing(path: str) -> str:
+    """*path*, or its closest existing ancestor."""
+    current = os.path.abspath(path)
+    while not os.path.exists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return current
+
+
+def _unescape(field_: str) -> str:
+    return field_.encode().decode("unicode_escape") if "\\" in field_ else field_
+
+
+@dataclass
+class Mount:
+    """A mount from mountinfo: where, what filesystem type, from which source."""
+
+    mount_point: str
+    fstype: str
+    source: str
+    options: str = ""
+
+
+def mount_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> Mount:
+    """The mount holding *path* (longest mount-point prefix of its real path)."""
+    real = os.path.realpath(nearest_existing(path))
+    best = Mount("/", "unknown", "")
+    try:
+        lines = Path(mountinfo).read_text().splitlines()
+    except OSError:
+        return best
+    best_len = -1
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        parts = left.split()
+        rparts = right.split()
+        if len(parts) < 5 or len(rparts) < 2:
+            continue
+        point = _unescape(parts[4])
+        if real == point or real.startswith(point.rstrip("/") + "/") or point == "/":
+            if len(point) >= best_len:
+                best_len = len(point)
+                best = Mount(point, rparts[0], rparts[1], parts[5] if len(parts) > 5 else "")
+    return best
+
+
+def unsupported_fs(fstype: str) -> str | None:
+    """A readable name when *fstype* cannot hold a data-root (NFS, CIFS, FUSE, overlay...)."""
+    if fstype.startswith("fuse"):
+        return f"FUSE ({fstype})"
+    return UNSUPPORTED_FS.get(fstype)
+
+
+@dataclass
+class Space:
+    """Free bytes and inodes of a filesystem (inodes 0 when it does not count them)."""
+
+    free_bytes: int
+    total_bytes: int
+    free_inodes: int
+    total_inodes: int
+
+
+def space(path: str) -> Space:
+    """statvfs of the filesystem holding *path* (or its closest existing ancestor)."""
+    st = os.statvfs(nearest_existing(path))
+    return Space(st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize, st.f_favail, st.f_files)
+
+
+@dataclass
+class Usage:
+    """Disk usage of a tree: allocated bytes and inodes (hard links counted once)."""
+
+    bytes: int = 0
+    inodes: int = 0
+
+
+def usage(root: str) -> Usage:
+    """Allocated bytes and inode count of *root*, staying on its filesystem (like ``du -x``)."""
+    out = Usage()
+    seen: set[int] = set()
+    try:
+        dev = os.lstat(root).st_dev
+    except OSError:
+        return out
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if st.st_dev != dev:
+                continue
+            if st.st_nlink > 1:
+                if st.st_ino in seen:
+                    continue
+                seen.add(st.st_ino)
+            out.inodes += 1
+            out.bytes += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(entry.path)
+    out.inodes += 1
+    return out
+
+
+DT_UNKNOWN = 0
+
+
+class _Dirent(ctypes.Structure):
+    _fields_ = [
+        ("d_ino", ctypes.c_uint64),
+        ("d_off", ctypes.c_int64),
+        ("d_reclen", ctypes.c_ushort),
+        ("d_type", ctypes.c_ubyte),
+        ("d_name", ctypes.c_char * 256),
+    ]
+
+
+def d_types(folder: str) -> list[int]:
+    """The d_type values readdir(3) returns for *folder* (read-only; needs glibc)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.opendir.restype = ctypes.c_void_p
+    libc.opendir.argtypes = [ctypes.c_char_p]
+    libc.readdir64.restype = ctypes.POINTER(_Dirent)
+    libc.readdir64.argtypes = [ctypes.c_void_p]
+    libc.closedir.argtypes = [ctypes.c_void_p]
+    handle = libc.opendir(os.fsencode(folder))
+    if not handle:
+        raise OSError(ctypes.get_errno(), f"cannot open {folder}")
+    types = []
+    try:
+        while True:
+            ent = libc.readdir64(handle)
+            if not ent:
+                break
+            types.append(int(ent.contents.d_type))
+    finally:
+        libc.closedir(handle)
+    return types
+
+
+def supports_d_type(path: str) -> bool | None:
+    """Whether the filesystem of *path* fills in d_type (None when it cannot be told).
+
+    Read-only: lists the closest existing folder. A filesystem without d_type (xfs with
+    ftype=0) answers DT_UNKNOWN for every entry, ``.`` and ``..`` included.
+    """
+    folder = nearest_existing(path)
+    if not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    try:
+        types = d_types(folder)
+    except (OSError, AttributeError):
+        return None
+    if not types:
+        return None
+    return any(t != DT_UNKNOWN for t in types)
+
+
+def selinux_enforcing(path: str = "/sys/fs/selinux/enforce") -> bool:
+    """Whether SELinux is enforcing."""
+    try:
+        return Path(path).read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def is_under(child: str, parent: str) -> bool:
+    """Whether *child* is *parent* or inside it (real paths, component-wise)."""
+    c = os.path.realpath(child)
+    p = os.path.realpath(parent)
+    return c == p or c.startswith(p.rstrip("/") + "/")

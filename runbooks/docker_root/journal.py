@@ -1,0 +1,89 @@
+"""The move journal: one JSON file in the state dir, rewritten atomically after every step.
+
+A crash at any step leaves a journal that says how far the move went, so ``rollback``
+(or a new ``move``) can bring the host back to a known state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from runbooks.errors import InputError
+from runbooks.fsutil import atomic_write
+
+IN_PROGRESS = "in-progress"
+VERIFIED = "verified"
+ROLLED_BACK = "rolled-back"
+FAILED = "failed"
+CLEANED = "cleaned"
+
+
+class Journal:
+    """The journal of the last move under ``STATE_DIR/docker-root/``."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.folder = Path(state_dir) / "docker-root"
+        self.path = self.folder / "journal.json"
+        self.data: dict[str, Any] = {}
+
+    def exists(self) -> bool:
+        """Whether a journal was written before."""
+        return self.path.is_file()
+
+    def load(self) -> Journal:
+        """Read the journal (InputError when it is unreadable)."""
+        try:
+            self.data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(f"no move journal at {self.path}: nothing was moved with this --state-dir") from None
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read the move journal {self.path}: {exc}") from None
+        if not isinstance(self.data, dict) or "old_root" not in self.data:
+            raise InputError(f"{self.path} is not an opsbook docker-root journal")
+        return self
+
+    def start(self, **fields: Any) -> None:
+        """Begin a new move (the folder is created with mode 0700)."""
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.folder, 0o700)
+        self.data = {
+            "version": 1,
+            "id": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+            "status": IN_PROGRESS,
+            "steps": [],
+            **fields,
+        }
+        self.save()
+
+    def save(self) -> None:
+        """Write the journal atomically."""
+        self.data["updated_at"] = time.time()
+        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n", mode=0o600)
+
+    def step(self, name: str, state: str, **fields: Any) -> None:
+        """Record that step *name* is ``started``/``done``/``failed`` (and save)."""
+        self.data.setdefault("steps", []).append({"name": name, "state": state, "at": time.time()})
+        self.data.update(fields)
+        self.save()
+
+    def set(self, **fields: Any) -> None:
+        """Update fields and save."""
+        self.data.update(fields)
+        self.save()
+
+    def done(self, name: str) -> bool:
+        """Whether step *name* finished."""
+        return any(s["name"] == name and s["state"] == "done" for s in self.data.get("steps", []))
+
+    @property
+    def status(self) -> str:
+        """in-progress, verified, failed, rolled-back or cleaned."""
+        return str(self.data.get("status", ""))
+
+    def backup_path(self) -> Path:
+        """Where this move keeps the previous daemon.json."""
+        return self.folder / f"daemon.json.{self.data['id']}.bak"

@@ -1,0 +1,207 @@
+"""Preflight checks (blockers with reason and fix) and the daemon.json change of a move."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import host
+from .engine import EngineInfo
+
+GIB = 1 << 30
+SPACE_FACTOR = 1.1
+
+
+@dataclass
+class Finding:
+    """One preflight check: ``ok`` False makes it a blocker (with reason and fix)."""
+
+    id: str
+    name: str
+    ok: bool
+    summary: str
+    fix: str = ""
+
+
+@dataclass
+class Facts:
+    """Everything the plan is made from."""
+
+    target: str
+    daemon: host.DaemonConfig
+    info: EngineInfo | None
+    engine_error: str = ""
+    current_root: str = ""
+    flags: list[str] = field(default_factory=list)
+    unit_flags: dict[str, list[str]] = field(default_factory=dict)
+    systemd: bool = False
+    control_ok: bool = True
+    resumable: bool = False
+    allow_containerd_store: bool = False
+    selinux: bool = False
+    selinux_tools: bool = False
+
+
+def new_config(data: dict[str, Any], target: str) -> dict[str, Any]:
+    """daemon.json with data-root set to *target*, every other key kept in its place.
+
+    A deprecated ``graph`` key is replaced by ``data-root`` (dockerd refuses both).
+    """
+    out: dict[str, Any] = {}
+    placed = False
+    for key, value in data.items():
+        if key in ("data-root", "graph"):
+            if not placed:
+                out["data-root"] = target
+                placed = True
+            continue
+        out[key] = value
+    if not placed:
+        out["data-root"] = target
+    return out
+
+
+def render_config(data: dict[str, Any]) -> str:
+    """daemon.json text as opsbook writes it."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def config_diff(path: str, old: dict[str, Any] | None, new: dict[str, Any]) -> str:
+    """Unified diff of daemon.json (normalised JSON on both sides)."""
+    before = render_config(old).splitlines(keepends=True) if old else []
+    after = render_config(new).splitlines(keepends=True)
+    return "".join(difflib.unified_diff(before, after, fromfile=f"{path} (now)", tofile=f"{path} (after move)"))
+
+
+def _empty(path: str) -> bool:
+    try:
+        return not any(os.scandir(path))
+    except OSError:
+        return False
+
+
+def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]:
+    """Every preflight check; the ones with ``ok=False`` block the move."""
+    t = facts.target
+    out: list[Finding] = []
+
+    def add(id_: str, name: str, ok: bool, summary: str, fix: str = "") -> None:
+        out.append(Finding(f"docker_root.preflight.{id_}", name, ok, summary, fix))
+
+    if not os.path.isabs(t):
+        add("target", "target path", False, f"TARGET {t!r} is relative", "give an absolute path, e.g. /srv/docker")
+        return out
+    cur = facts.current_root
+    if facts.info is None:
+        add("engine", "engine reachable", False, f"the engine does not answer: {facts.engine_error}",
+            "start Docker (or point --docker-host at it): the move inventories and verifies through the engine")
+    else:
+        add("engine", "engine reachable", True, f"Docker {facts.info.server_version} answers, data-root {cur}")
+    if facts.daemon.error:
+        add("daemon_json", "daemon.json", False, facts.daemon.error,
+            "fix the file by hand (opsbook never rewrites a daemon.json it cannot read exactly)")
+    else:
+        add("daemon_json", "daemon.json", True,
+            f"{facts.daemon.path} {'readable' if facts.daemon.exists else 'absent (will be created)'}")
+    if cur:
+        if host.is_under(t, cur):
+            add("target", "target path", False, f"TARGET {t} is inside the current root {cur}",
+                "choose a folder outside the current data-root")
+        elif host.is_under(cur, t):
+            add("target", "target path", False, f"the current root {cur} is inside TARGET {t}",
+                "choose a folder that does not contain the current data-root")
+    parent = os.path.dirname(t.rstrip("/")) or "/"
+    if not os.path.isdir(parent):
+        add("parent", "target parent", False, f"the parent folder {parent} does not exist",
+            f"create it (and mount the new disk there): mkdir -p {parent}")
+    if os.path.lexists(t) and not os.path.isdir(t):
+        add("target_empty", "target empty", False, f"{t} exists and is not a folder", "choose another path")
+    elif os.path.isdir(t) and not _empty(t) and not facts.resumable:
+        add("target_empty", "target empty", False, f"{t} exists and is not empty",
+            "give an empty or new folder (opsbook never copies over existing data)")
+    else:
+        add("target_empty", "target empty", True, f"{t} is {'empty' if os.path.isdir(t) else 'new'}"
+            + (" (partial copy of an earlier move: reused)" if facts.resumable else ""))
+    mount = host.mount_of(t)
+    bad = host.unsupported_fs(mount.fstype)
+    if bad:
+        add("filesystem", "target filesystem", False,
+            f"{t} is on {bad} ({mount.fstype} at {mount.mount_point}): not supported as a data-root",
+            "use a local filesystem (ext4 or xfs with ftype=1)")
+    else:
+        add("filesystem", "target filesystem", True, f"{mount.fstype} at {mount.mount_point}")
+    dtype = host.supports_d_type(t)
+    if dtype is False:
+        add("d_type", "d_type support", False, f"the filesystem of {t} does not support d_type (xfs with ftype=0?)",
+            "use a filesystem with d_type: xfs formatted with -n ftype=1, or ext4")
+    else:
+        add("d_type", "d_type support", True, "d_type supported" if dtype else "d_type could not be tested")
+    if usage is not None:
+        sp = host.space(t)
+        need = int(usage.bytes * SPACE_FACTOR + GIB)
+        if sp.free_bytes < need:
+            add("space", "free space", False,
+                f"{sp.free_bytes / GIB:.1f} GiB free on {mount.mount_point}, need {need / GIB:.1f} GiB "
+                f"(used {usage.bytes / GIB:.1f} GiB x 1.1 + 1 GiB)", "free space or choose a bigger filesystem")
+        else:
+            add("space", "free space", True, f"{sp.free_bytes / GIB:.1f} GiB free, need {need / GIB:.1f} GiB")
+        need_inodes = int(usage.inodes * SPACE_FACTOR)
+        if sp.total_inodes and sp.free_inodes < need_inodes:
+            add("inodes", "free inodes", False, f"{sp.free_inodes} inodes free, need {need_inodes}",
+                "choose a filesystem with more inodes")
+        else:
+            add("inodes", "free inodes", True, f"{sp.free_inodes} inodes free, need {need_inodes}")
+    flags = facts.flags + [f"{f} ({name})" for name, fl in facts.unit_flags.items() for f in fl]
+    if flags:
+        add("flags", "data-root flag", False,
+            "data-root is also given as a dockerd flag: " + "; ".join(flags)
+            + ". With data-root in daemon.json too, dockerd refuses to start (\"the following directives are "
+            "specified both as a flag and in the configuration file\")",
+            "remove -g/--graph/--data-root from the unit (systemctl edit docker.service) and daemon-reload first")
+    else:
+        add("flags", "data-root flag", True, "no -g/--graph/--data-root flag on dockerd or in the unit")
+    if facts.info is not None:
+        if facts.info.swarm_manager:
+            add("swarm", "swarm", False, "this node is a swarm manager: restarting it on a copied Raft store is unsafe",
+                "demote it (docker node demote) or move it with the swarm's own procedure")
+        else:
+            add("swarm", "swarm", True, f"swarm {facts.info.swarm_state}")
+        if facts.info.containerd_store and not facts.allow_containerd_store:
+            add("image_store", "image store", False,
+                "the containerd image store is in use: images live in /var/lib/containerd, which data-root does not move",
+                "move containerd's root yourself (root in /etc/containerd/config.toml), then re-run with "
+                "--containerd-root-moved")
+        else:
+            add("image_store", "image store", True,
+                "containerd snapshotter (containerd's root handled by you)" if facts.info.containerd_store
+                else "classic image store (everything is under data-root)")
+    if not facts.control_ok:
+        add("control", "engine control", False,
+            "systemd is not running this host and --stop-command/--start-command were not both given",
+            "give both, e.g. --stop-command 'service docker stop' --start-command 'service docker start'")
+    if facts.selinux and not facts.selinux_tools:
+        add("selinux", "SELinux labels", False, "SELinux is enforcing and semanage/restorecon are missing",
+            f"install policycoreutils-python-utils, or label by hand: semanage fcontext -a -e /var/lib/docker {t}; "
+            f"restorecon -R {t}")
+    return out
+
+
+def selinux_commands(target: str) -> list[list[str]]:
+    """The commands that give TARGET the labels of /var/lib/docker."""
+    return [["semanage", "fcontext", "-a", "-e", "/var/lib/docker", target], ["restorecon", "-R", target]]
+
+
+def selinux_tools() -> bool:
+    """Whether semanage and restorecon are installed."""
+    return bool(shutil.which("semanage") and shutil.which("restorecon"))
+
+
+def needs_dropin(systemd: bool, current_root: str, target: str) -> bool:
+    """A RequiresMountsFor= drop-in is needed on systemd when TARGET is on another mount."""
+    if not systemd:
+        return False
+    return host.mount_of(target).mount_point not in ("/", host.mount_of(current_root).mount_point)

@@ -1,0 +1,148 @@
+"""Back to the old data-root: previous daemon.json, engine on the old root, inventory verified."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Any
+
+from runbooks.errors import RefusedError
+from runbooks.fsutil import atomic_write
+from runbooks.model import CheckResult, Report, Status, Step
+
+from . import engine, inventory, journal
+from .control import ControlError, EngineControl
+
+
+def _started(j: journal.Journal, name: str) -> bool:
+    return any(s["name"] == name for s in j.data.get("steps", []))
+
+
+def restore(j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_host: str | None) -> tuple[list[Step], bool]:
+    """Put the host back on the old root as the journal describes it; ``(steps, ok)``.
+
+    Works at any point of a move, including after a crash: daemon.json is restored only
+    when the move had begun writing it, the drop-in removed only when it had been written.
+    """
+    steps: list[Step] = []
+    old_root = str(j.data["old_root"])
+    reload = False
+    try:
+        if _started(j, "daemon-json"):
+            backup = j.data.get("backup")
+            if backup and os.path.exists(backup):
+                owner = j.data.get("daemon_json_owner") or None
+                atomic_write(daemon_json, Path(backup).read_bytes(), mode=int(j.data.get("daemon_json_mode", 0o644)),
+                             owner=tuple(owner) if owner else None)  # type: ignore[arg-type]
+                steps.append(Step("daemon-json", Status.OK, f"{daemon_json} restored from {backup}"))
+            elif not j.data.get("daemon_json_existed", True):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(daemon_json)
+                steps.append(Step("daemon-json", Status.OK, f"{daemon_json} removed (it did not exist before)"))
+            else:
+                raise ControlError(f"the backup of {daemon_json} is missing ({backup}): restore it by hand")
+        dropin = j.data.get("dropin")
+        if dropin and os.path.exists(dropin):
+            os.unlink(dropin)
+            reload = True
+            steps.append(Step("dropin", Status.OK, f"{dropin} removed"))
+        on_old = False
+        if engine.ping(docker_host):
+            client = engine.connect(docker_host)
+            on_old = engine.is_running_on(engine.engine_info(client), old_root)
+            client.close()
+            if not on_old or _started(j, "daemon-json"):
+                ctl.stop()
+                steps.append(Step("stop", Status.OK, "engine stopped"))
+                on_old = False
+        if not on_old:
+            ctl.start(reload=reload)
+            steps.append(Step("start", Status.OK, f"engine started on {old_root}"))
+        before = j.data.get("inventory")
+        if before:
+            from .verify import verify_engine
+
+            problems, after = verify_engine(docker_host, old_root, str(j.data.get("driver", "")), before)
+            if problems:
+                raise ControlError("; ".join(problems))
+            steps.append(Step("verify", Status.OK,
+                              f"Docker runs on {old_root}: {len(after['images'])} images, "
+                              f"{len(after['containers'])} containers, {len(after['volumes'])} volumes; "
+                              "the containers that ran before run again"))
+        else:
+            client = engine.connect(docker_host)
+            info = engine.engine_info(client)
+            client.close()
+            if not engine.is_running_on(info, old_root):
+                raise ControlError(f"the engine runs on {info.root_dir}, not {old_root}")
+            steps.append(Step("verify", Status.OK, f"Docker runs on {old_root} (no inventory was taken yet)"))
+    except Exception as exc:  # noqa: BLE001 - reported as a failed step
+        steps.append(Step("rollback", Status.CRITICAL, f"{type(exc).__name__}: {exc}" if not isinstance(
+            exc, (ControlError, engine.EngineUnavailable)) else str(exc)))
+        j.set(status=journal.FAILED, rollback_error=str(exc))
+        return steps, False
+    j.set(status=journal.ROLLED_BACK)
+    return steps, True
+
+
+def left_behind(j: journal.Journal, docker_host: str | None) -> list[str]:
+    """What exists on the new root but not in the pre-move inventory (stays behind on rollback)."""
+    before: dict[str, Any] = j.data.get("inventory") or {}
+    try:
+        client = engine.connect(docker_host)
+    except engine.EngineUnavailable:
+        return []
+    try:
+        info = engine.engine_info(client)
+        if engine.is_running_on(info, str(j.data["old_root"])):
+            return []
+        now = inventory.take(client)
+    finally:
+        client.close()
+    out = []
+    new_images = set(now["images"]) - set(before.get("images", []))
+    new_containers = set(now["containers"]) - set(before.get("containers", {}))
+    new_volumes = set(now["volumes"]) - set(before.get("volumes", {}))
+    if new_images:
+        out.append(f"{len(new_images)} new image(s)")
+    if new_containers:
+        out.append("new container(s): " + ", ".join(sorted(now["containers"][c]["name"] for c in new_containers)))
+    if new_volumes:
+        out.append("new volume(s): " + ", ".join(sorted(new_volumes)))
+    return out
+
+
+def check_can_rollback(state_dir: str) -> journal.Journal:
+    """The journal to roll back (RefusedError when there is nothing to roll back to)."""
+    j = journal.Journal(state_dir).load()
+    if j.status == journal.CLEANED:
+        raise RefusedError(f"the old root {j.data['old_root']} was removed by cleanup: there is nothing to roll back to")
+    if not os.path.isdir(str(j.data["old_root"])):
+        raise RefusedError(f"the old root {j.data['old_root']} does not exist any more")
+    return j
+
+
+def run(j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_host: str | None) -> Report:
+    """Roll back the move in *j* and report."""
+    report = Report(command="docker-root rollback", mutating=True)
+    old_root = str(j.data["old_root"])
+    if j.status == journal.ROLLED_BACK and engine.ping(docker_host):
+        client = engine.connect(docker_host)
+        info = engine.engine_info(client)
+        client.close()
+        if engine.is_running_on(info, old_root):
+            report.add(CheckResult("docker_root.rollback", old_root, "rollback", Status.OK,
+                                   f"already rolled back: Docker runs on {old_root}"))
+            return report
+    steps, ok = restore(j, ctl, daemon_json, docker_host)
+    report.steps = steps
+    report.changed = True
+    if ok:
+        report.add(CheckResult("docker_root.rollback", old_root, "rollback", Status.OK,
+                               f"Docker runs on {old_root} again with everything it had before the move; "
+                               f"the copy at {j.data.get('target')} was left in place"))
+    else:
+        report.add(CheckResult("docker_root.rollback", old_root, "rollback", Status.CRITICAL,
+                               "rollback failed: " + steps[-1].summary))
+    return report

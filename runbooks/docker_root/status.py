@@ -1,0 +1,149 @@
+"""``docker-root status``: the data-root as the engine and the host see it."""
+
+from __future__ import annotations
+
+import os
+
+from runbooks.model import CheckResult, Metric, Report, Status
+
+from . import engine, host, journal
+
+WARN_FREE_PCT = 15.0
+CRIT_FREE_PCT = 5.0
+DEFAULT_ROOT = "/var/lib/docker"
+
+
+def build(
+    daemon_json: str,
+    docker_host: str | None,
+    state_dir: str | None = None,
+    systemd: bool | None = None,
+    unit_dirs: tuple[str, ...] = host.SYSTEMD_UNIT_DIRS,
+) -> Report:
+    """The status report (never raises for an engine that is down: UNKNOWN checks instead)."""
+    report = Report(command="docker-root status")
+    systemd = host.is_systemd_host() if systemd is None else systemd
+    cfg = host.read_daemon_json(daemon_json)
+    info = None
+    client = None
+    error = ""
+    try:
+        client = engine.connect(docker_host)
+        info = engine.engine_info(client)
+    except engine.EngineUnavailable as exc:
+        error = str(exc)
+    root = info.root_dir if info else (cfg.data_root or DEFAULT_ROOT)
+    target = root
+    flags = [f for p in host.dockerd_processes(docker_host) for f in p.flags]
+    unit_flags = host.systemd_unit_flags(dirs=unit_dirs) if systemd else {}
+
+    if info:
+        report.add(CheckResult("docker_root.engine", docker_host or "local", "engine", Status.OK,
+                               f"Docker {info.server_version} answers"
+                               + (" (rootless)" if info.rootless else ""),
+                               details={"rootless": info.rootless, "swarm": info.swarm_state}))
+    else:
+        report.add(CheckResult("docker_root.engine", docker_host or "local", "engine", Status.UNKNOWN,
+                               f"the engine does not answer ({error}); what follows is what the host shows"))
+
+    # daemon.json and flags
+    all_flags = flags + [f"{f} ({name})" for name, fl in unit_flags.items() for f in fl]
+    details = {"path": daemon_json, "exists": cfg.exists, "data_root": cfg.data_root, "flags": all_flags}
+    if cfg.error:
+        report.add(CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.CRITICAL, cfg.error,
+                               details=details))
+    elif cfg.data_root and all_flags:
+        report.add(CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.CRITICAL,
+                               f"data-root is set in daemon.json ({cfg.data_root}) AND as a flag ({'; '.join(all_flags)}):"
+                               " dockerd refuses to start like this", details=details))
+    else:
+        where = (f"data-root {cfg.data_root}" if cfg.data_root else "no data-root (default)") if cfg.exists \
+            else "absent (defaults apply)"
+        if all_flags:
+            where += f"; flag: {'; '.join(all_flags)}"
+        if cfg.data and "graph" in cfg.data:
+            where += "; uses the deprecated 'graph' key"
+        report.add(CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.OK, where,
+                               details=details))
+
+    # data root
+    mount = host.mount_of(root)
+    if info:
+        report.add(CheckResult("docker_root.data_root", root, "data-root", Status.OK,
+                               f"DockerRootDir {info.root_dir} on {mount.fstype} ({mount.source} at {mount.mount_point})",
+                               details={"root": info.root_dir, "fstype": mount.fstype, "mount_point": mount.mount_point}))
+    else:
+        report.add(CheckResult("docker_root.data_root", root, "data-root", Status.UNKNOWN,
+                               f"engine down: daemon.json/defaults say {root} ({mount.fstype} at {mount.mount_point})"))
+
+    # driver and d_type
+    if info:
+        dtype = info.d_type
+        status = Status.CRITICAL if dtype is False and info.driver.startswith("overlay") else Status.OK
+        report.add(CheckResult("docker_root.driver", root, "storage driver", status,
+                               f"{info.driver}, backing filesystem {info.backing_fs or '?'}, d_type "
+                               f"{'supported' if dtype else 'NOT supported' if dtype is False else 'not reported'}",
+                               details={"driver": info.driver, "driver_status": info.driver_status}))
+        store = "containerd snapshotter (images in /var/lib/containerd, not under data-root)" \
+            if info.containerd_store else "classic (images under data-root)"
+        report.add(CheckResult("docker_root.image_store", root, "image store",
+                               Status.WARNING if info.containerd_store else Status.OK, store,
+                               details={"containerd_store": info.containerd_store}))
+    else:
+        dtype_host = host.supports_d_type(root)
+        report.add(CheckResult("docker_root.driver", root, "storage driver", Status.UNKNOWN,
+                               "engine down: driver unknown; host d_type test: "
+                               + ({True: "supported", False: "NOT supported", None: "inconclusive"}[dtype_host])))
+
+    # space
+    try:
+        sp = host.space(root)
+        free_pct = 100.0 * sp.free_bytes / sp.total_bytes if sp.total_bytes else 100.0
+        inode_pct = 100.0 * sp.free_inodes / sp.total_inodes if sp.total_inodes else 100.0
+        low = min(free_pct, inode_pct)
+        status = Status.CRITICAL if low < CRIT_FREE_PCT else Status.WARNING if low < WARN_FREE_PCT else Status.OK
+        report.add(CheckResult(
+            "docker_root.space", root, "free space", status,
+            f"{sp.free_bytes / (1 << 30):.1f} GiB free ({free_pct:.0f}%), {sp.free_inodes} inodes free ({inode_pct:.0f}%)",
+            metrics={
+                "free_bytes": Metric(sp.free_bytes, "B", min=0, max=sp.total_bytes),
+                "free_pct": Metric(round(free_pct, 2), "%", warn=WARN_FREE_PCT, crit=CRIT_FREE_PCT, min=0, max=100),
+                "free_inodes_pct": Metric(round(inode_pct, 2), "%", warn=WARN_FREE_PCT, crit=CRIT_FREE_PCT, min=0, max=100),
+            }))
+    except OSError as exc:
+        report.add(CheckResult("docker_root.space", root, "free space", Status.UNKNOWN, f"statvfs failed: {exc}"))
+
+    if info and client is not None:
+        metrics: dict[str, float | int | Metric] = {"containers": info.containers, "running": info.running,
+                                                   "images": info.images}
+        try:
+            sizes = engine.disk_usage(client)
+            metrics.update({k: Metric(v, "B") for k, v in sizes.items()})
+            used = f"; images {sizes['images_bytes'] / (1 << 30):.2f} GiB, volumes {sizes['volumes_bytes'] / (1 << 30):.2f} GiB"
+        except Exception:  # noqa: BLE001 - sizes are a bonus
+            used = ""
+        report.add(CheckResult("docker_root.usage", root, "usage", Status.OK,
+                               f"{info.images} images, {info.containers} containers ({info.running} running){used}",
+                               metrics=metrics))
+    if client is not None:
+        client.close()
+
+    if state_dir:
+        j = journal.Journal(state_dir)
+        if j.exists():
+            try:
+                j.load()
+                st = {journal.IN_PROGRESS: Status.WARNING, journal.FAILED: Status.WARNING}.get(j.status, Status.OK)
+                note = {
+                    journal.VERIFIED: "; the old root is kept until 'opsbook docker-root cleanup'",
+                    journal.IN_PROGRESS: "; run 'opsbook docker-root rollback' or re-run the move",
+                    journal.FAILED: "; run 'opsbook docker-root rollback'",
+                }.get(j.status, "")
+                report.add(CheckResult("docker_root.journal", str(j.path), "last move", st,
+                                       f"{j.status}: {j.data.get('old_root')} -> {j.data.get('target')}{note}",
+                                       details={"status": j.status, "old_root": j.data.get("old_root"),
+                                                "target": j.data.get("target")}))
+            except Exception as exc:  # noqa: BLE001 - InputError
+                report.add(CheckResult("docker_root.journal", str(j.path), "last move", Status.UNKNOWN, str(exc)))
+    _ = os
+    return report

@@ -1,0 +1,220 @@
+"""Identities for the clear-previous-mailbox script: validation and CSV reading.
+
+Accepted (the policy, also in ``runbooks/docs/exchange-mailbox.md``):
+
+* a UPN or e-mail address (``jane.doe@contoso.com``), a GUID (the Entra object id,
+  ``ExternalDirectoryObjectId``; braces allowed), an alias (``jdoe``), and anything else
+  Exchange resolves as an identity (a display name, ``CONTOSO\\jdoe``, a distinguished
+  name) as long as it can be written as a single-quoted PowerShell literal;
+* surrounding spaces and tabs are removed (any other character at the edges is checked
+  like the rest, so a trailing CR or LF is refused, not silently dropped);
+* an identity given twice (exactly the same text) is written once. Values that differ
+  only in case are kept: running the script for the same user twice is harmless (the
+  second pass finds nothing to clear), dropping a distinct user silently would not be.
+
+Refused (exit 3, nothing written): empty values; control characters (CR, LF, NUL,
+U+0085, U+2028, U+2029 and every other ``Cc``/``Zl``/``Zp`` character); invisible
+formatting characters (``Cf``: bidi overrides, zero-width space, soft hyphen, BOM; the
+joiners U+200C/U+200D used in some scripts are allowed) because they hide text from the
+reviewer of the script; unassigned and private-use code points (``Cn``/``Co``: no reviewer
+can see what they are); values starting with ``=``, ``+``, ``-`` or ``@`` (not a valid
+identity, and a formula when the result CSV is opened in a spreadsheet); values longer
+than :data:`MAX_LENGTH` characters.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from ..errors import InputError
+from ..powershell import unsafe_character
+
+MAX_LENGTH = 1024
+COLUMN = "identity"
+_ALLOWED_FORMAT = frozenset("\u200c\u200d")
+_FORMULA_START = frozenset("=+-@")
+_GUID = re.compile(r"\{?[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?")
+_UPN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_ALIAS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+")
+
+
+class Identity(NamedTuple):
+    """One validated identity and where it came from (``argument 2``, ``users.csv row 5``)."""
+
+    value: str
+    kind: str
+    source: str
+
+
+@dataclass
+class IdentitySet:
+    """The identities to write, in input order, and the duplicates that were dropped."""
+
+    identities: list[Identity] = field(default_factory=list)
+    duplicates: list[tuple[Identity, Identity]] = field(default_factory=list)
+
+    @property
+    def values(self) -> list[str]:
+        """The identity strings, in order."""
+        return [i.value for i in self.identities]
+
+    def counts(self) -> dict[str, int]:
+        """How many identities of each kind (upn, guid, alias, other)."""
+        out: dict[str, int] = {}
+        for ident in self.identities:
+            out[ident.kind] = out.get(ident.kind, 0) + 1
+        return out
+
+
+def show(value: str, limit: int = 60) -> str:
+    """*value* for an error message: escaped (no raw control characters) and shortened."""
+    text = value if len(value) <= limit else value[:limit] + "..."
+    return repr(text)
+
+
+def classify(value: str) -> str:
+    """The kind of identity: ``guid``, ``upn``, ``alias`` or ``other``."""
+    if "@" in value:
+        return "upn" if _UPN.fullmatch(value) else "other"
+    if len(value) in (36, 38) and _GUID.fullmatch(value):
+        return "guid"
+    if _ALIAS.fullmatch(value):
+        return "alias"
+    return "other"
+
+
+def problem_with(value: str) -> str | None:
+    """Why *value* (already stripped) cannot be used as an identity, or None when it can."""
+    if not value:
+        return "empty identity"
+    if value.isprintable():  # fast path: no Cc, Cf, Cs, Co, Cn, Zl, Zp (nor Zs but space)
+        return _edge_problem(value)
+    control = unsafe_character(value)
+    if control is not None:
+        return control
+    for index, char in enumerate(value):
+        category = unicodedata.category(char)
+        if category == "Cf" and char not in _ALLOWED_FORMAT:
+            return f"invisible formatting character U+{ord(char):04X} at position {index + 1}"
+        if category in ("Cn", "Co"):
+            return f"unassigned or private-use character U+{ord(char):04X} at position {index + 1}"
+    return _edge_problem(value)
+
+
+def _edge_problem(value: str) -> str | None:
+    if value[0] in _FORMULA_START:
+        return f"starts with {value[0]!r}, which no Exchange identity does"
+    if len(value) > MAX_LENGTH:
+        return f"longer than {MAX_LENGTH} characters"
+    return None
+
+
+def validate(raw: str, source: str) -> Identity:
+    """Validate one identity; :class:`InputError` names *source* and the reason."""
+    value = raw.strip(" \t")
+    problem = problem_with(value)
+    if problem is not None:
+        shown = "" if not value else f" {show(value)}"
+        raise InputError(f"{source}: identity{shown} refused: {problem}")
+    return Identity(value, classify(value), source)
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        row = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{name} row {row}: not UTF-8 (byte 0x{data[exc.start]:02X} at offset {exc.start}); "
+            "save the file as UTF-8 (with or without BOM)"
+        ) from None
+
+
+def _delimiter(header_line: str) -> str:
+    """Comma, unless the header clearly uses semicolons or tabs (spreadsheet exports)."""
+    if "," in header_line:
+        return ","
+    for candidate in (";", "\t"):
+        if candidate in header_line:
+            return candidate
+    return ","
+
+
+def parse_csv(data: bytes, name: str) -> list[Identity]:
+    """Identities from CSV *data* (column ``identity``, other columns ignored).
+
+    UTF-8 with or without BOM. The header row is row 1, so ``row N`` matches a
+    spreadsheet's row numbers. Raises :class:`InputError` naming *name* and the row.
+    """
+    text = _decode(data, name)
+    if not text.strip():
+        raise InputError(f"{name}: the file is empty; expected a header row with a column {COLUMN!r}")
+    first_line = text.lstrip().splitlines()[0]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line), strict=True)
+    out: list[Identity] = []
+    column: int | None = None
+    row_number = 0
+    try:
+        for row in reader:
+            row_number += 1
+            if not "".join(row).strip():
+                continue  # blank lines (and rows of empty cells) carry no identity
+            if column is None:
+                names = [cell.strip().lstrip("\ufeff").lower() for cell in row]
+                if names.count(COLUMN) != 1:
+                    found = ", ".join(show(cell, 30) for cell in row[:10])
+                    why = "more than one column" if names.count(COLUMN) > 1 else "no column"
+                    raise InputError(f"{name} row {row_number}: {why} {COLUMN!r} in the header (found: {found})")
+                column = names.index(COLUMN)
+                continue
+            cell = row[column] if column < len(row) else ""
+            out.append(validate(cell, f"{name} row {row_number}"))
+    except csv.Error as exc:
+        raise InputError(f"{name} row {row_number + 1}: malformed CSV ({exc})") from None
+    if column is None:  # pragma: no cover - text.strip() was non-empty, so a header row exists
+        raise InputError(f"{name}: no header row")
+    if not out:
+        raise InputError(f"{name}: no identities (the file has a header but no rows)")
+    return out
+
+
+def read_csv(path: str | Path) -> list[Identity]:
+    """Read identities from the CSV file *path*."""
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{name}: is a directory, not a CSV file") from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
+    return parse_csv(data, name)
+
+
+def collect(arguments: list[str], csv_rows: list[Identity] | None = None) -> IdentitySet:
+    """Validate the command-line identities, append *csv_rows*, drop duplicates.
+
+    Any refused identity raises :class:`InputError` (so nothing is written); so does
+    having no identity at all.
+    """
+    found = [validate(arg, f"argument {n}") for n, arg in enumerate(arguments, start=1)]
+    found.extend(csv_rows or [])
+    if not found:
+        raise InputError("no identities: give IDENTITY arguments or --csv FILE")
+    result = IdentitySet()
+    seen: dict[str, Identity] = {}
+    for ident in found:
+        key = ident.value
+        if key in seen:
+            result.duplicates.append((ident, seen[key]))
+            continue
+        seen[key] = ident
+        result.identities.append(ident)
+    return result

@@ -1,0 +1,435 @@
+# ruff: noqa: E501  (embedded PowerShell: long lines are easier to review unbroken)
+"""The fixed PowerShell text of the clear-previous-mailbox script (no user data in here).
+
+The generator (:mod:`.script`) fills the ``@@NAME@@`` markers; every value it puts in
+goes through :func:`runbooks.powershell.quote`. The code must run on Windows PowerShell
+5.1 and PowerShell 7: no ternary, no ``??``, no ``&&``, no ``-Parallel``.
+"""
+
+from __future__ import annotations
+
+HELP = """\
+<#
+.SYNOPSIS
+    Permanently clear the previous cloud-mailbox information of @@COUNT@@ Exchange Online user(s),
+    so that a hybrid move (New-MoveRequest / migration batch) that failed with
+    "Target user '...' already has a primary mailbox" can be retried.
+
+.DESCRIPTION
+    IRREVERSIBLE. Set-User -PermanentlyClearPreviousMailboxInfo deletes the link to the
+    user's previous cloud mailbox: that mailbox and its archive can NEVER be reconnected or
+    recovered afterwards. -WhatIf does not work on that parameter.
+
+    This script is READ-ONLY unless you pass -Apply. Without -Apply it reads every user with
+    Get-User, shows RecipientType, RecipientTypeDetails and PreviousRecipientTypeDetails and
+    says what -Apply would do. It never touches a user that has a mailbox in Exchange Online
+    right now, a user it cannot find, or a user that matches more than one object.
+
+    With -Apply, for each user that has previous-mailbox info: Set-User
+    -PermanentlyClearPreviousMailboxInfo, then Get-User again to prove the result.
+@@LICENSE_HELP@@
+    One result line per user is printed, the run is logged with Start-Transcript (-LogPath)
+    and the results are written to a CSV file (-ResultCsv). The exit code is 1 when any user
+    failed or was not cleared, 0 otherwise.
+
+    Generated @@GENERATED_AT@@ by opsbook @@VERSION@@ (opsbook exchange clear-previous-mailbox).
+    The identities are the data in $Identities at the top of the script; review them.
+
+.PARAMETER Apply
+    Make the change. Without it the script only reads and reports.
+
+.PARAMETER LogPath
+    Transcript file (default: clear-previous-mailbox-<time>.log in the current folder).
+
+.PARAMETER ResultCsv
+    CSV file with one row per user (default: clear-previous-mailbox-<time>.csv).
+
+.PARAMETER SkipConnect
+    Do not connect: use the Exchange Online (and Microsoft Graph) sessions already open.
+
+.PARAMETER AppId
+    App-only connection: the application (client) id. Needs -CertificateThumbprint and
+    -Organization too. Without these three the connection is interactive.
+
+.PARAMETER CertificateThumbprint
+    App-only connection: thumbprint of the certificate in the current user's or machine's store.
+
+.PARAMETER Organization
+    App-only connection: the tenant's initial domain, e.g. contoso.onmicrosoft.com.
+@@LICENSE_PARAM_HELP@@
+.EXAMPLE
+    .\\Clear-PreviousMailbox.ps1
+    Reports what would be done (read-only).
+
+.EXAMPLE
+    .\\Clear-PreviousMailbox.ps1 -Apply -LogPath C:\\Change\\CHG0042.log -ResultCsv C:\\Change\\CHG0042.csv
+#>
+#Requires -Version 5.1
+"""
+
+LICENSE_HELP = """
+    Licence-reset fallback (enabled): when Exchange answers "The command completed
+    successfully but no settings of '...' have been modified", the script uses Microsoft
+    Graph PowerShell to save the user's exact licences (SkuId and DisabledPlans), removes
+    them, waits (at most -LicenseWaitSeconds) until Exchange shows the user as a MailUser
+    without licence, runs Set-User again and ALWAYS restores exactly the saved licences
+    (in a finally block; the saved licences are also written to the log). Licences
+    assigned through a group cannot be removed per user: the script reports them and
+    leaves that user unchanged. Needs the Microsoft.Graph.Users and
+    Microsoft.Graph.Identity.DirectoryManagement modules and User.ReadWrite.All.
+"""
+
+NO_LICENSE_HELP = """
+    When Exchange answers that nothing was modified, the user is reported as not cleared;
+    generate the script again with --license-reset for the licence-reset fallback.
+"""
+
+LICENSE_PARAM_HELP = """
+.PARAMETER LicenseWaitSeconds
+    How long to wait for Exchange to see a licence removal (default 900 seconds).
+"""
+
+PARAMS = """\
+[CmdletBinding()]
+param(
+    [switch]$Apply,
+    [string]$LogPath,
+    [string]$ResultCsv,
+    [switch]$SkipConnect,
+    [string]$AppId,
+    [string]$CertificateThumbprint,
+    [string]$Organization@@EXTRA_PARAMS@@
+)
+
+Set-StrictMode -Version 3.0
+$ErrorActionPreference = 'Stop'
+
+# ---- The users: review this list. One single-quoted literal per user. ----
+$Identities = @@IDENTITIES@@
+
+$GeneratedBy = @@GENERATED_BY@@
+$LicenseReset = @@LICENSE_RESET@@
+"""
+
+EXTRA_PARAMS_LICENSE = """,
+    [ValidateRange(60, 7200)]
+    [int]$LicenseWaitSeconds = 900"""
+
+FUNCTIONS = """
+$NoChangePattern = 'no settings of .* have been modified|have not been modified'
+$VerifySeconds = 120
+
+function Get-Prop {
+    # A property of a (deserialized) object as a string; '' when it does not exist.
+    param($Object, [string]$Name)
+    if ($null -eq $Object) { return '' }
+    $p = $Object.PSObject.Properties[$Name]
+    if ($null -eq $p -or $null -eq $p.Value) { return '' }
+    return [string]$p.Value
+}
+
+function Test-NothingToClear {
+    param([string]$Previous)
+    return ([string]::IsNullOrEmpty($Previous) -or $Previous -eq 'None')
+}
+
+function Get-OneUser {
+    # Exactly one user for $Identity, or throws. Wildcards or a vague name could match several.
+    param([string]$Identity)
+    $found = @(Get-User -Identity $Identity -ErrorAction Stop)
+    if ($found.Count -eq 0) { throw "no user matches '$Identity'" }
+    if ($found.Count -gt 1) { throw ('{0} users match; give the UPN or the object id' -f $found.Count) }
+    return $found[0]
+}
+
+function Get-UniqueId {
+    # The immutable id of the user that was checked, so Set-User acts on that very object.
+    param($User, [string]$Fallback)
+    foreach ($name in @('ExternalDirectoryObjectId', 'Guid')) {
+        $v = Get-Prop $User $name
+        if ($v -and $v -ne '00000000-0000-0000-0000-000000000000') { return $v }
+    }
+    return $Fallback
+}
+
+function Invoke-Clear {
+    # Set-User -PermanentlyClearPreviousMailboxInfo; returns $true when Exchange reported a change.
+    param([string]$Id)
+    $w = $null
+    Set-User -Identity $Id -PermanentlyClearPreviousMailboxInfo -Confirm:$false -WarningVariable w -ErrorAction Stop | Out-Null
+    $noChange = @($w | Where-Object { "$_" -match $NoChangePattern })
+    return ($noChange.Count -eq 0)
+}
+
+function Wait-Cleared {
+    # Re-read PreviousRecipientTypeDetails until it is empty/None (bounded); returns the last value.
+    param([string]$Id)
+    $deadline = (Get-Date).AddSeconds($VerifySeconds)
+    while ($true) {
+        $previous = Get-Prop (Get-OneUser -Identity $Id) 'PreviousRecipientTypeDetails'
+        if ((Test-NothingToClear $previous) -or (Get-Date) -ge $deadline) { return $previous }
+        Start-Sleep -Seconds 10
+    }
+}
+"""
+
+LICENSE_FUNCTIONS = """
+function Connect-Graph {
+    if ($SkipConnect) {
+        if (-not (Get-MgContext)) { throw 'not connected to Microsoft Graph: run Connect-MgGraph -Scopes User.ReadWrite.All first, or drop -SkipConnect' }
+        return
+    }
+    if (-not (Get-Command -Name Connect-MgGraph -ErrorAction SilentlyContinue)) {
+        throw 'Microsoft Graph PowerShell is not installed: Install-Module Microsoft.Graph.Users, Microsoft.Graph.Identity.DirectoryManagement -Scope CurrentUser'
+    }
+    $connect = @{ ErrorAction = 'Stop' }
+    if ($AppId) {
+        $connect.ClientId = $AppId
+        $connect.CertificateThumbprint = $CertificateThumbprint
+        $connect.TenantId = $Organization
+    } else {
+        $connect.Scopes = @('User.ReadWrite.All')
+    }
+    if ((Get-Command -Name Connect-MgGraph).Parameters.ContainsKey('NoWelcome')) { $connect.NoWelcome = $true }
+    Connect-MgGraph @connect | Out-Null
+}
+
+function Get-LicenseState {
+    # The user's licences from Graph: SkuId + DisabledPlans, and the group-assigned ones.
+    param([string]$GraphId)
+    $mg = Get-MgUser -UserId $GraphId -Property 'Id,UserPrincipalName,AssignedLicenses,LicenseAssignmentStates' -ErrorAction Stop
+    $saved = @(foreach ($l in @($mg.AssignedLicenses)) {
+        @{ SkuId = [string]$l.SkuId; DisabledPlans = @(foreach ($p in @($l.DisabledPlans)) { [string]$p }) }
+    })
+    $byGroup = @(foreach ($s in @($mg.LicenseAssignmentStates)) {
+        if ($s.AssignedByGroup) { '{0} (group {1})' -f $s.SkuId, $s.AssignedByGroup }
+    })
+    return @{ Id = [string]$mg.Id; Saved = $saved; ByGroup = $byGroup }
+}
+
+function Format-Licenses {
+    param($Saved)
+    return (ConvertTo-Json -InputObject @($Saved) -Compress -Depth 4)
+}
+
+function Test-SameLicenses {
+    param($Expected, $Actual)
+    $e = @(foreach ($l in @($Expected)) { '{0}:{1}' -f $l.SkuId, ((@($l.DisabledPlans) | Sort-Object) -join ',') }) | Sort-Object
+    $a = @(foreach ($l in @($Actual)) { '{0}:{1}' -f $l.SkuId, ((@($l.DisabledPlans) | Sort-Object) -join ',') }) | Sort-Object
+    return ((@($e) -join ';') -eq (@($a) -join ';'))
+}
+
+function Restore-Licenses {
+    # Add back exactly the saved licences (same DisabledPlans); retried, then verified.
+    param([string]$GraphId, $Saved)
+    $add = @(foreach ($l in @($Saved)) { @{ SkuId = $l.SkuId; DisabledPlans = @($l.DisabledPlans) } })
+    $lastError = $null
+    for ($attempt = 1; $attempt -le 5; $attempt++) {
+        try {
+            Set-MgUserLicense -UserId $GraphId -AddLicenses $add -RemoveLicenses @() -ErrorAction Stop | Out-Null
+            $now = Get-LicenseState -GraphId $GraphId
+            if (Test-SameLicenses $Saved $now.Saved) { return $null }
+            $lastError = 'licences after restore differ: ' + (Format-Licenses $now.Saved)
+        } catch {
+            $lastError = "$_"
+        }
+        Start-Sleep -Seconds (10 * $attempt)
+    }
+    return $lastError
+}
+
+function Invoke-LicenseReset {
+    # Remove the licences, wait for Exchange, Set-User again, restore the licences (finally).
+    # Returns @{ Changed = <bool>; Failed = <bool>; RestoreFailed = <bool>; Note = <text> }.
+    param($User, [string]$Id)
+    $graphId = Get-Prop $User 'ExternalDirectoryObjectId'
+    if (-not $graphId) { $graphId = Get-Prop $User 'UserPrincipalName' }
+    $state = Get-LicenseState -GraphId $graphId
+    if ($state.ByGroup.Count -gt 0) {
+        return @{ Changed = $false; Failed = $true; RestoreFailed = $false; Note = ('licence(s) assigned through a group cannot be removed per user: {0}; remove the user from the licensing group (or exclude it) for the fix, then run again' -f ($state.ByGroup -join ', ')) }
+    }
+    if ($state.Saved.Count -eq 0) {
+        return @{ Changed = $false; Failed = $true; RestoreFailed = $false; Note = 'the user has no licence, so the licence-reset fallback cannot help' }
+    }
+    $savedJson = Format-Licenses $state.Saved
+    Write-Host ("  saved licences of {0} ({1}): {2}" -f $Id, $state.Id, $savedJson)
+    $result = @{ Changed = $false; Failed = $true; RestoreFailed = $false; Note = '' }
+    $removeAttempted = $false
+    try {
+        $removeAttempted = $true
+        Set-MgUserLicense -UserId $state.Id -AddLicenses @() -RemoveLicenses @($state.Saved | ForEach-Object { $_.SkuId }) -ErrorAction Stop | Out-Null
+        Write-Host ('  licences removed; waiting up to {0} s for Exchange to show the user as MailUser' -f $LicenseWaitSeconds)
+        $deadline = (Get-Date).AddSeconds($LicenseWaitSeconds)
+        $ready = $false
+        while (-not $ready -and (Get-Date) -lt $deadline) {
+            Start-Sleep -Seconds 15
+            $u = Get-OneUser -Identity $Id
+            $ready = ((Get-Prop $u 'RecipientTypeDetails') -eq 'MailUser') -and ((Get-Prop $u 'SKUAssigned') -ne 'True')
+        }
+        if (-not $ready) {
+            $result.Note = 'Exchange did not show the licence removal in time; Set-User not retried'
+        } elseif (Invoke-Clear -Id $Id) {
+            $result.Changed = $true; $result.Failed = $false; $result.Note = 'cleared after the licence reset'
+        } else {
+            $result.Note = 'Exchange again reported that nothing was modified, even without licence'
+        }
+    } catch {
+        $result.Note = "licence reset failed: $_"
+    } finally {
+        if ($removeAttempted) {
+            $restoreError = Restore-Licenses -GraphId $state.Id -Saved $state.Saved
+            if ($restoreError) {
+                Write-Warning ("LICENCES NOT RESTORED for {0}: {1}. Restore by hand: Set-MgUserLicense -UserId '{2}' -RemoveLicenses @() -AddLicenses <the saved list> ; saved: {3}" -f $Id, $restoreError, $state.Id, $savedJson)
+                $result.Failed = $true
+                $result.RestoreFailed = $true
+                $result.Note = ($result.Note + '; LICENCES NOT RESTORED: ' + $restoreError).TrimStart('; ')
+            } else {
+                Write-Host '  licences restored exactly as saved'
+            }
+        }
+    }
+    return $result
+}
+"""
+
+PROCESS = """
+function Invoke-OneUser {
+    param([string]$Identity)
+    $r = [ordered]@{
+        Identity = $Identity; UserPrincipalName = ''; RecipientType = ''; RecipientTypeDetails = ''
+        PreviousBefore = ''; PreviousAfter = ''; Result = ''; Failed = $true; Message = ''
+        Time = (Get-Date).ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
+    }
+    try {
+        $user = Get-OneUser -Identity $Identity
+    } catch {
+        $message = "$_"
+        if ($message -match "couldn't be found|could not be found|no user matches|not found") { $r.Result = 'NotFound' } else { $r.Result = 'Error' }
+        $r.Message = "cannot read the user: $message"
+        return $r
+    }
+    $r.UserPrincipalName = Get-Prop $user 'UserPrincipalName'
+    $r.RecipientType = Get-Prop $user 'RecipientType'
+    $r.RecipientTypeDetails = Get-Prop $user 'RecipientTypeDetails'
+    $r.PreviousBefore = Get-Prop $user 'PreviousRecipientTypeDetails'
+    $r.PreviousAfter = $r.PreviousBefore
+    Write-Host ('{0}: RecipientType={1} RecipientTypeDetails={2} PreviousRecipientTypeDetails={3}' -f $Identity, $r.RecipientType, $r.RecipientTypeDetails, $r.PreviousBefore)
+
+    if ($r.RecipientTypeDetails -like '*Mailbox' -and $r.RecipientTypeDetails -ne 'MailUser') {
+        $r.Result = 'HasCloudMailbox'
+        $r.Message = 'the user has a mailbox in Exchange Online right now; clearing previous-mailbox info is not the fix (the move would still fail); nothing done'
+        return $r
+    }
+    if (Test-NothingToClear $r.PreviousBefore) {
+        $r.Result = 'NothingToClear'; $r.Failed = $false
+        $r.Message = 'PreviousRecipientTypeDetails is empty: nothing to clear'
+        return $r
+    }
+    if (-not $Apply) {
+        $r.Result = 'WouldClear'; $r.Failed = $false
+        $r.Message = 'would run Set-User -PermanentlyClearPreviousMailboxInfo (read-only run: pass -Apply)'
+        return $r
+    }
+
+    $id = Get-UniqueId -User $user -Fallback $Identity
+    $changed = $false
+    $restoreFailed = $false
+    try {
+        $changed = Invoke-Clear -Id $id
+        if (-not $changed -and $LicenseReset) {
+            Write-Host ('  {0}: Exchange reported that nothing was modified; trying the licence reset' -f $Identity)
+            $reset = Invoke-LicenseReset -User $user -Id $id
+            $changed = $reset.Changed
+            $restoreFailed = $reset.RestoreFailed
+            $r.Message = $reset.Note
+        } elseif (-not $changed) {
+            $r.Message = 'Exchange reported that nothing was modified; generate the script with --license-reset (remove licence, retry, restore licence)'
+        }
+        if ($changed) {
+            $r.PreviousAfter = Wait-Cleared -Id $id
+        } else {
+            $r.PreviousAfter = Get-Prop (Get-OneUser -Identity $id) 'PreviousRecipientTypeDetails'
+        }
+    } catch {
+        $r.Result = 'Error'
+        $r.Message = ("failed: $_ " + $r.Message).Trim()
+        return $r
+    }
+    if (Test-NothingToClear $r.PreviousAfter) {
+        $r.Result = 'Cleared'; $r.Failed = $restoreFailed
+        $r.Message = ('PreviousRecipientTypeDetails is now empty. ' + $r.Message).Trim()
+    } else {
+        $r.Result = 'NotCleared'
+        $r.Message = ('PreviousRecipientTypeDetails is still {0}. {1}' -f $r.PreviousAfter, $r.Message).Trim()
+    }
+    if ($restoreFailed) { $r.Result = $r.Result + '-LicencesNotRestored' }
+    return $r
+}
+"""
+
+MAIN = """
+# ---- Main ----
+$stamp = (Get-Date).ToString('yyyyMMdd-HHmmss')
+if (-not $LogPath) { $LogPath = Join-Path -Path (Get-Location).Path -ChildPath "clear-previous-mailbox-$stamp.log" }
+if (-not $ResultCsv) { $ResultCsv = Join-Path -Path (Get-Location).Path -ChildPath "clear-previous-mailbox-$stamp.csv" }
+if (($AppId -or $CertificateThumbprint -or $Organization) -and -not ($AppId -and $CertificateThumbprint -and $Organization)) {
+    throw '-AppId, -CertificateThumbprint and -Organization go together (app-only connection)'
+}
+
+$transcript = $false
+try {
+    Start-Transcript -LiteralPath $LogPath -Append | Out-Null
+    $transcript = $true
+} catch {
+    if ($Apply) { throw "cannot start the transcript at '$LogPath' ($_); not making changes without a log" }
+    Write-Warning "cannot start the transcript at '$LogPath': $_"
+}
+
+$results = New-Object -TypeName System.Collections.Generic.List[object]
+$exitCode = 0
+try {
+    if ($Apply) { $mode = 'APPLY (irreversible changes)' } else { $mode = 'read-only (pass -Apply to make changes)' }
+    Write-Host ('{0}: {1} user(s), mode {2}, licence reset {3}' -f $GeneratedBy, $Identities.Count, $mode, $LicenseReset)
+
+    if (-not $SkipConnect) {
+        if (-not (Get-Command -Name Connect-ExchangeOnline -ErrorAction SilentlyContinue)) {
+            throw 'the ExchangeOnlineManagement module is not installed: Install-Module ExchangeOnlineManagement -Scope CurrentUser'
+        }
+        $connect = @{ ShowBanner = $false; ErrorAction = 'Stop' }
+        if ($AppId) {
+            $connect.AppId = $AppId
+            $connect.CertificateThumbprint = $CertificateThumbprint
+            $connect.Organization = $Organization
+        }
+        Connect-ExchangeOnline @connect
+    }
+@@CONNECT_GRAPH@@
+    foreach ($identity in $Identities) {
+        $r = Invoke-OneUser -Identity $identity
+        if ($r.Failed) { $exitCode = 1 }
+        $results.Add([pscustomobject]$r)
+        Write-Host ('RESULT {0}: {1} - {2}' -f $r.Identity, $r.Result, $r.Message)
+        if ($r.Result -eq 'Cleared') {
+            $upn = $r.UserPrincipalName
+            if (-not $upn) { $upn = $r.Identity }
+            Write-Host ("  next: retry the move, e.g. New-MoveRequest -Identity '{0}' -Remote -RemoteHostName <hybrid endpoint> -TargetDeliveryDomain <tenant>.mail.onmicrosoft.com -RemoteCredential (Get-Credential), or resume the migration batch that holds the user (Get-MigrationUser -Identity '{0}'; Start-MigrationBatch)" -f ($upn -replace "'", "''"))
+        }
+    }
+} catch {
+    $exitCode = 1
+    Write-Error -Message ("stopped: $_") -ErrorAction Continue
+} finally {
+    if ($results.Count -gt 0) {
+        $columns = @('Identity', 'UserPrincipalName', 'RecipientType', 'RecipientTypeDetails', 'PreviousBefore', 'PreviousAfter', 'Result', 'Failed', 'Message', 'Time')
+        $results | Select-Object -Property $columns | Export-Csv -LiteralPath $ResultCsv -NoTypeInformation -Encoding UTF8
+        Write-Host ('results: {0}' -f $ResultCsv)
+    }
+    $failed = @($results | Where-Object { $_.Failed }).Count
+    Write-Host ('summary: {0} user(s), {1} failed or not cleared, {2} not processed' -f $Identities.Count, $failed, ($Identities.Count - $results.Count))
+    if ($transcript) { Stop-Transcript | Out-Null }
+}
+exit $exitCode
+"""
+
+CONNECT_GRAPH = """    if ($Apply) { Connect-Graph }
+"""

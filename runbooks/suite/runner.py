@@ -1,0 +1,136 @@
+"""Running a suite's entries concurrently; one broken entry never hides the others."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import OpsbookError
+from ..model import CheckResult, Report, Status
+from ..probes import run_bounded
+from .model import Entry, When
+from .refs import Scrubber
+
+
+@dataclass
+class Job:
+    """An entry ready to run: *call* returns the check command's report."""
+
+    entry: Entry
+    call: Callable[[], Report]
+    deadline: float
+    #: Why the entry does not run here (its ``when`` failed, or an optional reference is unset).
+    skip: str = ""
+
+
+@dataclass
+class SuiteOutcome:
+    """Every check result of a run, in entry order, and the entries skipped by ``when``."""
+
+    checks: list[CheckResult] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def when_holds(when: When | None, environ: dict[str, str] | None = None) -> tuple[bool, str]:
+    """Whether an entry's ``when`` conditions all hold, and the reason when not."""
+    if when is None:
+        return True, ""
+    env = os.environ if environ is None else environ
+    for path in when.path_exists:
+        if not os.path.exists(path):
+            return False, f"{path} does not exist"
+    for name in when.env_set:
+        if not env.get(name):
+            return False, f"{name} is not set"
+    return True, ""
+
+
+class DeadlineExceeded(Exception):
+    """An entry ran longer than its deadline."""
+
+
+def call_with_deadline(call: Callable[[], Report], deadline: float) -> Report:
+    """Run *call* in a daemon thread and give up waiting after *deadline* seconds.
+
+    The thread cannot be killed; it is a daemon, so it never keeps the process alive,
+    and its late result is discarded.
+    """
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["report"] = call()
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name="opsbook-suite-entry", daemon=True)
+    thread.start()
+    thread.join(deadline)
+    if thread.is_alive():
+        raise DeadlineExceeded(f"did not finish within its deadline of {deadline:g}s")
+    if "error" in box:
+        raise box["error"]
+    return box["report"]
+
+
+def failure_result(entry: Entry, exc: BaseException, scrub: Scrubber, duration_s: float = 0.0) -> CheckResult:
+    """The UNKNOWN result that stands for an entry that could not report."""
+    if isinstance(exc, DeadlineExceeded):
+        summary = f"{entry.command} {exc}"
+    elif isinstance(exc, OpsbookError):  # bad input found at run time: the message says it all
+        summary = str(exc) if str(exc).startswith(entry.command) else f"{entry.command}: {exc}"
+    else:
+        summary = f"{entry.command} crashed: {exc.__class__.__name__}: {exc}"
+    return CheckResult(
+        id="suite.entry",
+        target=entry.name,
+        name="suite entry",
+        status=Status.UNKNOWN,
+        summary=scrub(" ".join(summary.split())),
+        details={"runbook": entry.runbook, "error": exc.__class__.__name__},
+        duration_s=round(duration_s, 3),
+        source=entry.name,
+    )
+
+
+def run_jobs(jobs: list[Job], concurrency: int, scrub: Scrubber | None = None) -> SuiteOutcome:
+    """Run *jobs* at most *concurrency* at a time; results keep the suite's order.
+
+    Jobs with a ``skip`` reason, or whose entry's ``when`` does not hold, are skipped
+    (listed in the outcome with the reason). An entry
+    that raises, overruns its deadline or reports nothing becomes one UNKNOWN result
+    with the reason; every result is tagged with its entry's name (``source``).
+    """
+    scrubber = scrub or Scrubber()
+    outcome = SuiteOutcome()
+    runnable: list[Job] = []
+    for job in jobs:
+        ok, reason = (False, job.skip) if job.skip else when_holds(job.entry.when)
+        if ok:
+            runnable.append(job)
+        else:
+            outcome.skipped.append({"name": job.entry.name, "reason": reason})
+
+    def execute(job: Job) -> list[CheckResult]:
+        started = time.perf_counter()
+        try:
+            report = call_with_deadline(job.call, job.deadline)
+        except Exception as exc:
+            return [failure_result(job.entry, exc, scrubber, time.perf_counter() - started)]
+        if not report.checks:
+            empty = RuntimeError("the check reported no results")
+            return [failure_result(job.entry, empty, scrubber, time.perf_counter() - started)]
+        for check in report.checks:  # the command's own results: it knows what is secret in them
+            check.source = job.entry.name
+        return list(report.checks)
+
+    def crashed(job: Job, exc: BaseException) -> list[CheckResult]:
+        return [failure_result(job.entry, exc, scrubber)]
+
+    for results in run_bounded(execute, runnable, concurrency=concurrency, on_error=crashed):
+        outcome.checks.extend(results)
+    return outcome

@@ -1,0 +1,198 @@
+"""adsync check against real peers: dnsmasq servers, Python DNS/port peers, an nft-filtered namespace."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runbooks.probes.dns import DnsOutcome, dns_query
+from runbooks.probes.tcp import PortState
+from runbooks.probes.udp import cldap_payload, dns_payload, kerberos_payload, udp_probe
+from tests.e2e.dnsmasq_peer import (
+    DeadServer,
+    ServfailServer,
+    UdpResponder,
+    brownout_zone,
+    dnsmasq,
+    domain_controller,
+    healthy_zone,
+    refused_zone,
+)
+from tests.helpers import run_main
+from tests.peers import need_binary, need_root
+
+pytestmark = pytest.mark.e2e
+
+DOMAIN = "corp.test"
+DCS = {"dc1.corp.test": "127.0.20.11", "dc2.corp.test": "127.0.20.12"}
+HEALTHY, BROWNOUT, REFUSED, SERVFAIL, DEAD = (f"127.0.10.{i}:5353" for i in range(1, 6))
+
+
+@pytest.fixture(scope="module")
+def dns_peers() -> Iterator[None]:
+    need_binary("dnsmasq")
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(dnsmasq("127.0.10.1", 5353, healthy_zone(DOMAIN, DCS)))
+        stack.enter_context(dnsmasq("127.0.10.2", 5353, brownout_zone(DOMAIN, list(DCS))))
+        stack.enter_context(dnsmasq("127.0.10.3", 5353, refused_zone()))
+        stack.enter_context(ServfailServer("127.0.10.4", 5353))
+        stack.enter_context(DeadServer("127.0.10.5", 5353))
+        yield
+
+
+def _checks(out: str) -> dict[tuple[str, str], dict]:
+    doc = json.loads(out)
+    return {(c["id"], c["target"]): c for c in doc["checks"]}
+
+
+def test_dns_query_classifies_each_real_server(dns_peers: None) -> None:
+    srv = f"_ldap._tcp.dc._msdcs.{DOMAIN}"
+    data = dns_query("127.0.10.1", srv, "SRV", port=5353, timeout=1)
+    assert data.outcome is DnsOutcome.DATA
+    assert sorted(t for t, _ in data.srv_targets()) == sorted(DCS)
+    assert dns_query("127.0.10.1", "nothere.corp.test", "A", port=5353, timeout=1).outcome is DnsOutcome.NXDOMAIN
+    assert dns_query("127.0.10.2", srv, "SRV", port=5353, timeout=1).outcome is DnsOutcome.NODATA
+    assert dns_query("127.0.10.3", srv, "SRV", port=5353, timeout=1).outcome is DnsOutcome.REFUSED
+    assert dns_query("127.0.10.4", srv, "SRV", port=5353, timeout=1).outcome is DnsOutcome.SERVFAIL
+    dead = dns_query("127.0.10.5", srv, "SRV", port=5353, timeout=0.3)
+    assert dead.outcome is DnsOutcome.TIMEOUT
+    assert 0.25 <= dead.latency_s < 1.0
+    tcp = dns_query("127.0.10.1", srv, "SRV", port=5353, timeout=1, tcp=True)
+    assert (tcp.outcome, tcp.transport) == (DnsOutcome.DATA, "tcp")
+
+
+def test_brownout_primary_is_critical_and_predicts_no_failover(dns_peers: None, capsys) -> None:
+    with domain_controller("127.0.20.11"), domain_controller("127.0.20.12"):
+        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", BROWNOUT, "--dns", HEALTHY,
+                     "--timeout", "1", "-f", "json")
+    assert r.code == 2, r.out + r.err
+    checks = _checks(r.out)
+    primary = checks[("adsync.dns.records", BROWNOUT)]
+    assert primary["status"] == "CRITICAL" and "BROWN-OUT" in primary["summary"]
+    assert checks[("adsync.dns.records", HEALTHY)]["status"] == "OK"
+    failover = checks[("adsync.dns.failover", DOMAIN)]
+    assert failover["status"] == "CRITICAL"
+    assert f"primary {BROWNOUT} answers NODATA" in failover["summary"]
+    assert f"Windows will not fail over to {HEALTHY}" in failover["summary"]
+    # DCs were still discovered from the healthy server, and their ports are open.
+    assert checks[("adsync.dc.discovery", DOMAIN)]["metrics"]["dcs"] == 2
+    for name in DCS:
+        ports = checks[("adsync.dc.ports", name)]
+        assert ports["status"] == "OK", ports["summary"]
+        assert ports["details"]["rpc_dynamic"]["probed"] == 0
+        assert "RPC dynamic range not probed" in ports["summary"]
+
+
+def test_healthy_primary_and_dead_secondary(dns_peers: None, capsys) -> None:
+    with domain_controller("127.0.20.11"), domain_controller("127.0.20.12"):
+        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", HEALTHY, "--dns", DEAD,
+                     "--timeout", "0.5", "-f", "json")
+    checks = _checks(r.out)
+    assert checks[("adsync.dns.failover", DOMAIN)]["status"] == "OK"
+    assert checks[("adsync.dns.records", DEAD)]["status"] == "WARNING"
+    assert checks[("adsync.dns.tcp", DEAD)]["status"] == "WARNING"
+    assert r.code == 1, r.out
+
+
+def test_dead_primary_warns_about_failover_delay(dns_peers: None, capsys) -> None:
+    r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", DEAD, "--dns", HEALTHY,
+                 "--dc", "127.0.20.11", "--ports", "389/tcp", "--timeout", "0.5", "-f", "json")
+    failover = _checks(r.out)[("adsync.dns.failover", DOMAIN)]
+    assert failover["status"] == "WARNING"
+    assert f"primary {DEAD} does not answer" in failover["summary"]
+    assert "waits ~1 s" in failover["summary"]
+
+
+def test_servfail_primary_failover_uncertain_and_refused(dns_peers: None, capsys) -> None:
+    r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", SERVFAIL, "--dns", REFUSED,
+                 "--dns", HEALTHY, "--dc", "127.0.20.11", "--ports", "389/tcp", "--timeout", "0.5", "-f", "json")
+    checks = _checks(r.out)
+    failover = checks[("adsync.dns.failover", DOMAIN)]
+    assert failover["status"] == "WARNING"
+    assert "failover uncertain" in failover["summary"]
+    assert checks[("adsync.dns.records", SERVFAIL)]["details"]["answers"][0]["outcome"] == "servfail"
+    assert checks[("adsync.dns.records", REFUSED)]["details"]["answers"][0]["outcome"] == "refused"
+    # 389/tcp on 127.0.20.11: nothing listens -> closed, CRITICAL, says what it breaks.
+    ports = checks[("adsync.dc.ports", "127.0.20.11")]
+    assert ports["status"] == "CRITICAL"
+    assert ports["details"]["ports"][0]["state"] == "closed"
+    assert "import and export" in ports["details"]["ports"][0]["breaks"]
+
+
+def test_udp_probe_open_closed_with_real_payloads() -> None:
+    with UdpResponder("127.0.20.21", 389) as ldap, UdpResponder("127.0.20.21", 88) as kdc:
+        assert udp_probe("127.0.20.21", 389, cldap_payload(), 1).state is PortState.OPEN
+        assert udp_probe("127.0.20.21", 88, kerberos_payload("corp.test"), 1).state is PortState.OPEN
+        assert ldap.received[0] == cldap_payload()
+        assert kdc.received[0][0] == 0x6A  # [APPLICATION 10] AS-REQ
+    closed = udp_probe("127.0.20.21", 53, dns_payload("corp.test"), 1)
+    assert closed.state is PortState.CLOSED
+    assert closed.latency_s < 0.5
+
+
+def _in_namespace(spec: dict, tmp_path: Path) -> dict:
+    need_root()
+    need_binary("unshare")
+    need_binary("nft")
+    need_binary("dnsmasq")
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps(spec))
+    lab = Path(__file__).with_name("adsync_lab.py")
+    proc = subprocess.run(["unshare", "-n", sys.executable, str(lab), str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_filtered_ports_in_a_namespace(tmp_path: Path) -> None:
+    dcs = {"dc1.corp.test": "127.0.21.11"}
+    spec = {
+        "domain": DOMAIN,
+        "dcs": dcs,
+        "dns": [{"kind": "healthy", "address": "127.0.21.53", "port": 53}],
+        "drops": [["127.0.21.11", "tcp", 445], ["127.0.21.11", "udp", 389], ["127.0.21.11", "tcp", 60000]],
+        "args": ["--domain", DOMAIN, "--dns", "127.0.21.53", "--timeout", "0.5",
+                 "--ports", "53/udp,88/udp,389/tcp,389/udp,445/tcp,60000-60001/tcp"],
+    }
+    result = _in_namespace(spec, tmp_path)
+    checks = {(c["id"], c["target"]): c for c in result["report"]["checks"]}
+    ports = checks[("adsync.dc.ports", "dc1.corp.test")]
+    states = {f"{p['port']}/{p['proto']}": p["state"] for p in ports["details"]["ports"]}
+    assert states == {"53/udp": "open", "88/udp": "open", "389/tcp": "open", "389/udp": "filtered",
+                      "445/tcp": "filtered"}
+    assert "Seamless SSO" in next(p for p in ports["details"]["ports"] if p["port"] == 445)["breaks"]
+    rpc = ports["details"]["rpc_dynamic"]
+    assert (rpc["probed"], rpc["filtered_count"], rpc["closed_count"]) == (2, 1, 1)
+    assert ports["status"] == "CRITICAL"
+    assert result["code"] == 2
+    # Filtered probes take one timeout, all at once: the whole run stays near 1x the timeout.
+    assert result["wall_s"] < 0.5 * 2
+
+
+def test_truncated_udp_answer_falls_back_to_tcp() -> None:
+    need_binary("dnsmasq")
+    many = {f"dc{i:02d}.{DOMAIN}": f"127.0.20.{100 + i}" for i in range(30)}
+    with dnsmasq("127.0.10.6", 5353, healthy_zone(DOMAIN, many)):
+        answer = dns_query("127.0.10.6", f"_ldap._tcp.dc._msdcs.{DOMAIN}", "SRV", port=5353, timeout=2)
+    assert answer.outcome is DnsOutcome.DATA
+    assert answer.truncated and answer.transport == "tcp"
+    assert len(answer.srv_targets()) == 30
+
+
+def test_ipv6_dns_server_with_port(capsys) -> None:
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as dead:
+        dead.bind(("::1", 0))
+        port = dead.getsockname()[1]
+        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", f"[::1]:{port}", "--dc", "::1",
+                     "--ports", "1/tcp", "--timeout", "0.3", "-f", "json")
+    checks = _checks(r.out)
+    server = checks[("adsync.dns.records", f"[::1]:{port}")]
+    assert server["details"]["answers"][0]["outcome"] == "timeout"
+    assert checks[("adsync.dc.ports", "::1")]["details"]["ports"][0]["state"] == "closed"

@@ -1,0 +1,152 @@
+"""The shared TLS probe against real loopback peers: verification, fallback, deadlines."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from runbooks.errors import InputError
+from runbooks.probes.tcp import PortState
+from runbooks.probes.tls import client_context, tls_probe
+from tests.tlspeers import HangServer, TestCA, TlsServer, free_port, make_leaf
+
+HOST = "tls.corp.test"
+
+
+@pytest.fixture(scope="module")
+def probe_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestCA, str]:
+    ca = TestCA("Probe Test CA")
+    return ca, str(ca.write(tmp_path_factory.mktemp("tls-probe")))
+
+
+def test_verified_handshake_reports_version_cipher_and_certificate(probe_ca: tuple[TestCA, str]) -> None:
+    ca, ca_file = probe_ca
+    leaf = make_leaf("valid", ca, HOST)
+    with TlsServer(leaf) as srv:
+        probe = tls_probe(HOST, srv.port, address=srv.host, ca_file=ca_file, timeout=2,
+                          then=lambda s: s.version())
+        assert srv.sni_seen == [HOST]  # one handshake (a ClientHello) when the chain verifies
+    assert probe.tcp_state is PortState.OPEN
+    assert probe.handshake and probe.verified is True
+    assert probe.version == probe.after == "TLSv1.3"
+    assert probe.cipher
+    assert probe.cert_der == leaf.cert_der
+
+
+def test_failed_verification_still_fetches_the_certificate(probe_ca: tuple[TestCA, str]) -> None:
+    ca, ca_file = probe_ca
+    leaf = make_leaf("expired", ca, HOST)
+    with TlsServer(leaf) as srv:
+        probe = tls_probe(HOST, srv.port, address=srv.host, ca_file=ca_file, timeout=2)
+        assert srv.sni_seen == [HOST, HOST]  # verifying, then non-verifying handshake
+    assert probe.verified is False
+    assert probe.verify_code == 10 and probe.verify_reason == "expired"
+    assert probe.handshake and probe.cert_der == leaf.cert_der
+
+
+def test_non_verifying_probe(probe_ca: tuple[TestCA, str]) -> None:
+    ca, _ = probe_ca
+    with TlsServer(make_leaf("self_signed", ca, HOST)) as srv:
+        probe = tls_probe(HOST, srv.port, address=srv.host, verify=False, timeout=2)
+    assert probe.verified is None and probe.handshake
+
+
+def test_hung_server_costs_one_timeout() -> None:
+    with HangServer() as srv:
+        start = time.monotonic()
+        probe = tls_probe(HOST, srv.port, address=srv.host, timeout=0.4)
+        elapsed = time.monotonic() - start
+    assert 0.35 < elapsed < 1.0
+    assert probe.tcp_state is PortState.OPEN
+    assert probe.handshake_timed_out and not probe.handshake
+
+
+def test_trickling_server_cannot_stretch_the_deadline() -> None:
+    """A server that sends a byte every 0.1 s would defeat a per-recv timeout; not our deadline."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            record = b"\x16\x03\x03\x40\x00" + b"\x02" * 100  # a handshake record that never ends
+            for byte in record:
+                if stop.wait(0.1):
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        start = time.monotonic()
+        probe = tls_probe(HOST, port, address="127.0.0.1", timeout=0.5)
+        elapsed = time.monotonic() - start
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert elapsed < 1.0
+    assert probe.handshake_timed_out
+
+
+def test_closed_port() -> None:
+    probe = tls_probe(HOST, free_port(), address="127.0.0.1", timeout=1)
+    assert probe.tcp_state is PortState.CLOSED
+    assert not probe.handshake
+
+
+def test_unresolvable_name_is_an_error_not_a_crash() -> None:
+    probe = tls_probe("no-such-host.invalid", 5986, timeout=1)
+    assert probe.tcp_state is PortState.ERROR
+    assert "cannot resolve" in probe.tcp_error
+
+
+def test_ipv6_loopback(probe_ca: tuple[TestCA, str]) -> None:
+    ca, ca_file = probe_ca
+    try:
+        srv = TlsServer(ca.issue("::1", names=["::1"]), host="::1")
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    with srv:
+        probe = tls_probe("::1", srv.port, ca_file=ca_file, timeout=2)
+    assert probe.verified is True
+    assert probe.server_name is None  # no SNI for an address
+
+
+def test_unreadable_ca_file_is_input_error(tmp_path: Path) -> None:
+    bad = tmp_path / "ca.pem"
+    bad.write_text("garbage")
+    with pytest.raises(InputError):
+        client_context(str(bad))
+
+
+def test_descriptors_above_1023_work(probe_ca: tuple[TestCA, str]) -> None:
+    """Big fleets open many sockets at once: select() would fail above FD_SETSIZE, poll() does not."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip("cannot open 1100 descriptors here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    ca, ca_file = probe_ca
+    filler: list[int] = []
+    try:
+        with TlsServer(make_leaf("valid", ca, HOST)) as srv:
+            while not filler or filler[-1] < 1030:
+                filler.append(os.open(os.devnull, os.O_RDONLY))
+            probe = tls_probe(HOST, srv.port, address=srv.host, ca_file=ca_file, timeout=2)
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert probe.handshake and probe.verified is True

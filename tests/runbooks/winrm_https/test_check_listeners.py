@@ -1,0 +1,291 @@
+"""``winrm check`` against real TLS listeners on loopback (certificates from a test CA)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runbooks.errors import InputError
+from runbooks.model import Metric, Status
+from runbooks.probes import HostPort
+from runbooks.winrm_https.check import (
+    DEPENDENT_CHECKS,
+    CheckOptions,
+    check_host,
+    parse_targets,
+    presented_certificate,
+    read_hosts_file,
+    run_check,
+)
+from tests.tlspeers import HangServer, TestCA, TlsServer, free_port, make_leaf, server_context
+
+HOST = "srv1.corp.test"
+
+
+@pytest.fixture(scope="module")
+def corp_ca() -> TestCA:
+    return TestCA("Corp Issuing CA")
+
+
+@pytest.fixture(scope="module")
+def ca_file(corp_ca: TestCA, tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(corp_ca.write(tmp_path_factory.mktemp("winrm-check-ca")))
+
+
+def by_id(results: list) -> dict[str, object]:
+    return {r.id: r for r in results}
+
+
+def run_one(server: TlsServer | HangServer, ca_file: str | None, host: str = HOST, **kw: object) -> dict:
+    opts = CheckOptions(ca_file=ca_file, timeout=kw.pop("timeout", 2.0), **kw)  # type: ignore[arg-type]
+    results = check_host(HostPort(host, server.port, server.host), opts)
+    ids = [r.id for r in results]
+    assert len(ids) == len(set(ids))
+    assert {r.target for r in results} == {f"{host}:{server.port}"}
+    return by_id(results)
+
+
+@pytest.fixture
+def serve(corp_ca: TestCA) -> Iterator:
+    servers: list = []
+
+    def start(kind: str = "valid", mode: str = "winrm", host: str = "127.0.0.1", **kw: object) -> TlsServer:
+        srv = TlsServer(make_leaf(kind, corp_ca, HOST), mode=mode, host=host, **kw)  # type: ignore[arg-type]
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.stop()
+
+
+def test_healthy_listener_is_ok_everywhere(serve, ca_file: str) -> None:
+    srv = serve("valid")
+    res = run_one(srv, ca_file, issuer="Corp Issuing")
+    assert set(res) == {"winrm.tcp", "winrm.tls", *DEPENDENT_CHECKS}
+    assert all(r.status is Status.OK for r in res.values()), {k: r.summary for k, r in res.items()}
+    assert res["winrm.tls.version"].details["legacy_accepted"] is None
+    assert res["winrm.wsman"].details["auth_schemes"] == ["Negotiate", "Kerberos"]
+    assert srv.sni_seen == [HOST]  # SNI = the host name, even when connecting by --resolve address
+    assert srv.requests[0].path == "/wsman" and "authorization" not in srv.requests[0].headers
+    tls = res["winrm.tls"]
+    assert len(tls.details["thumbprint"]) == 40
+    days = res["winrm.cert.expiry"].metrics["days_left"]
+    assert isinstance(days, Metric) and days.value in (364, 365) and (days.warn, days.crit) == (30, 7)
+
+
+@pytest.mark.parametrize(
+    ("kind", "failing", "status", "words"),
+    [
+        ("expired", "winrm.cert.expiry", Status.CRITICAL, "expired 5 days ago"),
+        ("expiring", "winrm.cert.expiry", Status.WARNING, "expires in 10 days"),
+        ("not_yet_valid", "winrm.cert.expiry", Status.CRITICAL, "not valid before"),
+        ("wrong_ca", "winrm.cert.chain", Status.CRITICAL, "wrong CA"),
+        ("self_signed", "winrm.cert.chain", Status.CRITICAL, "self-signed"),
+        ("name_mismatch", "winrm.cert.name", Status.CRITICAL, "not srv1.corp.test"),
+        ("client_eku", "winrm.cert.eku", Status.CRITICAL, "Client Authentication"),
+        ("sha1", "winrm.cert.signature", Status.WARNING, "SHA1"),
+        ("weak_key", "winrm.cert.key", Status.WARNING, "1024"),
+    ],
+)
+def test_each_certificate_problem_is_named(serve, ca_file: str, kind: str, failing: str, status: Status, words: str) -> None:
+    res = run_one(serve(kind), ca_file)
+    assert res[failing].status is status
+    assert words in res[failing].summary
+    # The certificate is still fetched (non-verifying handshake) and the listener still probed.
+    assert res["winrm.tls"].status is Status.OK
+    assert res["winrm.wsman"].status is Status.OK
+    if kind in ("expired", "wrong_ca", "self_signed", "client_eku", "not_yet_valid"):
+        assert res["winrm.cert.chain"].status is Status.CRITICAL
+        chain_reason = {
+            "expired": "trusted issuer, but the certificate is expired",
+            "not_yet_valid": "trusted issuer, but the certificate is not yet valid",
+            "wrong_ca": "root CA that is not trusted (wrong CA)",
+            "self_signed": "self-signed certificate",
+            "client_eku": "lacks the Server Authentication EKU",
+        }[kind]
+        assert chain_reason in res["winrm.cert.chain"].summary
+    if kind == "expired":  # the metric agrees with the summary ("expired 5 days ago")
+        assert res["winrm.cert.expiry"].metrics["days_left"].value == -5
+    if kind in ("sha1", "weak_key", "expiring", "name_mismatch"):
+        assert res["winrm.cert.chain"].status is Status.OK  # trust is judged apart from strength
+
+
+def test_chain_uses_the_system_store_without_ca_file(serve) -> None:
+    res = run_one(serve("valid"), None)
+    assert res["winrm.cert.chain"].status is Status.CRITICAL
+    assert "system store" in res["winrm.cert.chain"].summary
+
+
+def test_issuer_prefix_is_compared(serve, ca_file: str) -> None:
+    res = run_one(serve("valid"), ca_file, issuer="Other Issuing")
+    assert res["winrm.cert.issuer"].status is Status.CRITICAL
+    assert "Corp Issuing CA" in res["winrm.cert.issuer"].summary
+
+
+def test_thresholds_follow_options(serve, ca_file: str) -> None:
+    res = run_one(serve("expiring"), ca_file, warn_days=60, crit_days=20)
+    assert res["winrm.cert.expiry"].status is Status.CRITICAL
+    res = run_one(serve("expiring"), ca_file, warn_days=5, crit_days=2)
+    assert res["winrm.cert.expiry"].status is Status.OK
+
+
+@pytest.mark.parametrize(
+    ("mode", "status", "words"),
+    [
+        ("basic", Status.WARNING, "Basic authentication offered"),
+        ("identify", Status.OK, "IdentifyResponse: Microsoft Corporation"),
+        ("https", Status.CRITICAL, "not a WinRM listener: HTTP 200 OK from nginx"),
+    ],
+)
+def test_wsman_probe(serve, ca_file: str, mode: str, status: Status, words: str) -> None:
+    res = run_one(serve("valid", mode=mode), ca_file)
+    assert res["winrm.wsman"].status is status
+    assert words in res["winrm.wsman"].summary
+
+
+@pytest.mark.parametrize(
+    ("version", "status"),
+    [(ssl.TLSVersion.TLSv1, Status.WARNING), (ssl.TLSVersion.TLSv1_1, Status.WARNING), (ssl.TLSVersion.TLSv1_2, Status.OK)],
+)
+def test_old_tls_versions_warn(corp_ca: TestCA, ca_file: str, version: ssl.TLSVersion, status: Status) -> None:
+    ctx = server_context(make_leaf("valid", corp_ca, HOST), min_version=version, max_version=version)
+    with TlsServer(context=ctx) as srv:
+        res = run_one(srv, ca_file)
+    assert res["winrm.tls.version"].status is status
+    assert res["winrm.tls.version"].details["version"] == {
+        ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1", ssl.TLSVersion.TLSv1_2: "TLSv1.2"
+    }[version]
+    assert res["winrm.cert.chain"].status is Status.OK
+
+
+def test_legacy_protocols_still_enabled_warn(corp_ca: TestCA, ca_file: str) -> None:
+    ctx = server_context(make_leaf("valid", corp_ca, HOST), min_version=ssl.TLSVersion.TLSv1)
+    with TlsServer(context=ctx) as srv:
+        res = run_one(srv, ca_file)
+    version = res["winrm.tls.version"]
+    assert version.status is Status.WARNING
+    assert "TLSv1.3 negotiated, but TLSv1.1 is still accepted" in version.summary
+    assert version.details["legacy_accepted"] == "TLSv1.1"
+
+
+def test_never_handshaking_server_is_bounded_and_one_result(ca_file: str) -> None:
+    with HangServer("127.0.0.1") as srv:
+        start = time.monotonic()
+        res = run_one(srv, ca_file, timeout=0.5)
+        elapsed = time.monotonic() - start
+    assert elapsed < 1.5
+    assert set(res) == {"winrm.tcp", "winrm.tls"}
+    assert res["winrm.tcp"].status is Status.OK
+    assert res["winrm.tls"].status is Status.CRITICAL
+    assert "no TLS handshake within 0.5s" in res["winrm.tls"].summary
+    assert res["winrm.tls"].details["not_checked"] == list(DEPENDENT_CHECKS)
+
+
+def test_closed_port_is_one_critical_result(ca_file: str) -> None:
+    port = free_port()
+    results = check_host(HostPort(HOST, port, "127.0.0.1"), CheckOptions(ca_file=ca_file, timeout=1))
+    assert [r.id for r in results] == ["winrm.tcp"]
+    assert results[0].status is Status.CRITICAL
+    assert "refused" in results[0].summary
+    assert results[0].details["state"] == "closed"
+
+
+def test_plain_http_port_is_a_tls_failure(ca_file: str) -> None:
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        results = check_host(HostPort(HOST, port, "127.0.0.1"), CheckOptions(ca_file=ca_file, timeout=2))
+    finally:
+        thread.join(5)
+        listener.close()
+    res = by_id(results)
+    assert res["winrm.tls"].status is Status.CRITICAL
+    assert "does not speak TLS" in res["winrm.tls"].summary
+    assert set(res) == {"winrm.tcp", "winrm.tls"}
+
+
+def test_ip_target_matches_ip_san(corp_ca: TestCA, ca_file: str) -> None:
+    leaf = corp_ca.issue("srv7.corp.test", names=["srv7.corp.test", "127.0.0.7"])
+    with TlsServer(leaf, host="127.0.0.7") as srv:
+        results = check_host(HostPort("127.0.0.7", srv.port), CheckOptions(ca_file=ca_file, timeout=2))
+        assert srv.sni_seen == [None]  # no SNI for an address
+    res = by_id(results)
+    assert res["winrm.cert.name"].status is Status.OK
+    assert "IP SAN 127.0.0.7" in res["winrm.cert.name"].summary
+
+
+def test_presented_certificate_gives_the_windows_thumbprint(serve, ca_file: str, corp_ca: TestCA) -> None:
+    leaf = make_leaf("expired", corp_ca, HOST)
+    with TlsServer(leaf, host="127.0.0.3") as srv:
+        info = presented_certificate(srv.target, timeout=2)
+        verified = presented_certificate(HostPort(HOST, srv.port, srv.host), timeout=2, ca_file=ca_file)
+    assert info is not None and verified is not None
+    assert info.thumbprint == verified.thumbprint == leaf.thumbprint
+    assert presented_certificate(f"127.0.0.1:{free_port()}", timeout=1) is None
+
+
+def test_run_check_is_concurrent_and_keeps_order(serve, ca_file: str) -> None:
+    servers = [serve("valid", host=f"127.0.0.{20 + i}") for i in range(4)]
+    hangs = [HangServer(f"127.0.0.{30 + i}") for i in range(4)]
+    try:
+        targets = [HostPort(HOST, s.port, s.host) for s in [*hangs, *servers]]
+        start = time.monotonic()
+        report = run_check(targets, CheckOptions(ca_file=ca_file, timeout=1.0), concurrency=16)
+        elapsed = time.monotonic() - start
+    finally:
+        for h in hangs:
+            h.stop()
+    assert elapsed < 2.0  # four hung handshakes in parallel, not one after another
+    assert [c.target for c in report.checks if c.id == "winrm.tcp"] == [str(t) for t in targets]
+    assert report.status is Status.CRITICAL
+    assert sum(1 for c in report.checks if c.id == "winrm.tls" and c.status is Status.CRITICAL) == 4
+
+
+def test_targets_and_hosts_file(tmp_path: Path) -> None:
+    hosts = tmp_path / "hosts.txt"
+    hosts.write_text("# fleet\nsrv1.corp.test\n\nsrv2.corp.test:5999  # odd port\n[::1]:5986\n")
+    names = read_hosts_file(hosts)
+    assert names == ["srv1.corp.test", "srv2.corp.test:5999", "[::1]:5986"]
+    targets = parse_targets([*names, "SRV1.corp.test"], 5986, {"srv1.corp.test": "127.0.0.5"})
+    assert [str(t) for t in targets] == ["srv1.corp.test:5986", "srv2.corp.test:5999", "[::1]:5986"]
+    assert targets[0].connect_host == "127.0.0.5"
+    with pytest.raises(InputError, match="cannot read --hosts-file"):
+        read_hosts_file(tmp_path / "missing.txt")
+
+
+def test_bad_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="crit-days"):
+        CheckOptions(warn_days=5, crit_days=10).validate()
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    with pytest.raises(InputError, match="cannot load --ca-file"):
+        CheckOptions(ca_file=str(bad)).validate()
+    with pytest.raises(InputError, match="no hosts"):
+        run_check([], CheckOptions())
+
+
+def test_expiry_uses_the_given_clock(serve, ca_file: str, corp_ca: TestCA) -> None:
+    with TlsServer(make_leaf("valid", corp_ca, HOST)) as srv:
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=360)
+        results = check_host(HostPort(HOST, srv.port, srv.host), CheckOptions(ca_file=ca_file, timeout=2), now=later)
+    res = by_id(results)
+    assert res["winrm.cert.expiry"].status is Status.CRITICAL
+    assert res["winrm.cert.expiry"].metrics["days_left"].value in (4, 5)

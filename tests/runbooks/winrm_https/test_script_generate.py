@@ -1,0 +1,140 @@
+"""The WinRM HTTPS binding script: parsed with tree-sitter-powershell, values quoted safely."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from runbooks.errors import InputError
+from runbooks.powershell import unquote, unsafe_character
+from runbooks.winrm_https.script import BOM, DEFAULT_LOG_DIR, ScriptOptions, encode, generate
+from tests.powershell_grammar import parse
+
+FIXED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+QUOTES = "'\u2018\u2019\u201a\u201b"
+
+
+def script(root_ca: str = "Corp Root CA", **kw: object) -> str:
+    return generate(ScriptOptions(root_ca=root_ca, **kw), generated_at=FIXED)  # type: ignore[arg-type]
+
+
+def new_literals(value: str, field: str = "root_ca") -> list[str]:
+    """Verbatim literals present with *value* and not with a placeholder: where the value landed."""
+    base = parse(script(**{field: "PLACEHOLDER-X"})).verbatim_literals()  # type: ignore[arg-type]
+    got = parse(script(**{field: value})).verbatim_literals()  # type: ignore[arg-type]
+    return list((Counter(got) - Counter(base)).elements())
+
+
+@pytest.mark.parametrize("register", [False, True])
+def test_script_parses_without_errors(register: bool) -> None:
+    parsed = parse(script(register_renewal_task=register))
+    assert parsed.errors == []
+    names = set(parsed.command_names())
+    assert {"Set-WSManInstance", "New-WSManInstance", "Remove-WSManInstance", "New-NetFirewallRule",
+            "Write-EventLog", "Get-WSManInstance"} <= names
+    assert ("Register-ScheduledTask" in names) is register
+
+
+def test_script_structure_follows_the_runbook() -> None:
+    text = script()
+    assert text.startswith("#Requires -Version 5.1")
+    assert "[CmdletBinding(SupportsShouldProcess = $true)]" in text
+    # param block with the option defaults
+    assert re.search(r"\[int\] \$Port = 5986,", text)
+    assert "[string] $RootCA = 'Corp Root CA'," in text
+    assert f"[string] $LogDir = '{DEFAULT_LOG_DIR}'," in text
+    # deterministic choice: EKU, name, chain, key, validity, latest NotAfter then thumbprint
+    for needle in ("1.3.6.1.5.5.7.3.1", "HasPrivateKey", "X509Chain", "NotAfter }; Descending = $true",
+                   "Thumbprint }; Descending = $false", "DnsNameList"):
+        assert needle in text
+    # idempotent, safe rebind with restore, verification, firewall Domain profile, logging, exit codes
+    assert "nothing to do" in text
+    assert "restoring" in text and "New-HttpsListener -Thumbprint $old.Thumbprint" in text
+    assert "Test-ListenerBinding" in text and "netsh.exe http show sslcert" in text
+    assert "-Profile Domain" in text
+    assert "winrm-https-{0}.log" in text and "Get-Date -Format 'yyyy-MM-dd'" in text
+    assert "exit 1" in text and "exit 0" in text
+    assert "$PSCmdlet.ShouldProcess(" in text
+    assert "Register-RenewalTask" not in text
+
+
+def test_renewal_task_watches_lifecycle_events_and_startup() -> None:
+    text = script(register_renewal_task=True)
+    assert "[bool] $RegisterRenewalTask = $true" in text
+    assert "Microsoft-Windows-CertificateServicesClient-Lifecycle-System/Operational" in text
+    assert "EventID=1001 or EventID=1006" in text
+    assert "New-ScheduledTaskTrigger -AtStartup" in text
+    assert "S-1-5-18" in text  # runs as SYSTEM
+    assert "$env:ProgramFiles" in text  # installed where only administrators can write
+    assert "    if ($RegisterRenewalTask) {\n        Register-RenewalTask" in text
+
+
+def test_generation_is_deterministic() -> None:
+    assert script("Corp Root CA", port=5987) == script("Corp Root CA", port=5987)
+    assert "[int] $Port = 5987," in script(port=5987)
+
+
+@pytest.mark.parametrize("value", ["Corp Root CA", "O'Brien CA", "‘Smart’ ‚quotes‛ CA", "$(Remove-Item C:\\)",
+                                   "a#>b <#c", '"double" `tick` $var @{x}', "Ünïcødé Root CA — 2026"])
+def test_root_ca_is_one_verbatim_literal(value: str) -> None:
+    lits = new_literals(value)
+    assert len(lits) == 1, lits
+    assert unquote(lits[0]) == value
+    body = lits[0][1:-1]
+    for q in QUOTES:  # every PowerShell quote character doubled, independently of quote()
+        assert body.count(q) == 2 * value.count(q)
+    assert parse(script(value)).errors == []
+
+
+def test_log_dir_is_one_verbatim_literal() -> None:
+    value = "D:\\Logs\\O'Neil’s WinRM"
+    lits = new_literals(value, "log_dir")
+    assert lits == ["'D:\\Logs\\O''Neil’’s WinRM'"]
+    assert unquote(lits[0]) == value
+
+
+@pytest.mark.parametrize("value", ["a\nb", "a\rb", "tab\there", "nul\x00", "esc\x1b[0m", "line\u2028sep", "\x85"])
+def test_control_characters_are_refused(value: str) -> None:
+    with pytest.raises(InputError, match="control character"):
+        script(value)
+    with pytest.raises(InputError, match="control character"):
+        script(log_dir=value)
+
+
+@pytest.mark.parametrize("kw", [{"root_ca": ""}, {"root_ca": "   "}, {"log_dir": ""}, {"port": 0}, {"port": 70000}])
+def test_bad_values_are_refused(kw: dict[str, object]) -> None:
+    opts = {"root_ca": "Corp Root CA", **kw}
+    with pytest.raises(InputError):
+        generate(ScriptOptions(**opts))  # type: ignore[arg-type]
+
+
+def test_encode_bom_and_crlf() -> None:
+    data = encode(script("Ünï CA"))
+    assert data.startswith(BOM.encode("utf-8"))
+    assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+    assert "'Ünï CA'".encode() in data
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=40))
+@example("'")
+@example("\u2019\u2019")
+@example("'; Remove-Item -Recurse C:\\ #")
+def test_any_root_ca_is_refused_or_round_trips(value: str) -> None:
+    refused = unsafe_character(value) is not None or not value.strip()
+    if refused:
+        with pytest.raises(InputError):
+            script(value)
+        return
+    text = script(value)
+    parsed = parse(text)
+    assert parsed.errors == []
+    lits = new_literals(value)
+    assert len(lits) == 1
+    assert unquote(lits[0]) == value
+    assert text.count("$RootCA = ") == 1
