@@ -6,17 +6,18 @@ Exit codes follow the monitoring-plugins convention: 0 OK, 1 WARNING, 2 CRITICAL
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
 from runbooks import __version__
 from runbooks.errors import OpsbookError
 
 from . import terminal
 from .clickcompat import ClickException, NoArgsIsHelpError, UsageError
-from .commands import adsync, docker_root, exchange, run, runbooks_cmd, winrm
 from .options import examples
 
 COMMAND_LIST = """\b
@@ -33,8 +34,58 @@ All commands:
   opsbook exchange clear-previous-mailbox ID... script clearing previous-mailbox info
   opsbook run SUITE.yaml                        a YAML suite of checks, in any format"""
 
+#: The subcommands, loaded only when used: `opsbook --help` must stay fast (each command
+#: module and Typer's conversion of its parameters cost milliseconds we would pay on every call).
+#: name -> (module, short help shown in `opsbook --help`)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "runbooks": ("cli.commands.runbooks_cmd", "List the runbooks, or show one as a document."),
+    "docker-root": ("cli.commands.docker_root",
+                    "Move Docker's data-root with zero data loss: status, move, rollback, cleanup."),
+    "winrm": ("cli.commands.winrm", "WinRM HTTPS listeners: outside check, authenticated audit, binding script."),
+    "adsync": ("cli.commands.adsync",
+               "Azure AD Connect / Entra Connect: DNS per server, domain controller ports, tenant sync."),
+    "exchange": ("cli.commands.exchange",
+                 "Exchange Online: generate reviewed, injection-proof PowerShell for mailbox fixes."),
+    "run": ("cli.commands.run", "Run a YAML suite of checks (winrm check, adsync check, docker-root status)..."),
+}
+
+
+def load_command(name: str) -> Any:
+    """The Click command for the subcommand *name* (imported and converted on first use)."""
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    wrapper = typer.Typer(rich_markup_mode=None)
+    if name == "run":
+        wrapper.command("run", help=module.HELP, epilog=module.EPILOG, no_args_is_help=True)(module.run)
+        command = typer.main.get_command(wrapper)
+    else:
+        # As a group even when it has one command (`opsbook adsync check`, not `opsbook adsync`).
+        wrapper.add_typer(module.app, name=name)
+        command = typer.main.get_command(wrapper).commands[name]  # type: ignore[attr-defined]
+    command.name = name
+    return command
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """The root group: lists the subcommands from SUBCOMMANDS and imports one only when it runs."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(SUBCOMMANDS) + [n for n in self.commands if n not in SUBCOMMANDS]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name not in self.commands and cmd_name in SUBCOMMANDS:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        rows = [(name, self.commands[name].get_short_help_str(80) if name in self.commands else short)
+                for name, (_, short) in SUBCOMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
 app = typer.Typer(
     name="opsbook",
+    cls=LazyGroup,
     help="Safe, scriptable sysadmin runbooks for Docker, WinRM HTTPS, AD Connect and Exchange Online.",
     epilog=COMMAND_LIST
     + "\n\n"
@@ -75,17 +126,6 @@ def root(
     terminal.configure(no_color=no_color, debug=debug)
 
 
-app.add_typer(runbooks_cmd.app, name="runbooks")
-app.add_typer(docker_root.app, name="docker-root")
-app.add_typer(winrm.app, name="winrm")
-app.add_typer(adsync.app, name="adsync")
-app.add_typer(exchange.app, name="exchange")
-app.command(
-    "run",
-    help=run.HELP,
-    epilog=run.EPILOG,
-    no_args_is_help=True,
-)(run.run)
 
 
 def _usage_line(exc: Exception) -> str:

@@ -56,13 +56,10 @@ def _is_option(param: Any) -> bool:
 
 def command_spec(runbook: str) -> CommandSpec | None:
     """The Click command behind *runbook*, or None when this build lacks it."""
-    import typer
-
     from . import app as cli_app
 
     group_name, command_name, module_name = COMMANDS[runbook]
-    root = typer.main.get_command(cli_app.app)
-    group = getattr(root, "commands", {}).get(group_name)
+    group = cli_app.load_command(group_name)
     command = getattr(group, "commands", {}).get(command_name) if group is not None else None
     module = importlib.import_module(module_name)
     build = getattr(module, "build_report", None)

@@ -57,3 +57,13 @@ def test_subprocess_usage_error_has_no_traceback() -> None:
 def test_completion_is_offered(capsys: pytest.CaptureFixture[str]) -> None:
     result = run_main(capsys, "--help")
     assert "--install-completion" in result.out and "--show-completion" in result.out
+
+
+def test_root_help_lists_every_subcommand_without_importing_it() -> None:
+    """`opsbook --help` shows each subcommand's own short help, from the static table."""
+    from cli.app import SUBCOMMANDS, load_command
+
+    for name, (_, short) in SUBCOMMANDS.items():
+        command = load_command(name)
+        assert command.name == name
+        assert (command.help or "").startswith(short.removesuffix("...")), name
