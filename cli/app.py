@@ -53,7 +53,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def load_command(name: str) -> Any:
     """The Click command for the subcommand *name* (imported and converted on first use)."""
     module = importlib.import_module(SUBCOMMANDS[name][0])
-    wrapper = typer.Typer(rich_markup_mode=None)
+    wrapper = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to `opsbook` itself
     if name == "run":
         wrapper.command("run", help=module.HELP, epilog=module.EPILOG, no_args_is_help=True)(module.run)
         command = typer.main.get_command(wrapper)

@@ -126,11 +126,21 @@ def _perfdata(report: Report) -> list[str]:
     return out
 
 
+def skipped_entries(report: Report) -> list[dict[str, str]]:
+    """Suite entries that did not run here (``opsbook run``: ``when``/``optional``), with the reason."""
+    items = report.extra.get("skipped") or []
+    return [i for i in items if isinstance(i, dict) and "name" in i]
+
+
 def nagios_summary(report: Report) -> str:
-    """The human part of the status line: one check's summary, or counts."""
-    if len(report.checks) == 1:
+    """The human part of the status line: one check's summary, or counts (and skipped suite entries)."""
+    skipped = len(skipped_entries(report))
+    more = f", {skipped} skipped" if skipped else ""
+    if len(report.checks) == 1 and not skipped:
         return _one_line(report.checks[0].summary)
     if not report.checks:
+        if skipped:
+            return f"no checks ran{more}"
         return _one_line(report.steps[-1].summary) if report.steps else "no checks"
     counts = report.counts()
     parts = [
@@ -138,14 +148,27 @@ def nagios_summary(report: Report) -> str:
         for s in (Status.CRITICAL, Status.UNKNOWN, Status.WARNING)
         if counts[s]
     ]
-    text = f"{len(report.checks)} checks: " + (", ".join(parts) if parts else "all ok")
-    return text
+    noun = "check" if len(report.checks) == 1 else "checks"
+    text = f"{len(report.checks)} {noun}: " + (", ".join(parts) if parts else "all ok")
+    return text + more
+
+
+def _suite_perfdata(report: Report) -> list[str]:
+    """Counts for a suite run (``opsbook run``): what a monitoring graph wants first."""
+    if "suite" not in report.extra:
+        return []
+    counts = report.counts()
+    total = len(report.checks)
+    out = [f"'checks'={total};;;0"]
+    out += [f"'{s.value.lower()}'={counts[s]};;;0;{total}" for s in (Status.CRITICAL, Status.WARNING, Status.UNKNOWN)]
+    out.append(f"'skipped'={len(skipped_entries(report))};;;0")
+    return out
 
 
 def render_nagios(report: Report) -> str:
     """monitoring-plugins output: status line with perfdata, then one line per non-OK check."""
     line = f"OPSBOOK {report.status.value} - {nagios_summary(report)}"
-    perf = _perfdata(report)
+    perf = _suite_perfdata(report) + _perfdata(report)
     if perf:
         line += " | " + " ".join(perf)
     lines = [line]
@@ -154,10 +177,12 @@ def render_nagios(report: Report) -> str:
         key=lambda c: -c.status.severity,
     )
     for check in ranked:
-        where = f"{check.source}: " if check.source else ""
+        where = f"{check.source}: " if check.source and check.source != check.target else ""
         lines.append(
             _one_line(f"{check.status.value}: {where}{check.target}: {check.name}: {check.summary}")
         )
+    for item in skipped_entries(report):
+        lines.append(_one_line(f"SKIPPED: {item['name']}: {item.get('reason', '')}"))
     return "\n".join(lines) + "\n"
 
 
@@ -173,15 +198,16 @@ def _xml_text(text: str) -> str:
 def render_junit(report: Report) -> str:
     """JUnit XML: one testcase per check; WARNING/CRITICAL failures, UNKNOWN errors."""
     counts = report.counts()
+    skipped = skipped_entries(report)
     suites = ET.Element("testsuites", name="opsbook")
     suite = ET.SubElement(
         suites,
         "testsuite",
         name=_xml_text(f"opsbook {report.command}"),
-        tests=str(len(report.checks)),
+        tests=str(len(report.checks) + len(skipped)),
         failures=str(counts[Status.WARNING] + counts[Status.CRITICAL]),
         errors=str(counts[Status.UNKNOWN]),
-        skipped="0",
+        skipped=str(len(skipped)),
         time=f"{report.duration_s:.3f}",
         timestamp=time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(report.started_at)),
     )
@@ -204,6 +230,9 @@ def render_junit(report: Report) -> str:
         else:
             out = ET.SubElement(case, "system-out")
             out.text = _xml_text(check.summary)
+    for item in skipped:  # suite entries that did not run here: <skipped>, as CI shows them
+        case = ET.SubElement(suite, "testcase", classname=_xml_text(item["name"]), name="suite entry", time="0.000")
+        ET.SubElement(case, "skipped", message=_xml_text(item.get("reason", "")))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
@@ -258,6 +287,18 @@ def render_prometheus(report: Report, now: float | None = None) -> str:
             metric_lines.append(f"opsbook_check_metric{metric_labels} {_prom_number(value)}")
     ts = time.time() if now is None else now
     cmd = _labels({"command": report.command})
+    skipped_lines = [
+        f"opsbook_suite_entry_skipped{_labels({'command': report.command, 'suite_check': item['name']})} 1"
+        for item in skipped_entries(report)
+    ]
+    if skipped_lines:
+        metric_lines_tail = [
+            "# HELP opsbook_suite_entry_skipped Suite entries that did not run here (when/optional): 1.",
+            "# TYPE opsbook_suite_entry_skipped gauge",
+            *skipped_lines,
+        ]
+    else:
+        metric_lines_tail = []
     out = [
         "# HELP opsbook_check_status Check status: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
         "# TYPE opsbook_check_status gauge",
@@ -272,6 +313,7 @@ def render_prometheus(report: Report, now: float | None = None) -> str:
             "# TYPE opsbook_check_metric gauge",
             *metric_lines,
         ]
+    out += metric_lines_tail
     out += [
         "# HELP opsbook_status Worst status of the run: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
         "# TYPE opsbook_status gauge",

@@ -11,14 +11,16 @@ are handed to the command module's ``build_report(**params)``.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from runbooks.model import Report
 from runbooks.secrets import Secret
-from runbooks.suite import Entry, Mark, Resolver, Setting, Suite, SuiteError, reveal
+from runbooks.suite import Entry, Mark, Resolver, Setting, Suite, SuiteError, SuiteErrors, reveal
 from runbooks.suite.refs import UnresolvedReference
 from runbooks.suite.runner import when_holds
 
@@ -32,6 +34,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 #: Parameters every check command has that belong to ``opsbook run`` itself.
 RUN_LEVEL = {"fmt": "format", "textfile": "textfile"}
+#: runbook -> groups of keys of which at least one must be given (what the command itself
+#: would refuse at run time, found by ``--validate`` instead).
+NEEDS_ONE_OF: dict[str, list[tuple[str, ...]]] = {
+    "winrm": [("hosts", "hosts-file")],
+}
 
 
 @dataclass
@@ -156,6 +163,9 @@ class Binder:
                 raise
             return BoundEntry(entry, spec, None, skip=exc.message)
         params = self._parse(entry, spec, argv + (["--", *positional] if positional else []), by_param)
+        for keys in NEEDS_ONE_OF.get(entry.runbook, []):
+            if not any(key in merged and merged[key].node.value not in (None, "", []) for key in keys):
+                raise SuiteError(entry.mark, f"{entry.name}: {spec.path} needs {' or '.join(keys)} under 'with:'")
         return BoundEntry(entry, spec, params)
 
     def _argv(self, spec: CommandSpec, settings: dict[str, Setting]) -> tuple[list[str], list[str], dict[str, Setting]]:
@@ -187,7 +197,10 @@ class Binder:
             if not getattr(param, "multiple", False) and getattr(param, "nargs", 1) == 1 and len(values) != 1:
                 raise SuiteError(where, f"{key} takes one value, not a list")
             for item in values:
-                argv += [f"--{key}", _text(item, key, where)]
+                text = _text(item, key, where)
+                if _is_path(param):  # relative to the suite file that says it, as include: is
+                    text = suite_relative(text, setting.key_mark.file)
+                argv += [f"--{key}", text]
         return argv, positional, by_param
 
     def _parse(self, entry: Entry, spec: CommandSpec, argv: list[str], by_param: dict[str, Setting]) -> dict[str, Any]:
@@ -216,6 +229,26 @@ class Binder:
         return params
 
 
+def _is_path(param: Any) -> bool:
+    """Whether a Click/Typer parameter takes a filesystem path."""
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is not None:
+        return annotation is Path
+    return type(getattr(param, "type", None)).__name__ == "Path"  # pragma: no cover - older Typer
+
+
+def suite_relative(text: str, suite_file: str) -> str:
+    """*text* (a path option's value) with ``~`` expanded, relative to *suite_file*'s folder.
+
+    A cron job or a systemd unit runs with another working directory than the one the suite
+    was written in; paths in a suite therefore mean the same wherever ``opsbook run`` starts.
+    """
+    expanded = os.path.expanduser(text)
+    if not text or os.path.isabs(expanded):
+        return expanded
+    return os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(suite_file)), expanded))
+
+
 def _text(value: Any, key: str, where: Mark) -> str:
     if isinstance(value, Secret):
         return value.reveal()
@@ -229,8 +262,24 @@ def _text(value: Any, key: str, where: Mark) -> str:
 
 
 def bind_suite(suite: Suite, resolver: Resolver | None = None) -> tuple[list[BoundEntry], Resolver]:
-    """Bind every entry of *suite* (the whole validation after loading); first error raises."""
+    """Bind every entry of *suite* (the whole validation after loading).
+
+    Every entry is checked even after one fails, so a run of ``--validate`` shows all the
+    entries' problems at once: one error raises it, several raise :class:`SuiteErrors`
+    (each distinct message once, in file order).
+    """
     res = resolver or Resolver()
     binder = Binder(res)
     binder.check_defaults(suite)
-    return [binder.bind(entry) for entry in suite.entries], res
+    bound: list[BoundEntry] = []
+    errors: dict[str, SuiteError] = {}
+    for entry in suite.entries:
+        try:
+            bound.append(binder.bind(entry))
+        except SuiteError as exc:
+            errors.setdefault(str(exc), exc)  # a bad default would otherwise repeat for every entry
+    if len(errors) == 1:
+        raise next(iter(errors.values()))
+    if errors:
+        raise SuiteErrors(list(errors.values()))
+    return bound, res

@@ -154,6 +154,11 @@ def render_table(report: Report) -> None:
     tail = ", ".join(f"{n} {s.value.lower()}" for s, n in counts.items() if n)
     line = Text(status.value, style=STATUS_STYLE[status])
     line.append(f"  {len(report.checks)} checks" + (f" ({tail})" if tail else ""))
+    skipped = [i for i in report.extra.get("skipped") or [] if isinstance(i, dict)]
+    for item in skipped:  # suite entries that did not run here (opsbook run)
+        console.print(Text(f"skipped {item.get('name', '')}: {item.get('reason', '')}"))
+    if skipped:
+        line.append(f", {len(skipped)} skipped")
     if report.mutating:
         line.append(f"; changed: {str(report.changed).lower()}; dry run: {str(report.dry_run).lower()}")
     line.append(f"; {report.duration_s:.2f}s")
@@ -162,20 +167,27 @@ def render_table(report: Report) -> None:
 
 def write_textfile(path: str | os.PathLike[str], report: Report) -> None:
     """Write the Prometheus rendering atomically for node_exporter's textfile collector."""
-    from runbooks.fsutil import atomic_write
-
     from .formats import render_prometheus
 
-    atomic_write(Path(path), render_prometheus(report), mode=0o644)
+    _write_output_file("--textfile", path, render_prometheus(report))
 
 
 def write_junit_file(path: str | os.PathLike[str], report: Report) -> None:
     """Write the JUnit rendering atomically."""
-    from runbooks.fsutil import atomic_write
-
     from .formats import render_junit
 
-    atomic_write(Path(path), render_junit(report), mode=0o644)
+    _write_output_file("--junit-file", path, render_junit(report))
+
+
+def _write_output_file(option: str, path: str | os.PathLike[str], text: str) -> None:
+    """Atomic write; an unwritable path is bad input (exit 3, one line), not an internal error."""
+    from runbooks.errors import InputError
+    from runbooks.fsutil import atomic_write
+
+    try:
+        atomic_write(Path(path), text, mode=0o644)
+    except OSError as exc:
+        raise InputError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
 
 
 def emit_report(

@@ -38,7 +38,7 @@ def secret_from(env_var: str | None = None, file: str | os.PathLike[str] | None 
     if file is not None:
         path = Path(file)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")  # PowerShell's Out-File -Encoding utf8 adds a BOM
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read secret file {path}: {exc.__class__.__name__}") from None
         value = text.splitlines()[0] if text.strip() else ""

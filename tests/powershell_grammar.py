@@ -54,6 +54,35 @@ class ParsedScript:
             if n.type == "command_name"
         ]
 
+    def commands(self) -> list[tuple[str, list[str]]]:
+        """Every command invoked: its name and the names of the parameters given (without ``-``)."""
+        data = self.source.encode("utf-8")
+        out: list[tuple[str, list[str]]] = []
+        for node in self._nodes():
+            if node.type != "command":
+                continue
+            name = node.child_by_field_name("command_name") or next(
+                (c for c in node.children if c.type == "command_name"), None
+            )
+            if name is None:
+                continue
+            params = [
+                data[c.start_byte : c.end_byte].decode("utf-8").lstrip("-").rstrip(":")
+                for c in self._walk_children(node)
+                if c.type == "command_parameter"
+            ]
+            out.append((data[name.start_byte : name.end_byte].decode("utf-8"), params))
+        return out
+
+    @staticmethod
+    def _walk_children(node: ts.Node) -> list[ts.Node]:
+        """The parameters of *node* itself, not those of commands nested in its arguments."""
+        out: list[ts.Node] = []
+        for child in node.children:
+            if child.type == "command_elements":
+                out.extend(child.children)
+        return out
+
     def verbatim_literals(self) -> list[str]:
         """Source text of every single-quoted (verbatim) string literal."""
         return [s for s in self.string_literals() if s[:1] in "'\u2018\u2019\u201a\u201b"]

@@ -16,6 +16,7 @@ Certificates (made with ``cryptography``; keys are cached, so making many is che
     leaf = make_leaf("expired", ca, "srv1.corp.test")            # by kind name, see LEAF_KINDS
 
     ca.cert_pem / ca.write(dir) -> Path of the PEM (use as --ca-file, REQUESTS_CA_BUNDLE ...)
+    sub = ca.intermediate("Corp Issuing CA")         # an issuing CA under ca; sub.issue(...) as above
     leaf.cert_pem, leaf.key_pem, leaf.cert_der, leaf.thumbprint (SHA-1, uppercase hex, as Windows)
     leaf.write(dir) -> (cert_path, key_path)       # cert file holds leaf + issuing CA
     server_context(leaf) -> ssl.SSLContext         # server side, TLS 1.2+ (min_version=TLSv1 for legacy)
@@ -165,6 +166,41 @@ class TestCA:
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(self.key.public_key()), critical=False)
             .sign(self.key, hashes.SHA256())
         )
+
+    def intermediate(
+        self, common_name: str, *, not_before: dt.datetime | None = None, not_after: dt.datetime | None = None,
+        slot: int = 7,
+    ) -> TestCA:
+        """An intermediate (issuing) CA signed by this one; its leaves' ``write`` sends the intermediate too.
+
+        Use ``dataclasses.replace(leaf, issuer_pem=b"")`` for a server that does not send it.
+        """
+        sub = TestCA.__new__(TestCA)
+        sub.common_name = common_name
+        sub.key = _key("rsa", 2048, slot + 200)
+        ski = self.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        sub.cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+            .issuer_name(self.cert.subject)
+            .public_key(sub.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(not_before or days_from_now(-30))
+            .not_valid_after(not_after or days_from_now(1825))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True, content_commitment=False, key_encipherment=False,
+                    data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
+                    encipher_only=False, decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(sub.key.public_key()), critical=False)
+            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+            .sign(self.key, hashes.SHA256())
+        )
+        return sub
 
     @property
     def cert_pem(self) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -46,8 +47,29 @@ _DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za
                         r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
 
 
+def _ascii_name(value: str, option: str, text: str) -> str:
+    """An internationalised name in its A-label (``xn--``) form, as the Windows DNS client sends it."""
+    if value.isascii():
+        return value
+    try:
+        import idna  # IDNA 2008 + UTS 46 (installed with requests); the stdlib codec is IDNA 2003
+
+        return idna.encode(value, uts46=True).decode("ascii").lower()
+    except ImportError:  # pragma: no cover - requests always brings idna
+        try:
+            return value.encode("idna").decode("ascii").lower()
+        except UnicodeError:
+            pass
+    except UnicodeError:  # idna.IDNAError is a UnicodeError
+        pass
+    raise InputError(f"invalid {option} {text!r}: not a valid internationalised domain name")
+
+
 def _domain(text: str) -> str:
-    value = (text or "").strip().rstrip(".").lower()
+    value = (text or "").strip().rstrip(".")
+    if not value:
+        raise InputError("--domain is empty: give the AD domain's DNS name, e.g. corp.example.com")
+    value = _ascii_name(value, "--domain", text).lower()
     if not _DOMAIN_RE.match(value):
         raise InputError(f"invalid --domain {text!r}: expected a DNS domain such as corp.example.com")
     return value
@@ -88,11 +110,23 @@ def _dcs(entries: list[str] | None) -> list[str]:
         try:
             ipaddress.ip_address(value)
         except ValueError:
+            value = _ascii_name(value, "--dc", text) if value else value
             if not _DOMAIN_RE.match(value):
                 raise InputError(f"invalid --dc {text!r}: expected a host name or an IP address") from None
         if value not in out:
             out.append(value)
     return out
+
+
+def _check_textfile(textfile: Path | None) -> None:
+    """Refuse a --textfile that cannot be written before any probe runs (not after the whole check)."""
+    if textfile is None:
+        return
+    folder = Path(textfile).parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} is not writable")
 
 
 def build_report(
@@ -124,10 +158,11 @@ def build_report(
     options = AdsyncOptions(
         domain=_domain(domain),
         dns_servers=_dns_servers(dns),
+        dns_from_resolv_conf=not dns,
         dcs=_dcs(dc),
         ports=parse_ports(ports) if ports is not None else list(DEFAULT_PORTS),
         timeout=float(timeout),
-        resolve=parse_resolve(resolve),
+        resolve={_ascii_name(host, "--resolve", host): address for host, address in parse_resolve(resolve).items()},
     )
     graph_values = (tenant_id, client_id, client_secret_file, client_cert, authority_host, graph_endpoint,
                     max_sync_age, max_password_sync_age)
@@ -159,6 +194,7 @@ def build_report(
             count_provisioning_errors=provisioning_errors,
             **kwargs,  # type: ignore[arg-type]
         )
+        graph_mod.validate_options(graph_options)  # exit 3 before any DNS query or HTTPS request
 
         def extra() -> list[CheckResult]:
             return graph_mod.check_tenant(graph_options)
@@ -225,6 +261,7 @@ def check(  # noqa: PLR0917 - one parameter per option
     textfile: TextfileOption = None,
 ) -> None:
     """Check DNS per server, DC ports and (with --graph) the tenant's sync freshness."""
+    _check_textfile(textfile)
     raise typer.Exit(terminal.emit_report(build_report(
         domain=domain, dns=dns, dc=dc, ports=ports, timeout=timeout, resolve=resolve, graph=graph,
         tenant_id=tenant_id, client_id=client_id, client_secret_file=client_secret_file, client_cert=client_cert,

@@ -65,15 +65,23 @@ def _daemon_json(path: Path | None) -> str:
 
 def _control(docker_host: str | None, stop_command: str | None, start_command: str | None) -> EngineControl:
     from runbooks.docker_root.control import EngineControl
-    from runbooks.docker_root.host import is_systemd_host
+    from runbooks.docker_root.host import is_systemd_host, unit_exists
 
     if bool(stop_command) != bool(start_command):
         raise InputError("--stop-command and --start-command go together: give both or neither")
-    return EngineControl(docker_host, stop_command or None, start_command or None,
-                         systemd=is_systemd_host() and not stop_command)
+    systemd = is_systemd_host() and not stop_command
+    return EngineControl(docker_host, stop_command or None, start_command or None, systemd=systemd,
+                         socket_unit=not systemd or unit_exists("docker.socket"))
+
+
+def _absolute(target: str) -> str:
+    if not target or not os.path.isabs(target):
+        raise InputError(f"TARGET {target!r} is not an absolute path (e.g. /srv/docker)")
+    return os.path.normpath(target)
 
 
 def build_report(
+    *,
     daemon_json: Path | None = None,
     docker_host: str | None = None,
     stop_command: str | None = None,
@@ -95,6 +103,7 @@ def build_report(
     )
 )
 def status(
+    *,
     daemon_json: DaemonJsonOption = None,
     docker_host: DockerHostOption = None,
     stop_command: StopOption = None,
@@ -120,6 +129,7 @@ def status(
 )
 def move(
     target: Annotated[str, typer.Argument(metavar="TARGET", help="New data-root (absolute path, empty or new).")],
+    *,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; change and write nothing.")] = False,
     yes: YesOption = False,
     containerd_root_moved: Annotated[
@@ -142,6 +152,7 @@ def move(
     """
     from runbooks.docker_root import move as mv
 
+    target = _absolute(target)
     host_url = _host(docker_host)
     opts = mv.MoveOptions(
         target=target, daemon_json=_daemon_json(daemon_json), docker_host=host_url, state_dir=str(state_dir),
@@ -156,6 +167,7 @@ def move(
         raise RefusedError("move refused: " + "; ".join(b.summary for b in plan.blockers))
     if not yes:
         if not terminal.stdin_is_tty():
+            terminal.emit_report(plan.report, fmt, textfile=textfile)
             raise RefusedError("move changes the host: give --yes (or run it on a terminal to confirm the plan)")
         terminal.emit_report(plan.report, OutputFormat.table)
         if not terminal.confirm(f"Move Docker's data-root to {target}?"):
@@ -172,6 +184,7 @@ def move(
     )
 )
 def rollback(
+    *,
     yes: YesOption = False,
     daemon_json: DaemonJsonOption = None,
     docker_host: DockerHostOption = None,
@@ -184,8 +197,10 @@ def rollback(
     """Restore the previous daemon.json and start the engine on the old root (after a move or a crash)."""
     from runbooks.docker_root import rollback as rb
 
-    host_url = _host(docker_host)
     j = rb.check_can_rollback(str(state_dir))
+    host_url = _host(docker_host) or j.data.get("docker_host") or None
+    if not (stop_command or start_command):  # the commands the move used, if any
+        stop_command, start_command = j.data.get("stop_command"), j.data.get("start_command")
     ctl = _control(host_url, stop_command, start_command)
     if not ctl.usable:
         raise InputError("systemd does not manage the engine here: give --stop-command and --start-command")
@@ -200,7 +215,8 @@ def rollback(
             raise RefusedError("rollback restarts the engine: give --yes (or confirm on a terminal)")
         if not terminal.confirm("Roll back?"):
             raise RefusedError("not confirmed: nothing changed")
-    report = rb.run(j, ctl, _daemon_json(daemon_json) if daemon_json else str(j.data["daemon_json"]), host_url)
+    with j.lock():
+        report = rb.run(j, ctl, _daemon_json(daemon_json) if daemon_json else str(j.data["daemon_json"]), host_url)
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
 
@@ -211,6 +227,7 @@ def rollback(
     )
 )
 def cleanup(
+    *,
     yes: YesOption = False,
     daemon_json: DaemonJsonOption = None,
     docker_host: DockerHostOption = None,
@@ -225,12 +242,14 @@ def cleanup(
     from runbooks.docker_root.journal import Journal
 
     del stop_command, start_command
-    host_url = _host(docker_host)
     j = Journal(str(state_dir)).load()
+    host_url = _host(docker_host) or j.data.get("docker_host") or None
     old_root = cl.check(j, host_url, _daemon_json(daemon_json) if daemon_json else str(j.data["daemon_json"]))
     if not yes:
         if not terminal.stdin_is_tty():
             raise RefusedError(f"cleanup deletes {old_root}: give --yes (or type the path on a terminal)")
         if terminal.ask(f"Type {old_root} to delete it:").strip() != old_root:
             raise RefusedError("the path typed does not match: nothing deleted")
-    raise typer.Exit(terminal.emit_report(cl.remove(j, old_root), fmt, textfile=textfile))
+    with j.lock():
+        report = cl.remove(j, old_root)
+    raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))

@@ -90,6 +90,10 @@ def clear_previous_mailbox(
 
     to_stdout = output is None or str(output) == "-"
     if not to_stdout and output is not None:
+        if not str(output).strip():
+            raise InputError("--output: empty file name; give a file name, or - for standard output")
+        if output.is_dir():
+            raise InputError(f"--output {output} is a directory; give a file name such as {output / 'CHG0042.ps1'}")
         if csv is not None and str(csv) != "-" and output.resolve() == csv.resolve():
             raise RefusedError(f"--output {output} is the --csv file; choose another name")
         if output.exists() and not force:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -25,8 +27,18 @@ EPILOG = examples(
 )
 
 
+#: Suite problems shown at once (one line each); the rest are counted.
+MAX_ERRORS_SHOWN = 20
+
+#: How the process ends at once after a report when entries were abandoned at their deadline
+#: (a replaceable seam for in-process tests).
+exit_now = os._exit
+
+
 def run(  # noqa: PLR0917 - Typer maps every parameter
-    suite: Annotated[Path, typer.Argument(help="The suite file (YAML, version 1).", show_default=False)],
+    suite: Annotated[
+        Path, typer.Argument(metavar="SUITE.yaml", help="The suite file (YAML, version 1).", show_default=False)
+    ],
     validate: Annotated[
         bool,
         typer.Option(
@@ -44,23 +56,30 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
         int | None,
         typer.Option(
             "--concurrency", min=1, max=256,
-            help="Suite entries run at once (default: the suite's defaults.concurrency, else 8).",
+            help="Suite entries run at once (default: the suite's defaults.concurrency, else 16).",
         ),
     ] = None,
 ) -> None:
     """Run a suite."""
     from runbooks.errors import InputError
     from runbooks.model import Report
-    from runbooks.suite import Job, load_suite, run_jobs
+    from runbooks.suite import Job, SuiteErrors, load_suite, run_jobs
 
     from ..suite_binding import bind_suite
 
     report = Report(command="run")
     loaded = load_suite(suite)
-    bound, resolver = bind_suite(loaded)
+    try:
+        bound, resolver = bind_suite(loaded)
+    except SuiteErrors as problems:  # one line each, then UNKNOWN: nothing has run
+        for problem in problems.errors[:MAX_ERRORS_SHOWN]:
+            terminal.error(str(problem))
+        if len(problems.errors) > MAX_ERRORS_SHOWN:
+            terminal.error(f"... and {len(problems.errors) - MAX_ERRORS_SHOWN} more problems in {loaded.path}")
+        raise typer.Exit(3) from None
     if validate:
         files = len(loaded.files)
-        skipped = [f"{b.entry.name} ({b.skip})" for b in bound if b.skip]
+        skipped = [f"{b.entry.name} ({resolver.scrub(b.skip)})" for b in bound if b.skip]
         terminal.out(
             f"{loaded.path}: OK, {len(bound)} check{'s' if len(bound) != 1 else ''}"
             f" in {files} file{'s' if files != 1 else ''}"
@@ -72,9 +91,9 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
     outcome = run_jobs(jobs, concurrency or loaded.concurrency, resolver.scrub)
     report.checks = outcome.checks
     report.extra["suite"] = loaded.path
-    if outcome.skipped:
+    if outcome.skipped:  # every format shows them (table lines, Nagios, JUnit <skipped>, a gauge)
         report.extra["skipped"] = outcome.skipped
-        if terminal.stderr_is_tty() or OutputFormat(fmt) is OutputFormat.table:  # people read these
+        if terminal.stderr_is_tty() and OutputFormat(fmt) is not OutputFormat.table:  # people read these
             for item in outcome.skipped:
                 terminal.info(f"skipped {item['name']}: {item['reason']}")
     try:
@@ -83,4 +102,10 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
         where = str(exc.filename or "")
         target = next((str(p) for p in (textfile, junit_file) if p and Path(where).parent == Path(p).parent), where)
         raise InputError(f"cannot write {target or 'the output file'}: {exc.strerror or exc}") from None
+    if outcome.abandoned:
+        # The report is out; a check given up at its deadline may still hold threads that a
+        # normal exit would wait for. Cron, systemd and Icinga want the exit code now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        exit_now(code)
     raise typer.Exit(code)

@@ -18,7 +18,7 @@ from ..errors import OpsbookError
 from ..model import CheckResult, Report, Status
 from ..probes.dns import DnsAnswer, DnsOutcome, dns_query, server_label
 from ..probes.targets import HostPort
-from .dns_health import Question, assess_dns, base_questions, dc_locator_question
+from .dns_health import Question, assess_dns, assess_dns_source, base_questions, dc_locator_question
 from .ports import DEFAULT_PORTS, PortProbe, PortSpec, assess_dc, probe_port, unresolved_dc
 
 
@@ -34,6 +34,8 @@ class AdsyncOptions:
     resolve: dict[str, str] = field(default_factory=dict)
     #: Threads; 1 runs every probe one after another (the benchmark's baseline).
     concurrency: int = 256
+    #: True when ``dns_servers`` came from this host's resolv.conf (no ``--dns``).
+    dns_from_resolv_conf: bool = False
 
 
 def _is_ip(text: str) -> bool:
@@ -192,6 +194,10 @@ def collect(options: AdsyncOptions, extra: Callable[[], list[CheckResult]] | Non
         raise
     pool.shutdown(wait=True)
     results = assess_dns(options.domain, run.servers, run.answers, run.questions(), run.tcp)
+    if options.dns_from_resolv_conf:
+        source = assess_dns_source(run.servers, [s.host for s in options.dns_servers])
+        if source is not None:
+            results.insert(0, source)
     results.append(_discovery(options, run))
     asked_rpc = any(spec.rpc_dynamic for spec in options.ports)
     for dc in run.dcs.values():

@@ -43,6 +43,18 @@ def dc_locator_question(domain: str) -> Question:
     return (f"_ldap._tcp.dc._msdcs.{domain}", "SRV")
 
 
+#: Why a global catalog SRV record missing on every server is only a WARNING.
+GC_HINT = (
+    "global catalogs register _gc._tcp under the FOREST ROOT domain, so a child domain has none of its own — "
+    "check with --domain <forest root>; in a single-domain forest it means no DC is a global catalog"
+)
+
+
+def is_gc_question(question: Question) -> bool:
+    """The ``_gc._tcp.<domain>`` SRV question (registered only under the forest root)."""
+    return question[1] == "SRV" and question[0].startswith("_gc._tcp.")
+
+
 def _q(question: Question) -> str:
     return f"{question[1]} {question[0]}"
 
@@ -91,6 +103,7 @@ def assess_server(
     by_status: dict[Status, list[str]] = {}
     brownout: list[str] = []
     missing: list[str] = []
+    missing_gc: list[str] = []
     failing: list[str] = []
     unreachable: list[str] = []
     slow: list[str] = []
@@ -108,11 +121,15 @@ def assess_server(
             if elsewhere:
                 brownout.append(f"{label} ({answer.outcome.name})")
                 healthy_elsewhere.update(elsewhere)
+                by_status.setdefault(Status.CRITICAL, []).append(label)
+            elif is_gc_question(question):
+                missing_gc.append(f"{label} ({answer.outcome.name})")
+                by_status.setdefault(Status.WARNING, []).append(label)
             else:
                 missing.append(f"{label} ({answer.outcome.name})")
-            by_status.setdefault(Status.CRITICAL, []).append(label)
-        elif answer.outcome in (DnsOutcome.SERVFAIL, DnsOutcome.REFUSED):
-            failing.append(f"{label} ({answer.outcome.name})")
+                by_status.setdefault(Status.CRITICAL, []).append(label)
+        elif refuses(answer):
+            failing.append(f"{label} ({answer.rcode or answer.outcome.name})")
             by_status.setdefault(Status.WARNING, []).append(label)
         else:
             unreachable.append(f"{label} ({_describe(answer)})")
@@ -121,12 +138,18 @@ def assess_server(
     role = "primary" if position == 1 else f"DNS server #{position}"
     parts: list[str] = []
     if brownout:
+        consequence = (
+            "Windows will not fail over past it" if position == 1 else
+            "Windows asks it only when the servers before it do not answer, and then these lookups fail"
+        )
         parts.append(
             f"BROWN-OUT: {role} answers without data for {_join(brownout)} while "
-            f"{_join(sorted(healthy_elsewhere))} answer(s) with data"
+            f"{_join(sorted(healthy_elsewhere))} answer(s) with data — {consequence}"
         )
     if missing:
-        parts.append(f"no data for {_join(missing)} (no other server has it either)")
+        parts.append(f"no data for {_join(missing)} (no other server answered it with data)")
+    if missing_gc:
+        parts.append(f"no data for {_join(missing_gc)} (no server has it: {GC_HINT})")
     if failing:
         parts.append(f"fails {_join(failing)}")
     if unreachable and len(unreachable) == len(answers):
@@ -162,10 +185,11 @@ def assess_tcp(server: str, answer: DnsAnswer) -> CheckResult:
     """Whether the server answers over TCP 53 (needed when an answer does not fit in UDP)."""
     details = _answer_detail(answer)
     metrics: dict[str, MetricValue] = {"latency": Metric(round(answer.latency_s, 4), "s", min=0)}
-    if answer.outcome.answered:
+    if answer.outcome.answered or refuses(answer):
         return CheckResult(
             "adsync.dns.tcp", server, "DNS over TCP", Status.OK,
-            f"{server} answers over TCP ({answer.outcome.name} for {answer.question})",
+            f"{server} answers over TCP ({_rcode(answer) if refuses(answer) else answer.outcome.name} "
+            f"for {answer.question})",
             details=details, metrics=metrics, duration_s=round(answer.latency_s, 4),
         )
     return CheckResult(
@@ -174,6 +198,17 @@ def assess_tcp(server: str, answer: DnsAnswer) -> CheckResult:
         "(domains with many DCs) cannot be fetched",
         details=details, metrics=metrics, duration_s=round(answer.latency_s, 4),
     )
+
+
+def refuses(answer: DnsAnswer) -> bool:
+    """The server answered, but with an error rcode (SERVFAIL, REFUSED, NOTIMP, FORMERR...), not with data."""
+    return answer.outcome in (DnsOutcome.SERVFAIL, DnsOutcome.REFUSED) or (
+        answer.outcome is DnsOutcome.ERROR and bool(answer.rcode)
+    )
+
+
+def _rcode(answer: DnsAnswer) -> str:
+    return answer.rcode or answer.outcome.name
 
 
 @dataclass(frozen=True)
@@ -187,28 +222,43 @@ class Prediction:
     skipped: tuple[str, ...] = ()  # servers that did not answer before it (each costs ~1 s)
     uncertain_at: tuple[str, ...] = ()  # servers that said SERVFAIL/REFUSED before it
     data_elsewhere: tuple[str, ...] = ()  # servers Windows never asks that have data
+    uncertain_rcodes: tuple[str, ...] = ()  # what each of ``uncertain_at`` said (SERVFAIL, REFUSED, ...)
 
 
 def predict_windows(question: Question, ordered: Sequence[DnsAnswer]) -> Prediction:
-    """Apply the documented client rules (KB2834226) to the answers in server order."""
+    """Apply the documented client rules (KB2834226) to the answers in server order.
+
+    Data ends the lookup ("resolved"). A negative answer (NODATA, NXDOMAIN) ends it too
+    ("fails"): Windows does not ask the next server. A server that does not answer is
+    skipped after ~1 s. SERVFAIL/REFUSED may or may not end it (not documented reliably):
+    the verdict is "uncertain" only when the outcome depends on it — a later server with
+    data. When every path ends without data (a later server is also empty, or there is
+    none), the lookup "fails" whatever Windows does with the SERVFAIL.
+    """
     skipped: list[str] = []
-    uncertain: list[str] = []
+    uncertain: list[DnsAnswer] = []
+
+    def made(verdict: str, answer: DnsAnswer | None, **kw: Any) -> Prediction:
+        return Prediction(
+            question, verdict, answer.server if answer is not None else "", answer.outcome if answer else None,
+            tuple(skipped), tuple(a.server for a in uncertain), uncertain_rcodes=tuple(_rcode(a) for a in uncertain),
+            **kw,
+        )
+
     for index, answer in enumerate(ordered):
         if answer.outcome is DnsOutcome.DATA:
-            verdict = "uncertain" if uncertain else "resolved"
-            return Prediction(question, verdict, answer.server, answer.outcome, tuple(skipped), tuple(uncertain))
+            return made("uncertain" if uncertain else "resolved", answer)
         if answer.outcome.negative:
             later = tuple(a.server for a in ordered[index + 1 :] if a.outcome is DnsOutcome.DATA)
-            verdict = "uncertain" if uncertain else "fails"
-            return Prediction(
-                question, verdict, answer.server, answer.outcome, tuple(skipped), tuple(uncertain), later
-            )
-        if answer.outcome in (DnsOutcome.SERVFAIL, DnsOutcome.REFUSED):
-            uncertain.append(answer.server)
+            return made("fails", answer, data_elsewhere=later)
+        if refuses(answer):
+            uncertain.append(answer)
         else:
             skipped.append(answer.server)
     if uncertain:
-        return Prediction(question, "fails", uncertain[-1], None, tuple(skipped), tuple(uncertain))
+        last = uncertain[-1]
+        return Prediction(question, "fails", last.server, None, tuple(skipped), tuple(a.server for a in uncertain),
+                          uncertain_rcodes=tuple(_rcode(a) for a in uncertain))
     return Prediction(question, "unreachable", "", None, tuple(skipped))
 
 
@@ -227,6 +277,10 @@ def _prediction_detail(p: Prediction) -> dict[str, Any]:
     return detail
 
 
+def _rcodes(rcodes: Sequence[str]) -> str:
+    return "/".join(dict.fromkeys(rcodes)) or "SERVFAIL/REFUSED"
+
+
 def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question, Sequence[DnsAnswer]]) -> CheckResult:
     """Predict, per question, what Windows does with these servers in this order."""
     predictions = [predict_windows(q, answers) for q, answers in table.items()]
@@ -236,40 +290,66 @@ def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question
     def names(ps: list[Prediction]) -> str:
         return _join([_q(p.question) for p in ps], 3)
 
+    def who(server: str) -> str:
+        return f"primary {server}" if server == primary else f"DNS server {server}"
+
+    def before(p: Prediction) -> str:
+        """The SERVFAIL/REFUSED in front of a failing answer: it fails whether or not Windows moves past it."""
+        if not p.uncertain_at:
+            return ""
+        return (f" (before it, {who(p.uncertain_at[0])} answers {_rcodes(p.uncertain_rcodes)}: the lookup fails "
+                "whether or not Windows moves past that)")
+
     browned = [p for p in predictions if p.verdict == "fails" and p.data_elsewhere]
     if browned:
         first = browned[0]
-        who = "primary" if first.server == primary else "DNS server"
         findings.append((Status.CRITICAL, (
-            f"{who} {first.server} answers {first.outcome.name if first.outcome else 'no data'} for {names(browned)}: "
+            f"{who(first.server)} answers {first.outcome.name if first.outcome else 'no data'} for {names(browned)}: "
             f"Windows will not fail over to {first.data_elsewhere[0]} — the domain will look unreachable to AD Connect"
-            " (KB2834226)"
+            f" (KB2834226){before(first)}"
         )))
     missing = [p for p in predictions if p.verdict == "fails" and not p.data_elsewhere and p.outcome is not None]
+    gc_missing = [p for p in missing if is_gc_question(p.question)]
+    missing = [p for p in missing if not is_gc_question(p.question)]
+    if gc_missing:
+        findings.append((Status.WARNING, f"no DNS server answers {names(gc_missing)} with data: {GC_HINT}"))
     if missing:
-        findings.append((Status.CRITICAL, f"no DNS server has data for {names(missing)}"))
+        first = missing[0]
+        others: dict[str, str] = {}
+        for p in missing:
+            for a in table[p.question]:
+                if a.server in (p.server, *p.uncertain_at):
+                    continue  # the server that stops the lookup, and those before() names
+                if a.outcome is not DnsOutcome.DATA and not a.outcome.negative:
+                    answered = a.outcome.answered or refuses(a)
+                    others.setdefault(a.server, _rcode(a) if answered else "no answer")
+        scope = ("no other DNS server answered with data (" + _join([f"{k}: {v}" for k, v in others.items()]) + ")"
+                 if others else "no other DNS server has the data either")
+        findings.append((Status.CRITICAL, (
+            f"{who(first.server)} answers {first.outcome.name if first.outcome else 'no data'} for {names(missing)}: "
+            f"Windows stops there, and {scope}{before(first)}"
+        )))
     dead = [p for p in predictions if p.verdict == "unreachable"]
     if dead:
         findings.append((Status.CRITICAL, f"no DNS server answers {names(dead)}"))
     broken = [p for p in predictions if p.verdict == "fails" and p.outcome is None]
     if broken:
-        findings.append((Status.CRITICAL, f"no DNS server answers {names(broken)} with data (SERVFAIL/REFUSED)"))
+        rcodes = _rcodes([o for p in broken for o in p.uncertain_rcodes])
+        findings.append((Status.CRITICAL, f"no DNS server answers {names(broken)} with data ({rcodes})"))
     unsure = [p for p in predictions if p.verdict == "uncertain"]
     if unsure:
         first = unsure[0]
         where = first.uncertain_at[0]
-        who = "primary" if where == primary else "DNS server"
         after = f" to {first.server}" if first.server and first.server != where else ""
         findings.append((Status.WARNING, (
-            f"{who} {where} answers SERVFAIL/REFUSED for {names(unsure)}: failover uncertain — Windows may or may not"
-            f" move on{after}"
+            f"{who(where)} answers {_rcodes(first.uncertain_rcodes)} for {names(unsure)}: failover uncertain — "
+            f"Windows may or may not move on{after}"
         )))
     delayed = [p for p in predictions if p.verdict == "resolved" and p.skipped]
     if delayed:
         first = delayed[0]
-        who = "primary" if first.skipped[0] == primary else "DNS server"
         findings.append((Status.WARNING, (
-            f"{who} {first.skipped[0]} does not answer: Windows resolves {names(delayed)} through {first.server}, "
+            f"{who(first.skipped[0])} does not answer: Windows resolves {names(delayed)} through {first.server}, "
             f"but every lookup first waits ~{WINDOWS_FAILOVER_WAIT_S * len(first.skipped):.0f} s"
         )))
     status = worst(s for s, _ in findings)
@@ -290,6 +370,27 @@ def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question
     }
     return CheckResult("adsync.dns.failover", domain, "Windows DNS failover prediction", status, summary,
                        details=details, metrics=metrics)
+
+
+def assess_dns_source(servers: Sequence[str], addresses: Sequence[str]) -> CheckResult | None:
+    """With no ``--dns``: a loopback nameserver in resolv.conf is a local stub (systemd-resolved's
+    127.0.0.53, dnsmasq, nscd...) that fails over to its upstreams by itself and hides brown-outs.
+
+    *servers* are the labels, *addresses* the IP addresses, in order. Returns a WARNING, or None.
+    """
+    import ipaddress
+
+    local = [label for label, address in zip(servers, addresses, strict=True)
+             if ipaddress.ip_address(address).is_loopback]
+    if not local:
+        return None
+    return CheckResult(
+        "adsync.dns.source", "resolv.conf", "DNS servers asked", Status.WARNING,
+        f"no --dns given, so this host's resolv.conf was used, and {_join(local)} is a local resolver "
+        "(a stub such as systemd-resolved fails over to its upstream servers by itself and hides brown-outs): "
+        "give the sync server's own DNS servers, in its order, with --dns",
+        details={"servers_from_resolv_conf": list(servers), "loopback": local},
+    )
 
 
 def assess_dns(

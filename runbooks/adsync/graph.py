@@ -162,8 +162,12 @@ def format_age(seconds: float) -> str:
 def _https_base(url: str, what: str) -> str:
     """``https://host[:port]`` without a trailing slash; anything else is an InputError."""
     text = (url or "").strip().rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme.lower() != "https" or not parts.hostname:
+    try:
+        parts = urlsplit(text)
+        hostname = parts.hostname
+    except ValueError:  # e.g. "https://[::1" (unbalanced brackets)
+        raise InputError(f"{what} {url!r} is not a valid URL: use https://host[:port]") from None
+    if parts.scheme.lower() != "https" or not hostname:
         raise InputError(f"{what} {url!r} must be an https:// URL such as {DEFAULT_AUTHORITY_HOST}")
     if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("",):
         raise InputError(f"{what} {url!r} must be scheme and host only (https://host[:port])")
@@ -202,6 +206,20 @@ def _validate(options: GraphOptions) -> tuple[str, str]:
     if not options.timeout > 0:
         raise InputError("--timeout must be greater than zero")
     return tenant, _https_base(options.authority_host, "--authority-host")
+
+
+def validate_options(options: GraphOptions) -> None:
+    """Check every Graph option without sending anything: raise :class:`InputError` on the first problem.
+
+    Covers the tenant and client ids, exactly one credential (secret or certificate), both
+    URLs, the age thresholds, the timeout, and that the certificate file holds a usable key
+    and its matching certificate. The CLI calls it before any probe starts, so a typo
+    costs no DNS query and no request to the authority.
+    """
+    _validate(options)
+    _https_base(options.graph_endpoint, "--graph-endpoint")
+    if options.client_cert is not None:
+        load_client_certificate(options.client_cert)
 
 
 # --------------------------------------------------------------------------- credentials
@@ -690,10 +708,9 @@ def check_tenant(options: GraphOptions) -> list[CheckResult]:
     the wire becomes a check result. The client secret and the access token never appear
     in any result.
     """
+    validate_options(options)  # bad input: InputError before any traffic
     tenant, authority = _validate(options)
     graph = _https_base(options.graph_endpoint, "--graph-endpoint")
-    if options.client_cert is not None:
-        load_client_certificate(options.client_cert)  # bad file: InputError before any traffic
     scrub = _Scrubber()
     session = _session(options.timeout)
     try:

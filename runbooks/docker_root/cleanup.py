@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import glob
 import os
-import shutil
 import subprocess
 
 from runbooks.errors import RefusedError
@@ -12,18 +12,46 @@ from runbooks.model import CheckResult, Report, Status
 from . import engine, host, journal
 
 
+def open_files(root: str, proc: str = "/proc", limit: int = 5) -> list[str]:
+    """Processes whose working folder, root or open files are under *root* (up to *limit*)."""
+    real = os.path.realpath(root).rstrip("/") + "/"
+    found: list[str] = []
+    me = str(os.getpid())
+    for folder in glob.glob(os.path.join(proc, "[0-9]*")):
+        pid = os.path.basename(folder)
+        if pid == me:
+            continue
+        links = [os.path.join(folder, "cwd"), os.path.join(folder, "root")]
+        links += glob.glob(os.path.join(folder, "fd", "*"))
+        for link in links:
+            try:
+                dest = os.readlink(link)
+            except OSError:
+                continue
+            if (dest.rstrip("/") + "/").startswith(real):
+                found.append(f"pid {pid} uses {dest}")
+                break
+        if len(found) >= limit:
+            break
+    return found
+
+
 def references(old_root: str, docker_host: str | None, daemon_json: str, proc: str = "/proc") -> list[str]:
-    """What still references *old_root*: daemon.json, dockerd flags, mounts, open files."""
+    """What still references *old_root*: daemon.json, dockerd flags, mounts, processes."""
     refs = []
     cfg = host.read_daemon_json(daemon_json)
-    if cfg.data_root and host.is_under(cfg.data_root, old_root):
+    if cfg.error:
+        refs.append(cfg.error)
+    elif cfg.data_root and host.is_under(cfg.data_root, old_root):
         refs.append(f"{daemon_json} sets data-root {cfg.data_root}")
     for p in host.dockerd_processes(docker_host, proc=proc):
         for flag in p.flags:
-            refs.append(f"dockerd (pid {p.pid}) has {flag}")
+            value = host.flag_value(flag)
+            if not value or host.is_under(value, old_root):
+                refs.append(f"dockerd (pid {p.pid}) has {flag}")
     real = os.path.realpath(old_root)
     try:
-        with open("/proc/self/mountinfo") as handle:
+        with open(os.path.join(proc, "self", "mountinfo")) as handle:
             for line in handle:
                 point = line.split()[4]
                 if point == real or point.startswith(real + "/"):
@@ -31,6 +59,7 @@ def references(old_root: str, docker_host: str | None, daemon_json: str, proc: s
                     break
     except OSError:
         pass
+    refs += open_files(old_root, proc)
     return refs
 
 
@@ -42,12 +71,16 @@ def check(j: journal.Journal, docker_host: str | None, daemon_json: str) -> str:
         )
     old_root = str(j.data["old_root"])
     target = str(j.data["target"])
+    if not os.path.isabs(old_root) or os.path.realpath(old_root) == "/":
+        raise RefusedError(f"the journal names {old_root!r} as the old root: not removing that")
     try:
         client = engine.connect(docker_host)
     except engine.EngineUnavailable as exc:
         raise RefusedError(f"the engine does not answer ({exc}): cannot confirm it runs on {target}") from None
-    info = engine.engine_info(client)
-    client.close()
+    try:
+        info = engine.engine_info(client)
+    finally:
+        client.close()
     if not engine.is_running_on(info, target):
         raise RefusedError(f"Docker runs on {info.root_dir}, not on the new root {target}: not removing {old_root}")
     if host.is_under(info.root_dir, old_root) or host.is_under(old_root, info.root_dir):
@@ -70,7 +103,7 @@ def remove(j: journal.Journal, old_root: str) -> Report:
     # rm --one-file-system never follows into something mounted below the old root.
     proc = subprocess.run(["rm", "-rf", "--one-file-system", "--", old_root], capture_output=True, text=True,
                           check=False, timeout=24 * 3600)
-    if proc.returncode != 0 and shutil.which("rm"):
+    if proc.returncode != 0:
         report.add(CheckResult("docker_root.cleanup", old_root, "old root removed", Status.CRITICAL,
                                f"rm failed: {proc.stderr.strip()[:300]}"))
         return report

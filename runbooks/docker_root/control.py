@@ -34,6 +34,8 @@ class EngineControl:
     start_command: str | None = None
     systemd: bool = False
     unit_dir: str = "/etc/systemd/system"
+    #: Whether docker.socket exists (socket activation); without it only docker.service is handled.
+    socket_unit: bool = True
     wait_timeout: float = WAIT_TIMEOUT
     log: list[str] = field(default_factory=list)
 
@@ -48,14 +50,17 @@ class EngineControl:
         """The commands that stop the engine, in order."""
         if self.stop_command:
             return [["sh", "-c", self.stop_command]]
-        return [["systemctl", "stop", "docker.socket"], ["systemctl", "stop", "docker.service"]]
+        # docker.socket first: stopped second, it could start docker.service again on the next API call.
+        socket = [["systemctl", "stop", "docker.socket"]] if self.socket_unit else []
+        return [*socket, ["systemctl", "stop", "docker.service"]]
 
     def start_commands(self, reload: bool = False) -> list[list[str]]:
         """The commands that start the engine, in order."""
         if self.start_command:
             return [["sh", "-c", self.start_command]]
         cmds = [["systemctl", "daemon-reload"]] if reload else []
-        return cmds + [["systemctl", "start", "docker.socket", "docker.service"]]
+        units = ["docker.socket", "docker.service"] if self.socket_unit else ["docker.service"]
+        return [*cmds, ["systemctl", "start", *units]]
 
     def dropin_path(self) -> str:
         """The drop-in opsbook writes for ``RequiresMountsFor=``."""

@@ -69,6 +69,7 @@ class EngineInfo:
     images: int
     server_version: str
     raw_security: list[str] = field(default_factory=list)
+    live_restore: bool = False
 
     @property
     def d_type(self) -> bool | None:
@@ -101,6 +102,7 @@ def engine_info(client: Any) -> EngineInfo:
         images=int(info.get("Images") or 0),
         server_version=str(info.get("ServerVersion") or ""),
         raw_security=security,
+        live_restore=bool(info.get("LiveRestoreEnabled")),
     )
 
 
@@ -120,3 +122,25 @@ def disk_usage(client: Any) -> dict[str, int]:
 def is_running_on(info: EngineInfo, root: str) -> bool:
     """Whether the engine's DockerRootDir is *root* (real paths)."""
     return os.path.realpath(info.root_dir) == os.path.realpath(root)
+
+
+def stop_containers_for_live_restore(docker_host: str | None, timeout: float = API_TIMEOUT) -> list[str]:
+    """With live-restore on, stopping dockerd leaves containers running on the old root.
+
+    Stop the running containers through the API first (each with its own stop timeout)
+    and return their names; nothing happens (``[]``) without live-restore or an engine.
+    """
+    try:
+        client = connect(docker_host, timeout)
+    except EngineUnavailable:
+        return []
+    try:
+        if not engine_info(client).live_restore:
+            return []
+        names = []
+        for c in client.api.containers():
+            client.api.stop(c["Id"])
+            names.append(str((c.get("Names") or [c["Id"][:12]])[0]).lstrip("/"))
+        return names
+    finally:
+        client.close()

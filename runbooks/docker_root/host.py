@@ -127,9 +127,28 @@ def data_root_flags(args: list[str]) -> list[str]:
             if arg == flag:
                 value = args[i + 1] if i + 1 < len(args) else ""
                 found.append(f"{flag} {value}".strip())
-            elif arg.startswith(flag + "=") or (flag == "-g" and arg.startswith("-g") and len(arg) > 2 and arg[2] != "-"):
+            elif arg.startswith(flag + "=") or (flag == "-g" and arg.startswith("-g") and arg[2:3] not in ("", "-")):
                 found.append(arg)
     return found
+
+
+def flag_value(flag: str) -> str:
+    """The path of a data-root flag as :func:`data_root_flags` returns it (``--data-root=/x`` -> ``/x``)."""
+    for name in DATA_ROOT_FLAGS:
+        for sep in (" ", "="):
+            if flag.startswith(name + sep):
+                return flag[len(name) + 1:].strip()
+    return flag[2:].lstrip("=") if flag.startswith("-g") else ""
+
+
+def config_file_arg(args: list[str]) -> str | None:
+    """The ``--config-file`` a dockerd argument list names, if any."""
+    for i, arg in enumerate(args):
+        if arg == "--config-file" and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith("--config-file="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def _hosts(args: list[str]) -> list[str]:
@@ -146,6 +165,8 @@ def _hosts(args: list[str]) -> list[str]:
 
 def _norm_host(url: str) -> str:
     url = url.strip()
+    if url.startswith("fd://"):  # systemd socket activation: the path part names the socket unit
+        return "fd://"
     if url.startswith("unix://"):
         return "unix://" + os.path.realpath(url[len("unix://"):]) if os.path.exists(url[7:]) else url
     return url.rstrip("/")
@@ -158,6 +179,11 @@ class DockerdProcess:
     pid: int
     args: list[str]
     flags: list[str] = field(default_factory=list)
+
+    @property
+    def config_file(self) -> str | None:
+        """The daemon.json this dockerd reads when it names one (``--config-file``)."""
+        return config_file_arg(self.args)
 
 
 def dockerd_processes(docker_host: str | None = None, proc: str = "/proc") -> list[DockerdProcess]:
@@ -185,7 +211,14 @@ def is_systemd_host() -> bool:
     return os.path.isdir("/run/systemd/system")
 
 
-def systemd_unit_flags(unit: str = "docker.service", dirs: tuple[str, ...] = SYSTEMD_UNIT_DIRS) -> dict[str, list[str]]:
+def unit_exists(unit: str, dirs: tuple[str, ...] = SYSTEMD_UNIT_DIRS) -> bool:
+    """Whether a unit file *unit* exists in one of the systemd unit folders."""
+    return any(os.path.isfile(os.path.join(folder, unit)) for folder in dirs)
+
+
+def systemd_unit_flags(
+    unit: str = "docker.service", dirs: tuple[str, ...] = SYSTEMD_UNIT_DIRS
+) -> dict[str, list[str]]:
     """Data-root flags in ExecStart= lines of *unit* and its drop-ins: ``{file: [flags]}``."""
     files: list[str] = []
     for folder in dirs:
@@ -200,11 +233,11 @@ def systemd_unit_flags(unit: str = "docker.service", dirs: tuple[str, ...] = SYS
         except OSError:
             continue
         flags: list[str] = []
-        for line in text.replace("\\\n", " ").splitlines():
-            line = line.strip()
+        for raw in text.replace("\\\n", " ").splitlines():
+            line = raw.strip()
             if line.startswith("ExecStart=") and line != "ExecStart=":
                 try:
-                    args = shlex.split(line.split("=", 1)[1])
+                    args = shlex.split(line.split("=", 1)[1].lstrip("-@:+!"))
                 except ValueError:
                     continue
                 flags.extend(data_root_flags(args))
@@ -256,10 +289,10 @@ def mount_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> Mount:
         if len(parts) < 5 or len(rparts) < 2:
             continue
         point = _unescape(parts[4])
-        if real == point or real.startswith(point.rstrip("/") + "/") or point == "/":
-            if len(point) >= best_len:
-                best_len = len(point)
-                best = Mount(point, rparts[0], rparts[1], parts[5] if len(parts) > 5 else "")
+        inside = real == point or real.startswith(point.rstrip("/") + "/") or point == "/"
+        if inside and len(point) >= best_len:
+            best_len = len(point)
+            best = Mount(point, rparts[0], rparts[1], parts[5] if len(parts) > 5 else "")
     return best
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from typing import Any
 
 SAMPLE_FILES = 256
@@ -62,7 +63,9 @@ def not_running(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     ]
 
 
-def volume_checksums(root: str, names: list[str], files: int = SAMPLE_FILES, limit: int = SAMPLE_BYTES) -> dict[str, str]:
+def volume_checksums(
+    root: str, names: list[str], files: int = SAMPLE_FILES, limit: int = SAMPLE_BYTES
+) -> dict[str, str]:
     """A checksum sample of each local volume's data under *root*/volumes/NAME/_data.
 
     Per volume: the sorted relative paths, sizes, modes and the SHA-256 of the first
@@ -85,13 +88,16 @@ def volume_checksums(root: str, names: list[str], files: int = SAMPLE_FILES, lim
                     continue
         entries.sort()
         digest = hashlib.sha256()
-        regular = [e for e in entries if os.path.isfile(os.path.join(base, e[0])) and not os.path.islink(os.path.join(base, e[0]))]
+        regular = [e for e in entries if stat.S_ISREG(e[1].st_mode)]
         step = max(1, len(regular) // files) if regular else 1
         sample = {rel for rel, _ in regular[::step][:files]}
         for rel, st in entries:
             digest.update(f"{rel}\0{st.st_size}\0{st.st_mode:o}\0{st.st_uid}:{st.st_gid}\n".encode())
             if rel in sample:
-                with open(os.path.join(base, rel), "rb") as handle:
-                    digest.update(hashlib.sha256(handle.read(limit)).digest())
+                try:
+                    with open(os.path.join(base, rel), "rb") as handle:
+                        digest.update(hashlib.sha256(handle.read(limit)).digest())
+                except OSError as exc:
+                    digest.update(f"unreadable:{exc.errno}".encode())
         out[name] = f"{len(entries)}:{digest.hexdigest()}"
     return out

@@ -6,13 +6,16 @@ A crash at any step leaves a journal that says how far the move went, so ``rollb
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runbooks.errors import InputError
+from runbooks.errors import InputError, RefusedError
 from runbooks.fsutil import atomic_write
 
 IN_PROGRESS = "in-progress"
@@ -46,10 +49,38 @@ class Journal:
             raise InputError(f"{self.path} is not an opsbook docker-root journal")
         return self
 
-    def start(self, **fields: Any) -> None:
-        """Begin a new move (the folder is created with mode 0700)."""
+    def make_folder(self) -> None:
+        """Create the state folder (mode 0700: it holds daemon.json backups)."""
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.folder, 0o700)
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the state dir's lock: one move/rollback/cleanup at a time (released if we die)."""
+        self.make_folder()
+        fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RefusedError(f"another opsbook docker-root command holds {self.folder / 'lock'}") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def archive(self) -> Path:
+        """Move the journal aside (journal.ID.json) before a new move starts."""
+        name = self.folder / f"journal.{self.data.get('id', 'old')}.json"
+        n = 1
+        while name.exists():
+            n += 1
+            name = self.folder / f"journal.{self.data.get('id', 'old')}.{n}.json"
+        os.replace(self.path, name)
+        return name
+
+    def start(self, **fields: Any) -> None:
+        """Begin a new move (the folder is created with mode 0700)."""
+        self.make_folder()
         self.data = {
             "version": 1,
             "id": time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
@@ -75,6 +106,10 @@ class Journal:
         self.data.update(fields)
         self.save()
 
+    def started(self, name: str) -> bool:
+        """Whether step *name* was begun (whatever happened next)."""
+        return any(s["name"] == name for s in self.data.get("steps", []))
+
     def done(self, name: str) -> bool:
         """Whether step *name* finished."""
         return any(s["name"] == name and s["state"] == "done" for s in self.data.get("steps", []))
@@ -83,6 +118,21 @@ class Journal:
     def status(self) -> str:
         """in-progress, verified, failed, rolled-back or cleaned."""
         return str(self.data.get("status", ""))
+
+    @property
+    def unfinished(self) -> bool:
+        """A move that neither verified nor rolled back (crashed, or failed before the stop)."""
+        return self.status in (IN_PROGRESS, FAILED)
+
+    def reusable_copy(self, target: str) -> bool:
+        """Whether TARGET holds only this move's partial copy, which a new move to it may reuse.
+
+        Not once the engine ran verified on TARGET: what was created there since belongs
+        to the user (rollback leaves it behind; a new copy with --delete would erase it).
+        """
+        if not self.data or os.path.abspath(str(self.data.get("target", ""))) != os.path.abspath(target):
+            return False
+        return self.status in (IN_PROGRESS, FAILED, ROLLED_BACK) and not self.data.get("verified_at")
 
     def backup_path(self) -> Path:
         """Where this move keeps the previous daemon.json."""

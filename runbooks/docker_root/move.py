@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import subprocess
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runbooks.errors import RefusedError
 from runbooks.fsutil import atomic_write
 from runbooks.model import CheckResult, Report, Status, Step
 
@@ -46,6 +52,8 @@ class Plan:
     nothing_to_do: bool = False
     dropin: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Bytes used by the current root (for the progress total); 0 when unknown.
+    used_bytes: int = 0
 
     @property
     def blockers(self) -> list[plan.Finding]:
@@ -53,8 +61,12 @@ class Plan:
         return [f for f in self.findings if not f.ok]
 
 
-def _unfinished(j: journal.Journal) -> bool:
-    return j.exists() and j.load().status in (journal.IN_PROGRESS, journal.FAILED)
+def _load(state_dir: str) -> journal.Journal:
+    """The journal of the last move (empty ``data`` when there is none)."""
+    j = journal.Journal(state_dir)
+    if j.exists():
+        j.load()
+    return j
 
 
 def make_plan(opts: MoveOptions) -> Plan:
@@ -65,21 +77,30 @@ def make_plan(opts: MoveOptions) -> Plan:
     error = ""
     try:
         client = engine.connect(opts.docker_host)
-        info = engine.engine_info(client)
-        client.close()
+        try:
+            info = engine.engine_info(client)
+        finally:
+            client.close()
     except engine.EngineUnavailable as exc:
         error = str(exc)
-    j = journal.Journal(opts.state_dir)
-    unfinished = _unfinished(j)
-    same_target = unfinished and os.path.abspath(str(j.data.get("target", ""))) == os.path.abspath(target)
-    current = info.root_dir if info else (str(j.data["old_root"]) if unfinished else (daemon.data_root or DEFAULT_ROOT))
+    j = _load(opts.state_dir)
+    unfinished = j.unfinished
+    same_target = j.reusable_copy(target)
+    if info is not None:
+        current = info.root_dir
+    elif unfinished:
+        current = str(j.data["old_root"])
+    else:
+        current = daemon.data_root or DEFAULT_ROOT
+    processes = host.dockerd_processes(opts.docker_host)
     facts = plan.Facts(
         target=target,
         daemon=daemon,
         info=info,
         engine_error=error,
         current_root=current,
-        flags=[f for p in host.dockerd_processes(opts.docker_host) for f in p.flags],
+        flags=[f for p in processes for f in p.flags],
+        config_files=[p.config_file for p in processes if p.config_file],
         unit_flags=host.systemd_unit_flags(dirs=opts.unit_dirs) if opts.control.systemd else {},
         systemd=opts.control.systemd,
         control_ok=opts.control.usable,
@@ -92,13 +113,14 @@ def make_plan(opts: MoveOptions) -> Plan:
     new = plan.new_config(daemon.data or {}, target)
     diff = plan.config_diff(opts.daemon_json, daemon.data if daemon.exists else None, new)
     result = Plan(opts, facts, [], new, diff, report)
-    if os.path.isabs(target) and info is not None and not unfinished and host.is_under(target, current) and \
+    if os.path.isabs(target) and info is not None and not unfinished and \
             os.path.realpath(target) == os.path.realpath(current):
         result.nothing_to_do = True
         report.add(CheckResult("docker_root.move", target, "data-root", Status.OK,
                                f"Docker already runs on {current}: nothing to do"))
         return result
     usage = host.usage(current) if info is not None and os.path.isabs(target) else None
+    result.used_bytes = usage.bytes if usage else 0
     findings = plan.preflight(facts, usage=usage)
     if unfinished and info is None and same_target:
         for f in findings:
@@ -114,18 +136,20 @@ def make_plan(opts: MoveOptions) -> Plan:
         summary = f.summary if f.ok else f"{f.summary} -- fix: {f.fix}"
         report.add(CheckResult(f.id, target, f.name, Status.OK if f.ok else Status.CRITICAL, summary,
                                details={"fix": f.fix} if f.fix and not f.ok else {}))
-    result.dropin = plan.needs_dropin(facts.systemd, current, target)
+    result.dropin = os.path.isabs(target) and plan.needs_dropin(facts.systemd, current, target)
     ctl = opts.control
     copy_cmd = " ".join(copy.rsync_command(current, target))
+    state_folder = journal.Journal(opts.state_dir).folder
     steps = [
         ("recover", f"roll back the unfinished move to {target} first (rsync re-uses the partial copy)")
         if unfinished else None,
         ("inventory", "record image IDs, containers (state, restart policy) and volumes"),
         ("warm-copy", f"copy while the engine runs: {copy_cmd}"),
-        ("stop", "stop the engine: " + "; ".join(ctl.show(ctl.stop_commands()))),
+        ("stop", "stop the engine: " + "; ".join(ctl.show(ctl.stop_commands()))
+         + ("; running containers are stopped first (live-restore is on)" if info and info.live_restore else "")),
         ("final-copy", "copy the last changes with the engine stopped (same rsync, --delete)"),
         ("checksum", "compare a checksum sample of every volume's data, old root vs copy"),
-        ("backup", f"back up {opts.daemon_json} to {j.folder}/daemon.json.<timestamp>.bak"),
+        ("backup", f"back up {opts.daemon_json} to {state_folder}/daemon.json.<timestamp>.bak"),
         ("dropin", f"write {ctl.dropin_path()}: RequiresMountsFor={target}") if result.dropin else None,
         ("selinux", "; ".join(" ".join(c) for c in plan.selinux_commands(target)))
         if facts.selinux and facts.selinux_tools else None,
@@ -162,10 +186,11 @@ def _validate_config(path: str) -> str:
     if not dockerd:
         return ""
     try:
-        helptext = subprocess.run([dockerd, "--help"], capture_output=True, text=True, timeout=30).stdout
-        if "--validate" not in helptext:
+        helptext = subprocess.run([dockerd, "--help"], capture_output=True, text=True, timeout=30, check=False)
+        if "--validate" not in helptext.stdout:
             return ""
-        proc = subprocess.run([dockerd, "--validate", "--config-file", path], capture_output=True, text=True, timeout=30)
+        proc = subprocess.run([dockerd, "--validate", "--config-file", path], capture_output=True, text=True,
+                              timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return "" if proc.returncode == 0 else (proc.stderr or proc.stdout).strip()[:400]
@@ -175,125 +200,178 @@ class StepFailed(Exception):
     """A move step failed."""
 
 
+class Interrupted(BaseException):
+    """opsbook was interrupted (Ctrl-C, SIGTERM, SIGHUP) during the move.
+
+    A BaseException, like KeyboardInterrupt: the docker SDK wrappers' ``except Exception``
+    must not swallow it.
+    """
+
+
+@contextlib.contextmanager
+def _interruptible() -> Iterator[None]:
+    """Turn SIGINT/SIGTERM/SIGHUP into :class:`Interrupted` so the move can roll back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Interrupted(f"interrupted by {signal.Signals(signum).name}")
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def apply(p: Plan, progress: Progress | None = None) -> Report:
     """Carry out a planned move. Never deletes the old root.
 
     Failures after the engine was stopped roll back automatically (old daemon.json back,
     engine on the old root, inventory verified) and the report is CRITICAL.
     """
+    if p.blockers:
+        raise RefusedError("move refused: " + "; ".join(b.summary for b in p.blockers))
+    j = journal.Journal(p.opts.state_dir)
+    with j.lock():
+        return _apply(p, j, progress)
+
+
+def _apply(p: Plan, j: journal.Journal, progress: Progress | None) -> Report:
     opts = p.opts
     ctl = opts.control
     report = Report(command="docker-root move", mutating=True, dry_run=False, checks=list(p.report.checks))
     report.extra.update(p.extra)
-    j = journal.Journal(opts.state_dir)
-    if _unfinished(j):
-        steps, ok = rollback.restore(j, ctl, opts.daemon_json, opts.docker_host)
-        report.steps += [Step("recover: " + s.name, s.status, s.summary) for s in steps]
-        if not ok:
-            report.status_override = Status.CRITICAL
-            return report
-    elif j.exists():
-        os.replace(j.path, j.folder / f"journal.{j.data.get('id', 'old')}.json")
-    client = engine.connect(opts.docker_host)
+    target = os.path.abspath(opts.target)
+    if j.exists():
+        j.load()
+        if j.unfinished:
+            steps, restored = rollback.restore(j, ctl, str(j.data.get("daemon_json") or opts.daemon_json),
+                                               opts.docker_host)
+            report.steps += [Step("recover: " + s.name, s.status, s.summary) for s in steps]
+            if not restored:
+                report.add(CheckResult("docker_root.move", target, "data-root moved", Status.CRITICAL,
+                                       "the unfinished earlier move could not be rolled back: see the steps"))
+                return report
+        j.archive()
+    daemon = host.read_daemon_json(opts.daemon_json)
+    if daemon.error:  # edited since the plan was shown
+        raise RefusedError(daemon.error)
+    new_config = plan.new_config(daemon.data or {}, target)
+    try:
+        client = engine.connect(opts.docker_host)
+    except engine.EngineUnavailable as exc:
+        raise RefusedError(f"the engine does not answer ({exc}): nothing changed") from None
     info = engine.engine_info(client)
     old_root = info.root_dir
-    target = os.path.abspath(opts.target)
-    daemon = host.read_daemon_json(opts.daemon_json)
     j.start(old_root=old_root, target=target, daemon_json=opts.daemon_json, docker_host=opts.docker_host,
+            stop_command=ctl.stop_command, start_command=ctl.start_command,
             daemon_json_existed=daemon.exists, daemon_json_mode=daemon.mode, daemon_json_owner=list(daemon.owner),
             driver=info.driver, dropin=None)
     times: dict[str, float] = {}
     current = ""
+    total = p.used_bytes
 
-    def ok(name: str, summary: str, **details: Any) -> None:
+    def copy_progress(done: int, estimate: int, files: int) -> None:
+        if progress is not None:
+            progress(done, estimate or total, files)
+
+    def done(name: str, summary: str, **details: Any) -> None:
         report.steps.append(Step(name, Status.OK, summary, details))
         j.step(name, "done")
 
     try:
-        current = "inventory"
-        j.step(current, "started")
-        inv = inventory.take(client)
-        client.close()
-        j.set(inventory=inv)
-        ok(current, f"{len(inv['images'])} images, {len(inv['containers'])} containers "
-                    f"({sum(c['running'] for c in inv['containers'].values())} running), {len(inv['volumes'])} volumes")
-        current = "warm-copy"
-        j.step(current, "started")
-        Path(target).mkdir(mode=0o711, exist_ok=True)
-        res = copy.rsync(old_root, target, progress=progress, tolerate=(23, 24))
-        times["warm_copy_s"] = res.seconds
-        ok(current, f"{res.files} files, {res.bytes} bytes in {res.seconds:.1f}s (engine running)")
-        current = "stop"
-        j.step(current, "started", engine_stopped=True)
-        times["stop_s"] = ctl.stop()
-        ok(current, f"engine stopped in {times['stop_s']:.1f}s")
-        import time as _time
-
-        down_start = _time.monotonic()
-        current = "final-copy"
-        j.step(current, "started")
-        res = copy.rsync(old_root, target, progress=progress)
-        times["final_copy_s"] = res.seconds
-        ok(current, f"{res.files} files, {res.bytes} bytes changed since the warm copy ({res.seconds:.1f}s)")
-        current = "checksum"
-        j.step(current, "started")
-        names = sorted(inv["volumes"])
-        before_sums = inventory.volume_checksums(old_root, names)
-        after_sums = inventory.volume_checksums(target, names)
-        j.set(checksums=before_sums)
-        bad = [n for n in before_sums if after_sums.get(n) != before_sums[n]]
-        if bad:
-            raise StepFailed(f"volume data differs after the copy: {', '.join(bad)}")
-        ok(current, f"{len(before_sums)} volume(s) identical on the copy")
-        current = "backup"
-        j.step(current, "started")
-        backup = j.backup_path()
-        if daemon.exists:
-            atomic_write(backup, Path(opts.daemon_json).read_bytes(), mode=0o600)
-            ok(current, f"{opts.daemon_json} saved as {backup}", backup=str(backup))
-            j.set(backup=str(backup))
-        else:
-            ok(current, f"{opts.daemon_json} did not exist (rollback removes it)")
-        if p.dropin:
-            current = "dropin"
-            j.step(current, "started", dropin=ctl.dropin_path())
-            Path(ctl.dropin_path()).parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(ctl.dropin_path(), ctl.dropin_text(target), mode=0o644)
-            ok(current, f"{ctl.dropin_path()}: RequiresMountsFor={target}")
-        if p.facts.selinux and p.facts.selinux_tools:
-            current = "selinux"
+        with _interruptible():
+            current = "inventory"
             j.step(current, "started")
-            for cmd in plan.selinux_commands(target):
-                subprocess.run(cmd, check=True, capture_output=True, timeout=3600)
-            ok(current, f"{target} labelled like /var/lib/docker")
-        current = "daemon-json"
-        j.step(current, "started")
-        Path(opts.daemon_json).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(opts.daemon_json, plan.render_config(p.new_config), mode=daemon.mode,
-                     owner=daemon.owner if daemon.exists else None)
-        problem = _validate_config(opts.daemon_json)
-        if problem:
-            raise StepFailed(f"dockerd --validate rejects the new daemon.json: {problem}")
-        ok(current, f"{opts.daemon_json} now sets data-root {target}", diff=p.diff)
-        current = "start"
-        j.step(current, "started")
-        times["start_s"] = ctl.start(reload=p.dropin)
-        ok(current, f"engine started in {times['start_s']:.1f}s")
-        current = "verify"
-        j.step(current, "started")
-        problems, after = _verify(opts.docker_host, target, info.driver, inv)
-        if problems:
-            raise StepFailed("; ".join(problems))
-        times["downtime_s"] = round(_time.monotonic() - down_start + times["stop_s"], 3)
-        ok(current, f"Docker runs on {os.path.realpath(target)} with everything present; "
-                    f"{sum(c['running'] for c in after['containers'].values())} container(s) running")
-        j.set(status=journal.VERIFIED, times=times)
+            try:
+                inv = inventory.take(client)
+            finally:
+                client.close()
+            j.set(inventory=inv)
+            done(current, f"{len(inv['images'])} images, {len(inv['containers'])} containers "
+                          f"({sum(c['running'] for c in inv['containers'].values())} running), "
+                          f"{len(inv['volumes'])} volumes")
+            current = "warm-copy"
+            j.step(current, "started")
+            Path(target).mkdir(mode=0o711, exist_ok=True)
+            res = copy.rsync(old_root, target, progress=copy_progress if progress else None, tolerate=(23, 24))
+            times["warm_copy_s"] = res.seconds
+            done(current, f"{res.files} files, {res.bytes} bytes in {res.seconds:.1f}s (engine running)")
+            current = "stop"
+            j.step(current, "started", engine_stopped=True)
+            stop_started = time.monotonic()
+            stopped = engine.stop_containers_for_live_restore(opts.docker_host)
+            ctl.stop()
+            times["stop_s"] = round(time.monotonic() - stop_started, 3)
+            done(current, f"engine stopped in {times['stop_s']:.1f}s"
+                 + (f" (live-restore: stopped {', '.join(stopped)} first)" if stopped else ""))
+            current = "final-copy"
+            j.step(current, "started")
+            res = copy.rsync(old_root, target, progress=copy_progress if progress else None)
+            times["final_copy_s"] = res.seconds
+            done(current, f"{res.files} files, {res.bytes} bytes changed since the warm copy ({res.seconds:.1f}s)")
+            current = "checksum"
+            j.step(current, "started")
+            names = sorted(inv["volumes"])
+            before_sums = inventory.volume_checksums(old_root, names)
+            after_sums = inventory.volume_checksums(target, names)
+            j.set(checksums=before_sums)
+            bad = [n for n in before_sums if after_sums.get(n) != before_sums[n]]
+            if bad:
+                raise StepFailed(f"volume data differs after the copy: {', '.join(bad)}")
+            done(current, f"{len(before_sums)} volume(s) identical on the copy")
+            current = "backup"
+            j.step(current, "started")
+            backup = j.backup_path()
+            if daemon.exists:
+                atomic_write(backup, Path(opts.daemon_json).read_bytes(), mode=0o600)
+                j.set(backup=str(backup))
+                done(current, f"{opts.daemon_json} saved as {backup}", backup=str(backup))
+            else:
+                done(current, f"{opts.daemon_json} did not exist (rollback removes it)")
+            if p.dropin:
+                current = "dropin"
+                j.step(current, "started", dropin=ctl.dropin_path())
+                Path(ctl.dropin_path()).parent.mkdir(parents=True, exist_ok=True)
+                atomic_write(ctl.dropin_path(), ctl.dropin_text(target), mode=0o644)
+                done(current, f"{ctl.dropin_path()}: RequiresMountsFor={target}")
+            if p.facts.selinux and p.facts.selinux_tools:
+                current = "selinux"
+                j.step(current, "started")
+                for cmd in plan.selinux_commands(target):
+                    subprocess.run(cmd, check=True, capture_output=True, timeout=3600)
+                done(current, f"{target} labelled like /var/lib/docker")
+            current = "daemon-json"
+            j.step(current, "started")
+            Path(opts.daemon_json).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(opts.daemon_json, plan.render_config(new_config), mode=daemon.mode,
+                         owner=daemon.owner if daemon.exists else None)
+            problem = _validate_config(opts.daemon_json)
+            if problem:
+                raise StepFailed(f"dockerd --validate rejects the new daemon.json: {problem}")
+            done(current, f"{opts.daemon_json} now sets data-root {target}", diff=p.diff)
+            current = "start"
+            j.step(current, "started")
+            times["start_s"] = round(ctl.start(reload=p.dropin), 3)
+            done(current, f"engine started in {times['start_s']:.1f}s")
+            current = "verify"
+            j.step(current, "started")
+            problems, after = _verify(opts.docker_host, target, info.driver, inv)
+            if problems:
+                raise StepFailed("; ".join(problems))
+            times["downtime_s"] = round(time.monotonic() - stop_started, 3)
+            j.set(status=journal.VERIFIED, verified_at=time.time(), times=times)
+            done(current, f"Docker runs on {os.path.realpath(target)} with everything present; "
+                          f"{sum(c['running'] for c in after['containers'].values())} container(s) running")
         report.changed = True
         report.add(CheckResult("docker_root.move", target, "data-root moved", Status.OK,
                                f"moved from {old_root} to {target}; old data kept at {old_root} "
                                f"(remove it with 'opsbook docker-root cleanup' once satisfied)",
-                               metrics={k: v for k, v in times.items()}))
-    except Exception as exc:  # noqa: BLE001 - any failure must end in a rollback, reported
+                               metrics=dict(times)))
+    except (Exception, Interrupted) as exc:
         message = _describe(exc)
         report.steps.append(Step(current, Status.CRITICAL, message))
         j.step(current, "failed", error=message)
@@ -301,12 +379,14 @@ def apply(p: Plan, progress: Progress | None = None) -> Report:
             steps, rolled = rollback.restore(j, ctl, opts.daemon_json, opts.docker_host)
             report.steps += [Step("rollback: " + s.name, s.status, s.summary) for s in steps]
             report.changed = not rolled
-            summary = (f"move failed at {current}: {message}; rolled back: Docker runs on {old_root} "
-                       "as before, nothing lost" if rolled else
-                       f"move failed at {current}: {message}; ROLLBACK INCOMPLETE: see the steps")
+            summary = (f"move failed at {current}: {message}; rolled back automatically: Docker runs on "
+                       f"{old_root} as before, nothing lost" if rolled else
+                       f"move failed at {current}: {message}; ROLLBACK INCOMPLETE: see the steps, then run "
+                       "'opsbook docker-root rollback'")
         else:
             j.set(status=journal.FAILED)
-            summary = f"move failed at {current}: {message}; the engine was never stopped, nothing changed"
+            summary = (f"move failed at {current}: {message}; the engine was never stopped and daemon.json "
+                       f"never changed (a partial copy may remain in {target})")
         report.add(CheckResult("docker_root.move", target, "data-root moved", Status.CRITICAL, summary,
                                details={"failed_step": current}))
     report.extra["times"] = times
@@ -320,7 +400,7 @@ def _verify(docker_host: str | None, target: str, driver: str, inv: dict[str, An
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, (StepFailed, ControlError, copy.CopyError, engine.EngineUnavailable)):
+    if isinstance(exc, (StepFailed, ControlError, copy.CopyError, engine.EngineUnavailable, Interrupted)):
         return str(exc)
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)

@@ -37,6 +37,8 @@ class Facts:
     engine_error: str = ""
     current_root: str = ""
     flags: list[str] = field(default_factory=list)
+    #: ``--config-file`` paths of the running dockerd (empty when it reads the default).
+    config_files: list[str] = field(default_factory=list)
     unit_flags: dict[str, list[str]] = field(default_factory=dict)
     systemd: bool = False
     control_ok: bool = True
@@ -78,10 +80,17 @@ def config_diff(path: str, old: dict[str, Any] | None, new: dict[str, Any]) -> s
 
 
 def _empty(path: str) -> bool:
+    """Whether folder *path* is empty (an empty ``lost+found`` of a fresh filesystem counts as empty)."""
     try:
-        return not any(os.scandir(path))
+        entries = list(os.scandir(path))
     except OSError:
         return False
+    if len(entries) == 1 and entries[0].name == "lost+found" and entries[0].is_dir(follow_symlinks=False):
+        try:
+            return not any(os.scandir(entries[0].path))
+        except OSError:
+            return False
+    return not entries
 
 
 def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]:
@@ -107,6 +116,12 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
     else:
         add("daemon_json", "daemon.json", True,
             f"{facts.daemon.path} {'readable' if facts.daemon.exists else 'absent (will be created)'}")
+    other = sorted({c for c in facts.config_files if os.path.realpath(c) != os.path.realpath(facts.daemon.path)})
+    if other:
+        add("config_file", "config file", False,
+            f"the running dockerd reads --config-file {', '.join(other)}, not {facts.daemon.path}: "
+            "editing the latter would not move anything",
+            f"re-run with --daemon-json {other[0]}")
     if cur:
         if host.is_under(t, cur):
             add("target", "target path", False, f"TARGET {t} is inside the current root {cur}",
@@ -172,7 +187,8 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             add("swarm", "swarm", True, f"swarm {facts.info.swarm_state}")
         if facts.info.containerd_store and not facts.allow_containerd_store:
             add("image_store", "image store", False,
-                "the containerd image store is in use: images live in /var/lib/containerd, which data-root does not move",
+                "the containerd image store is in use: images live in /var/lib/containerd, "
+                "which data-root does not move",
                 "move containerd's root yourself (root in /etc/containerd/config.toml), then re-run with "
                 "--containerd-root-moved")
         else:

@@ -16,10 +16,12 @@ from .control import ControlError, EngineControl
 
 
 def _started(j: journal.Journal, name: str) -> bool:
-    return any(s["name"] == name for s in j.data.get("steps", []))
+    return j.started(name)
 
 
-def restore(j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_host: str | None) -> tuple[list[Step], bool]:
+def restore(
+    j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_host: str | None
+) -> tuple[list[Step], bool]:
     """Put the host back on the old root as the journal describes it; ``(steps, ok)``.
 
     Works at any point of a move, including after a crash: daemon.json is restored only
@@ -34,7 +36,7 @@ def restore(j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_hos
             if backup and os.path.exists(backup):
                 owner = j.data.get("daemon_json_owner") or None
                 atomic_write(daemon_json, Path(backup).read_bytes(), mode=int(j.data.get("daemon_json_mode", 0o644)),
-                             owner=tuple(owner) if owner else None)  # type: ignore[arg-type]
+                             owner=tuple(owner) if owner else None)
                 steps.append(Step("daemon-json", Status.OK, f"{daemon_json} restored from {backup}"))
             elif not j.data.get("daemon_json_existed", True):
                 with contextlib.suppress(FileNotFoundError):
@@ -52,7 +54,9 @@ def restore(j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_hos
             client = engine.connect(docker_host)
             on_old = engine.is_running_on(engine.engine_info(client), old_root)
             client.close()
-            if not on_old or _started(j, "daemon-json"):
+            # After a crash while stopping, a stop command may still be running: restart for sure.
+            if not on_old or _started(j, "daemon-json") or j.data.get("engine_stopped"):
+                engine.stop_containers_for_live_restore(docker_host)
                 ctl.stop()
                 steps.append(Step("stop", Status.OK, "engine stopped"))
                 on_old = False
@@ -77,7 +81,7 @@ def restore(j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_hos
             if not engine.is_running_on(info, old_root):
                 raise ControlError(f"the engine runs on {info.root_dir}, not {old_root}")
             steps.append(Step("verify", Status.OK, f"Docker runs on {old_root} (no inventory was taken yet)"))
-    except Exception as exc:  # noqa: BLE001 - reported as a failed step
+    except Exception as exc:
         steps.append(Step("rollback", Status.CRITICAL, f"{type(exc).__name__}: {exc}" if not isinstance(
             exc, (ControlError, engine.EngineUnavailable)) else str(exc)))
         j.set(status=journal.FAILED, rollback_error=str(exc))
@@ -117,7 +121,9 @@ def check_can_rollback(state_dir: str) -> journal.Journal:
     """The journal to roll back (RefusedError when there is nothing to roll back to)."""
     j = journal.Journal(state_dir).load()
     if j.status == journal.CLEANED:
-        raise RefusedError(f"the old root {j.data['old_root']} was removed by cleanup: there is nothing to roll back to")
+        raise RefusedError(
+            f"the old root {j.data['old_root']} was removed by cleanup: there is nothing to roll back to"
+        )
     if not os.path.isdir(str(j.data["old_root"])):
         raise RefusedError(f"the old root {j.data['old_root']} does not exist any more")
     return j

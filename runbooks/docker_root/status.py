@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from runbooks.model import CheckResult, Metric, Report, Status
 
 from . import engine, host, journal
@@ -11,6 +9,7 @@ from . import engine, host, journal
 WARN_FREE_PCT = 15.0
 CRIT_FREE_PCT = 5.0
 DEFAULT_ROOT = "/var/lib/docker"
+GIB = 1 << 30
 
 
 def build(
@@ -33,7 +32,6 @@ def build(
     except engine.EngineUnavailable as exc:
         error = str(exc)
     root = info.root_dir if info else (cfg.data_root or DEFAULT_ROOT)
-    target = root
     flags = [f for p in host.dockerd_processes(docker_host) for f in p.flags]
     unit_flags = host.systemd_unit_flags(dirs=unit_dirs) if systemd else {}
 
@@ -54,8 +52,8 @@ def build(
                                details=details))
     elif cfg.data_root and all_flags:
         report.add(CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.CRITICAL,
-                               f"data-root is set in daemon.json ({cfg.data_root}) AND as a flag ({'; '.join(all_flags)}):"
-                               " dockerd refuses to start like this", details=details))
+                               f"data-root is set in daemon.json ({cfg.data_root}) AND as a flag "
+                               f"({'; '.join(all_flags)}): dockerd refuses to start like this", details=details))
     else:
         where = (f"data-root {cfg.data_root}" if cfg.data_root else "no data-root (default)") if cfg.exists \
             else "absent (defaults apply)"
@@ -70,8 +68,10 @@ def build(
     mount = host.mount_of(root)
     if info:
         report.add(CheckResult("docker_root.data_root", root, "data-root", Status.OK,
-                               f"DockerRootDir {info.root_dir} on {mount.fstype} ({mount.source} at {mount.mount_point})",
-                               details={"root": info.root_dir, "fstype": mount.fstype, "mount_point": mount.mount_point}))
+                               f"DockerRootDir {info.root_dir} on {mount.fstype} "
+                               f"({mount.source} at {mount.mount_point})",
+                               details={"root": info.root_dir, "fstype": mount.fstype,
+                                        "mount_point": mount.mount_point}))
     else:
         report.add(CheckResult("docker_root.data_root", root, "data-root", Status.UNKNOWN,
                                f"engine down: daemon.json/defaults say {root} ({mount.fstype} at {mount.mount_point})"))
@@ -104,11 +104,14 @@ def build(
         status = Status.CRITICAL if low < CRIT_FREE_PCT else Status.WARNING if low < WARN_FREE_PCT else Status.OK
         report.add(CheckResult(
             "docker_root.space", root, "free space", status,
-            f"{sp.free_bytes / (1 << 30):.1f} GiB free ({free_pct:.0f}%), {sp.free_inodes} inodes free ({inode_pct:.0f}%)",
+            f"{sp.free_bytes / GIB:.1f} GiB free ({free_pct:.0f}%), "
+            f"{sp.free_inodes} inodes free ({inode_pct:.0f}%)",
             metrics={
                 "free_bytes": Metric(sp.free_bytes, "B", min=0, max=sp.total_bytes),
-                "free_pct": Metric(round(free_pct, 2), "%", warn=WARN_FREE_PCT, crit=CRIT_FREE_PCT, min=0, max=100),
-                "free_inodes_pct": Metric(round(inode_pct, 2), "%", warn=WARN_FREE_PCT, crit=CRIT_FREE_PCT, min=0, max=100),
+                "free_pct": Metric(round(free_pct, 2), "%", warn=WARN_FREE_PCT, crit=CRIT_FREE_PCT, min=0, max=100,
+                                   low=True),
+                "free_inodes_pct": Metric(round(inode_pct, 2), "%", warn=WARN_FREE_PCT, crit=CRIT_FREE_PCT,
+                                          min=0, max=100, low=True),
             }))
     except OSError as exc:
         report.add(CheckResult("docker_root.space", root, "free space", Status.UNKNOWN, f"statvfs failed: {exc}"))
@@ -119,8 +122,9 @@ def build(
         try:
             sizes = engine.disk_usage(client)
             metrics.update({k: Metric(v, "B") for k, v in sizes.items()})
-            used = f"; images {sizes['images_bytes'] / (1 << 30):.2f} GiB, volumes {sizes['volumes_bytes'] / (1 << 30):.2f} GiB"
-        except Exception:  # noqa: BLE001 - sizes are a bonus
+            used = (f"; images {sizes['images_bytes'] / GIB:.2f} GiB, "
+                    f"volumes {sizes['volumes_bytes'] / GIB:.2f} GiB")
+        except Exception:
             used = ""
         report.add(CheckResult("docker_root.usage", root, "usage", Status.OK,
                                f"{info.images} images, {info.containers} containers ({info.running} running){used}",
@@ -143,7 +147,6 @@ def build(
                                        f"{j.status}: {j.data.get('old_root')} -> {j.data.get('target')}{note}",
                                        details={"status": j.status, "old_root": j.data.get("old_root"),
                                                 "target": j.data.get("target")}))
-            except Exception as exc:  # noqa: BLE001 - InputError
+            except Exception as exc:
                 report.add(CheckResult("docker_root.journal", str(j.path), "last move", Status.UNKNOWN, str(exc)))
-    _ = os
     return report

@@ -126,6 +126,12 @@ def validate(raw: str, source: str) -> Identity:
 
 
 def _decode(data: bytes, name: str) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        # Windows PowerShell 5.1's Out-File / '>' and Excel's "Unicode text" write UTF-16.
+        raise InputError(
+            f"{name}: the file is UTF-16, not UTF-8; save it as UTF-8 "
+            "(Export-Csv -Encoding UTF8, or Excel's 'CSV UTF-8')"
+        )
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -150,12 +156,15 @@ def parse_csv(data: bytes, name: str) -> list[Identity]:
     """Identities from CSV *data* (column ``identity``, other columns ignored).
 
     UTF-8 with or without BOM. The header row is row 1, so ``row N`` matches a
-    spreadsheet's row numbers. Raises :class:`InputError` naming *name* and the row.
+    spreadsheet's row numbers. A ``#TYPE ...`` line before the header (written by
+    Windows PowerShell 5.1's ``Export-Csv``) is skipped, as ``Import-Csv`` does. Raises
+    :class:`InputError` naming *name* and the row.
     """
     text = _decode(data, name)
     if not text.strip():
         raise InputError(f"{name}: the file is empty; expected a header row with a column {COLUMN!r}")
-    first_line = text.lstrip().splitlines()[0]
+    lines = text.lstrip().splitlines()
+    first_line = lines[1] if lines[0].startswith("#TYPE ") and len(lines) > 1 else lines[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first_line), strict=True)
     out: list[Identity] = []
     column: int | None = None
@@ -165,6 +174,8 @@ def parse_csv(data: bytes, name: str) -> list[Identity]:
             row_number += 1
             if not "".join(row).strip():
                 continue  # blank lines (and rows of empty cells) carry no identity
+            if column is None and row[0].startswith("#TYPE "):
+                continue  # Windows PowerShell 5.1 Export-Csv without -NoTypeInformation (Import-Csv skips it too)
             if column is None:
                 names = [cell.strip().lstrip("\ufeff").lower() for cell in row]
                 if names.count(COLUMN) != 1:
@@ -177,8 +188,8 @@ def parse_csv(data: bytes, name: str) -> list[Identity]:
             out.append(validate(cell, f"{name} row {row_number}"))
     except csv.Error as exc:
         raise InputError(f"{name} row {row_number + 1}: malformed CSV ({exc})") from None
-    if column is None:  # pragma: no cover - text.strip() was non-empty, so a header row exists
-        raise InputError(f"{name}: no header row")
+    if column is None:  # only a '#TYPE' line, or only empty cells
+        raise InputError(f"{name}: no header row; expected a header row with a column {COLUMN!r}")
     if not out:
         raise InputError(f"{name}: no identities (the file has a header but no rows)")
     return out

@@ -23,7 +23,11 @@ HELP = """\
     This script is READ-ONLY unless you pass -Apply. Without -Apply it reads every user with
     Get-User, shows RecipientType, RecipientTypeDetails and PreviousRecipientTypeDetails and
     says what -Apply would do. It never touches a user that has a mailbox in Exchange Online
-    right now, a user it cannot find, or a user that matches more than one object.
+    right now, a user it cannot find, a user that matches more than one object, or a mail
+    user without ExchangeGuid (the on-premises mailbox GUID was not synchronised: clearing
+    could let Exchange Online create a second, empty cloud mailbox, and the move would fail
+    anyway). It stops before the first user when Set-User lacks the
+    -PermanentlyClearPreviousMailboxInfo parameter (not Exchange Online, or a role without it).
 
     With -Apply, for each user that has previous-mailbox info: Set-User
     -PermanentlyClearPreviousMailboxInfo, then Get-User again to prove the result.
@@ -75,8 +79,9 @@ LICENSE_HELP = """
     without licence, runs Set-User again and ALWAYS restores exactly the saved licences
     (in a finally block; the saved licences are also written to the log). Licences
     assigned through a group cannot be removed per user: the script reports them and
-    leaves that user unchanged. Needs the Microsoft.Graph.Users and
-    Microsoft.Graph.Identity.DirectoryManagement modules and User.ReadWrite.All.
+    leaves that user unchanged. Needs the Microsoft.Graph.Authentication,
+    Microsoft.Graph.Users and Microsoft.Graph.Users.Actions modules (Set-MgUserLicense) and
+    the Graph permission User.ReadWrite.All.
 """
 
 NO_LICENSE_HELP = """
@@ -103,6 +108,7 @@ param(
 
 Set-StrictMode -Version 3.0
 $ErrorActionPreference = 'Stop'
+$WarningPreference = 'Continue'  # Exchange's "no settings ... modified" is a warning: show it, collect it, never stop on it
 
 # ---- The users: review this list. One single-quoted literal per user. ----
 $Identities = @@IDENTITIES@@
@@ -118,6 +124,7 @@ EXTRA_PARAMS_LICENSE = """,
 FUNCTIONS = """
 $NoChangePattern = 'no settings of .* have been modified|have not been modified'
 $VerifySeconds = 120
+$EmptyGuid = '00000000-0000-0000-0000-000000000000'
 
 function Get-Prop {
     # A property of a (deserialized) object as a string; '' when it does not exist.
@@ -142,14 +149,41 @@ function Get-OneUser {
     return $found[0]
 }
 
+function Test-EmptyGuid {
+    param([string]$Value)
+    return ([string]::IsNullOrEmpty($Value) -or $Value -eq $EmptyGuid)
+}
+
 function Get-UniqueId {
-    # The immutable id of the user that was checked, so Set-User acts on that very object.
+    # The immutable id of the user that was checked, so Set-User acts on that very object
+    # (Guid is the Exchange object GUID, which every Exchange -Identity accepts).
     param($User, [string]$Fallback)
-    foreach ($name in @('ExternalDirectoryObjectId', 'Guid')) {
+    foreach ($name in @('Guid', 'ExternalDirectoryObjectId')) {
         $v = Get-Prop $User $name
-        if ($v -and $v -ne '00000000-0000-0000-0000-000000000000') { return $v }
+        if (-not (Test-EmptyGuid $v)) { return $v }
     }
     return $Fallback
+}
+
+function ConvertTo-Literal {
+    # $Text as a single-quoted literal for the commands this script prints as hints
+    # (PowerShell treats ' and the four typographic single quotes alike: all are doubled).
+    param([string]$Text)
+    return "'" + ($Text -replace "(['\\u2018\\u2019\\u201A\\u201B])", '$1$1') + "'"
+}
+
+function Assert-ExchangeSession {
+    # Before the first user: the Exchange Online cmdlets are there, and Set-User has the parameter.
+    foreach ($name in @('Get-User', 'Get-MailUser', 'Set-User')) {
+        if (-not (Get-Command -Name $name -ErrorAction SilentlyContinue)) {
+            throw ('{0} is not available: connect with Connect-ExchangeOnline first, or run without -SkipConnect' -f $name)
+        }
+    }
+    if (-not (Get-Command -Name Set-User).Parameters.ContainsKey('PermanentlyClearPreviousMailboxInfo')) {
+        $message = 'Set-User has no -PermanentlyClearPreviousMailboxInfo parameter in this session: it exists only in Exchange Online (not in an on-premises Exchange shell) and only for an account whose Exchange role includes it (Exchange Administrator / Organization Management)'
+        if ($Apply) { throw $message }
+        Write-Warning $message
+    }
 }
 
 function Invoke-Clear {
@@ -175,12 +209,14 @@ function Wait-Cleared {
 
 LICENSE_FUNCTIONS = """
 function Connect-Graph {
+    foreach ($name in @('Get-MgContext', 'Connect-MgGraph', 'Get-MgUser', 'Set-MgUserLicense')) {
+        if (-not (Get-Command -Name $name -ErrorAction SilentlyContinue)) {
+            throw ('{0} is not available: Install-Module Microsoft.Graph.Authentication, Microsoft.Graph.Users, Microsoft.Graph.Users.Actions -Scope CurrentUser' -f $name)
+        }
+    }
     if ($SkipConnect) {
         if (-not (Get-MgContext)) { throw 'not connected to Microsoft Graph: run Connect-MgGraph -Scopes User.ReadWrite.All first, or drop -SkipConnect' }
         return
-    }
-    if (-not (Get-Command -Name Connect-MgGraph -ErrorAction SilentlyContinue)) {
-        throw 'Microsoft Graph PowerShell is not installed: Install-Module Microsoft.Graph.Users, Microsoft.Graph.Identity.DirectoryManagement -Scope CurrentUser'
     }
     $connect = @{ ErrorAction = 'Stop' }
     if ($AppId) {
@@ -233,7 +269,7 @@ function Restore-Licenses {
         } catch {
             $lastError = "$_"
         }
-        Start-Sleep -Seconds (10 * $attempt)
+        if ($attempt -lt 5) { Start-Sleep -Seconds (10 * $attempt) }
     }
     return $lastError
 }
@@ -279,7 +315,7 @@ function Invoke-LicenseReset {
         if ($removeAttempted) {
             $restoreError = Restore-Licenses -GraphId $state.Id -Saved $state.Saved
             if ($restoreError) {
-                Write-Warning ("LICENCES NOT RESTORED for {0}: {1}. Restore by hand: Set-MgUserLicense -UserId '{2}' -RemoveLicenses @() -AddLicenses <the saved list> ; saved: {3}" -f $Id, $restoreError, $state.Id, $savedJson)
+                Write-Warning ("LICENCES NOT RESTORED for {0}: {1}. Restore by hand: Set-MgUserLicense -UserId {2} -RemoveLicenses @() -AddLicenses <the saved list> ; saved: {3}" -f $Id, $restoreError, (ConvertTo-Literal $state.Id), $savedJson)
                 $result.Failed = $true
                 $result.RestoreFailed = $true
                 $result.Note = ($result.Note + '; LICENCES NOT RESTORED: ' + $restoreError).TrimStart('; ')
@@ -297,7 +333,7 @@ function Invoke-OneUser {
     param([string]$Identity)
     $r = [ordered]@{
         Identity = $Identity; UserPrincipalName = ''; RecipientType = ''; RecipientTypeDetails = ''
-        PreviousBefore = ''; PreviousAfter = ''; Result = ''; Failed = $true; Message = ''
+        ExchangeGuid = ''; PreviousBefore = ''; PreviousAfter = ''; Result = ''; Failed = $true; Message = ''
         Time = (Get-Date).ToUniversalTime().ToString('yyyy-MM-ddTHH:mm:ssZ')
     }
     try {
@@ -315,7 +351,7 @@ function Invoke-OneUser {
     $r.PreviousAfter = $r.PreviousBefore
     Write-Host ('{0}: RecipientType={1} RecipientTypeDetails={2} PreviousRecipientTypeDetails={3}' -f $Identity, $r.RecipientType, $r.RecipientTypeDetails, $r.PreviousBefore)
 
-    if ($r.RecipientTypeDetails -like '*Mailbox' -and $r.RecipientTypeDetails -ne 'MailUser') {
+    if ($r.RecipientType -eq 'UserMailbox' -or ($r.RecipientTypeDetails -like '*Mailbox' -and $r.RecipientTypeDetails -ne 'MailUser')) {
         $r.Result = 'HasCloudMailbox'
         $r.Message = 'the user has a mailbox in Exchange Online right now; clearing previous-mailbox info is not the fix (the move would still fail); nothing done'
         return $r
@@ -324,6 +360,20 @@ function Invoke-OneUser {
         $r.Result = 'NothingToClear'; $r.Failed = $false
         $r.Message = 'PreviousRecipientTypeDetails is empty: nothing to clear'
         return $r
+    }
+    if ($r.RecipientTypeDetails -eq 'MailUser') {
+        try {
+            $r.ExchangeGuid = Get-Prop (Get-MailUser -Identity (Get-UniqueId -User $user -Fallback $Identity) -ErrorAction Stop) 'ExchangeGuid'
+        } catch {
+            $r.Result = 'Error'
+            $r.Message = "cannot read the mail user: $_"
+            return $r
+        }
+        if (Test-EmptyGuid $r.ExchangeGuid) {
+            $r.Result = 'NoExchangeGuid'
+            $r.Message = 'the mail user has no ExchangeGuid: the on-premises mailbox GUID is not synchronised, so once the previous-mailbox info is gone a licence would make Exchange Online create a new, empty cloud mailbox (and the move would fail anyway); fix the sync first (on-premises: Get-RemoteMailbox / Set-RemoteMailbox -ExchangeGuid, then a delta sync); nothing done'
+            return $r
+        }
     }
     if (-not $Apply) {
         $r.Result = 'WouldClear'; $r.Failed = $false
@@ -352,6 +402,7 @@ function Invoke-OneUser {
         }
     } catch {
         $r.Result = 'Error'
+        if ($restoreFailed) { $r.Result = 'Error-LicencesNotRestored' }
         $r.Message = ("failed: $_ " + $r.Message).Trim()
         return $r
     }
@@ -403,6 +454,7 @@ try {
         }
         Connect-ExchangeOnline @connect
     }
+    Assert-ExchangeSession
 @@CONNECT_GRAPH@@
     foreach ($identity in $Identities) {
         $r = Invoke-OneUser -Identity $identity
@@ -412,7 +464,7 @@ try {
         if ($r.Result -eq 'Cleared') {
             $upn = $r.UserPrincipalName
             if (-not $upn) { $upn = $r.Identity }
-            Write-Host ("  next: retry the move, e.g. New-MoveRequest -Identity '{0}' -Remote -RemoteHostName <hybrid endpoint> -TargetDeliveryDomain <tenant>.mail.onmicrosoft.com -RemoteCredential (Get-Credential), or resume the migration batch that holds the user (Get-MigrationUser -Identity '{0}'; Start-MigrationBatch)" -f ($upn -replace "'", "''"))
+            Write-Host ('  next: retry the move, e.g. New-MoveRequest -Identity {0} -Remote -RemoteHostName <hybrid endpoint> -TargetDeliveryDomain <tenant>.mail.onmicrosoft.com -RemoteCredential (Get-Credential), or resume the migration batch that holds the user (Get-MigrationUser -Identity {0}; Start-MigrationBatch)' -f (ConvertTo-Literal $upn))
         }
     }
 } catch {
@@ -420,8 +472,11 @@ try {
     Write-Error -Message ("stopped: $_") -ErrorAction Continue
 } finally {
     if ($results.Count -gt 0) {
-        $columns = @('Identity', 'UserPrincipalName', 'RecipientType', 'RecipientTypeDetails', 'PreviousBefore', 'PreviousAfter', 'Result', 'Failed', 'Message', 'Time')
-        $results | Select-Object -Property $columns | Export-Csv -LiteralPath $ResultCsv -NoTypeInformation -Encoding UTF8
+        $columns = @('Identity', 'UserPrincipalName', 'RecipientType', 'RecipientTypeDetails', 'ExchangeGuid', 'PreviousBefore', 'PreviousAfter', 'Result', 'Failed', 'Message', 'Time')
+        # UTF-8 with BOM on both versions, so Excel shows non-ASCII names right ('UTF8' has no BOM on 7)
+        $csvEncoding = 'UTF8'
+        if ($PSVersionTable.PSVersion.Major -ge 6) { $csvEncoding = 'utf8BOM' }
+        $results | Select-Object -Property $columns | Export-Csv -LiteralPath $ResultCsv -NoTypeInformation -Encoding $csvEncoding
         Write-Host ('results: {0}' -f $ResultCsv)
     }
     $failed = @($results | Where-Object { $_.Failed }).Count

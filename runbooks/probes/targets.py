@@ -27,7 +27,7 @@ class HostPort:
 
 
 def _port(text: str, original: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise InputError(f"invalid port in {original!r}: expected 1-65535")
     return int(text)
 
@@ -69,6 +69,14 @@ def _check_host(host: str, original: str) -> None:
         raise InputError(f"invalid host name {original!r}")
 
 
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
 def parse_resolve(entries: list[str] | None) -> dict[str, str]:
     """Parse curl-style ``HOST:ADDRESS`` (or ``HOST:PORT:ADDRESS``) into {host: address}."""
     mapping: dict[str, str] = {}
@@ -77,9 +85,9 @@ def parse_resolve(entries: list[str] | None) -> dict[str, str]:
         if len(parts) != 2 or not parts[0] or not parts[1]:
             raise InputError(f"invalid --resolve {entry!r}: expected HOST:ADDRESS")
         host, address = parts
-        # curl's HOST:PORT:ADDRESS form: drop the port.
+        # curl's HOST:PORT:ADDRESS form: drop the port (but 2001:db8::1 is an address, not port 2001).
         head, sep, tail = address.partition(":")
-        if sep and head.isdigit() and tail:
+        if sep and head.isascii() and head.isdigit() and tail and not _is_ip(address.strip("[]")):
             address = tail
         address = address.strip("[]")
         try:

@@ -38,7 +38,8 @@ VERIFY_REASONS = {
     19: "the chain ends in a root CA that is not trusted (wrong CA)",
     20: "issuer not trusted (wrong CA, or the server does not send the intermediate)",
     21: "issuer not trusted (wrong CA, or the server does not send the intermediate)",
-    2: "issuer certificate not found",
+    2: "issuer certificate not found: the trust store holds an intermediate CA but not the root it chains to "
+       "(put the root CA in --ca-file)",
     26: "certificate not valid for server authentication (EKU)",
     23: "revoked",
     66: "key too weak",
@@ -60,6 +61,7 @@ class TlsProbe:
     server_name: str | None
     tcp_state: PortState = PortState.ERROR
     tcp_error: str = ""
+    tcp_errno: int | None = None
     connect_s: float = 0.0
     handshake: bool = False
     handshake_error: str = ""
@@ -92,12 +94,22 @@ def _base_context() -> ssl.SSLContext:
     return ctx
 
 
-@functools.lru_cache(maxsize=32)
+_CONTEXT_LOCK = threading.Lock()
+
+
 def client_context(ca_file: str | None = None, *, verify: bool = True) -> ssl.SSLContext:
     """A cached client context: verifying against *ca_file* (or the system store), or not.
 
+    Built once even when a whole fleet of probe threads asks at the same moment (loading the
+    system store costs tens of milliseconds of CPU; 200 threads loading it at once cost seconds).
     Raises :class:`InputError` when *ca_file* cannot be read as PEM certificates.
     """
+    with _CONTEXT_LOCK:
+        return _client_context(ca_file, verify)
+
+
+@functools.lru_cache(maxsize=32)
+def _client_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
     ctx = _base_context()
     if not verify:
         ctx.verify_mode = ssl.CERT_NONE
@@ -113,9 +125,14 @@ def client_context(ca_file: str | None = None, *, verify: bool = True) -> ssl.SS
     return ctx
 
 
-@functools.lru_cache(maxsize=1)
 def legacy_context() -> ssl.SSLContext:
     """A non-verifying context that offers only TLS 1.0 and 1.1 (to see whether a server still accepts them)."""
+    with _CONTEXT_LOCK:
+        return _legacy_context()
+
+
+@functools.lru_cache(maxsize=1)
+def _legacy_context() -> ssl.SSLContext:
     ctx = _base_context()
     ctx.verify_mode = ssl.CERT_NONE
     with warnings.catch_warnings():
@@ -180,6 +197,8 @@ def resolve(host: str, timeout: float) -> list[str]:
             box.append(list(dict.fromkeys(str(info[4][0]) for info in infos)))
         except OSError as exc:
             box.append(exc)
+        except UnicodeError:  # an empty or over-long label: the idna codec refuses it before any lookup
+            box.append(socket.gaierror(socket.EAI_NONAME, "invalid host name (empty or too long label)"))
         done.set()
 
     threading.Thread(target=work, daemon=True, name=f"resolve-{host}").start()
@@ -225,6 +244,7 @@ def _connect(probe: TlsProbe, address: str, timeout: float) -> socket.socket | N
             closed = last.errno in _CLOSED_ERRNOS
             probe.tcp_state = PortState.CLOSED if closed else PortState.ERROR
             probe.tcp_error = last.strerror or str(last)
+            probe.tcp_errno = last.errno
         return None
     finally:
         probe.connect_s = round(time.perf_counter() - start, 6)
@@ -270,10 +290,13 @@ def _attempt(
 
 
 def _ssl_error_text(exc: BaseException) -> str:
+    """A short, readable reason for a failed TLS operation."""
     if isinstance(exc, ssl.SSLError):
         reason = getattr(exc, "reason", None) or ""
         if reason == "WRONG_VERSION_NUMBER":
             return "the server does not speak TLS here (plain HTTP on this port?)"
+        if reason == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+            return "the server requires a TLS client certificate"
         if reason:
             return f"TLS handshake failed: {reason.replace('_', ' ').lower()}"
     if isinstance(exc, ConnectionResetError | BrokenPipeError) or getattr(exc, "errno", None) == errno.ECONNRESET:

@@ -10,7 +10,7 @@ from .loader import load_suite
 from .model import RUNBOOKS, Entry, Setting, Suite, When
 from .refs import Resolver, Scrubber, reveal
 from .runner import Job, SuiteOutcome, run_jobs
-from .yamlsafe import Mark, SuiteError, YNode
+from .yamlsafe import Mark, SuiteError, SuiteErrors, YNode
 
 __all__ = [
     "RUNBOOKS",
@@ -22,6 +22,7 @@ __all__ = [
     "Setting",
     "Suite",
     "SuiteError",
+    "SuiteErrors",
     "SuiteOutcome",
     "When",
     "YNode",

@@ -31,10 +31,10 @@ def _expect(node: YNode, kinds: tuple[str, ...], what: str) -> None:
         raise SuiteError(node.mark, f"{what} must be a {' or '.join(kinds)}, not a {node.kind}")
 
 
-def _unknown_key(keys: dict[str, Mark], allowed: tuple[str, ...], where: str) -> None:
+def _unknown_key(keys: dict[str, Mark], allowed: tuple[str, ...], where: str, hint: str = "") -> None:
     for key, mark in keys.items():
         if key not in allowed and not key.startswith("x-"):
-            raise SuiteError(mark, f"unknown key {key!r} in {where} (expected: {', '.join(allowed)})")
+            raise SuiteError(mark, f"unknown key {key!r} in {where} (expected: {', '.join(allowed)}){hint}")
 
 
 def _positive_number(node: YNode, what: str, *, integer: bool = False, maximum: float | None = None) -> float:
@@ -87,7 +87,11 @@ def _when(node: YNode) -> When:
     _unknown_key(node.keys, WHEN_KEYS, "when")
     when = When(mark=node.mark)
     if "path_exists" in node.value:
-        when.path_exists = _str_list(node.value["path_exists"], "when.path_exists")
+        folder = os.path.dirname(os.path.abspath(node.mark.file))  # relative to the suite file, as include: is
+        when.path_exists = [
+            os.path.normpath(os.path.join(folder, os.path.expanduser(p)))
+            for p in _str_list(node.value["path_exists"], "when.path_exists")
+        ]
     if "env_set" in node.value:
         names = _str_list(node.value["env_set"], "when.env_set")
         for name in names:
@@ -99,16 +103,21 @@ def _when(node: YNode) -> When:
 
 def _entry(node: YNode, defaults: dict[str, Setting]) -> Entry:
     _expect(node, ("mapping",), "each item of checks")
-    _unknown_key(node.keys, ENTRY_KEYS, "a check")
+    _unknown_key(node.keys, ENTRY_KEYS, "a check", "; the command's options go under 'with:'")
     fields = node.value
     for required in ("name", "runbook"):
         if required not in fields:
             raise SuiteError(node.mark, f"check has no {required!r}")
     name_node = fields["name"]
     if not isinstance(name_node.value, str) or not NAME_RE.match(name_node.value):
+        hint = ""
+        if not isinstance(name_node.value, str) and name_node.value is not None:
+            # `name: off`, `name: no`, `name: 1.10` are YAML booleans/numbers: quote them
+            hint = f"; YAML read a {name_node.kind} here: quote it"
         raise SuiteError(
             name_node.mark,
-            "name must be a string of letters, digits and . _ - @ : / + (up to 100, starting with a letter or digit)",
+            "name must be a string of letters, digits and . _ - @ : / + (up to 100, starting with a letter or digit)"
+            + hint,
         )
     runbook_node = fields["runbook"]
     if runbook_node.value not in RUNBOOKS:

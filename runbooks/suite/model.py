@@ -17,7 +17,9 @@ RUNBOOKS: dict[str, str] = {
 #: Suite-level settings that may appear under ``defaults:`` (not passed to commands).
 SUITE_DEFAULTS = ("concurrency", "deadline")
 
-DEFAULT_CONCURRENCY = 8
+#: Entries run at once unless the suite says otherwise: they mostly wait on the network, each
+#: bounded by its own timeouts, so a slow entry should not hold up many others.
+DEFAULT_CONCURRENCY = 16
 #: Wall-clock cap for one entry, whatever its own timeouts (seconds).
 DEFAULT_DEADLINE = 300.0
 

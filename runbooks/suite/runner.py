@@ -33,6 +33,9 @@ class SuiteOutcome:
 
     checks: list[CheckResult] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    #: Entries given up at their deadline: their threads may still be running (and the
+    #: thread pools inside them keep a normal interpreter exit waiting).
+    abandoned: list[str] = field(default_factory=list)
 
 
 def when_holds(when: When | None, environ: dict[str, str] | None = None) -> tuple[bool, str]:
@@ -97,13 +100,39 @@ def failure_result(entry: Entry, exc: BaseException, scrub: Scrubber, duration_s
     )
 
 
+def _scrub_value(value: Any, scrub: Scrubber) -> Any:
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {_scrub_value(k, scrub): _scrub_value(v, scrub) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub_value(v, scrub) for v in value]
+    return value
+
+
+def scrub_result(check: CheckResult, scrub: Scrubber) -> CheckResult:
+    """Mask environment values in a check's text (a secret may be echoed back, e.g. an expected issuer).
+
+    The command does not know which of its options came from ``${...}``; the suite does.
+    Summary, name, target and details are scrubbed in place (metrics are numbers).
+    """
+    if not scrub.secrets:
+        return check
+    check.summary = scrub(check.summary)
+    check.name = scrub(check.name)
+    check.target = scrub(check.target)
+    check.details = _scrub_value(check.details, scrub)
+    return check
+
+
 def run_jobs(jobs: list[Job], concurrency: int, scrub: Scrubber | None = None) -> SuiteOutcome:
     """Run *jobs* at most *concurrency* at a time; results keep the suite's order.
 
     Jobs with a ``skip`` reason, or whose entry's ``when`` does not hold, are skipped
     (listed in the outcome with the reason). An entry
     that raises, overruns its deadline or reports nothing becomes one UNKNOWN result
-    with the reason; every result is tagged with its entry's name (``source``).
+    with the reason; every result is tagged with its entry's name (``source``), and every
+    value read from the environment is masked (``***``) in the results' text.
     """
     scrubber = scrub or Scrubber()
     outcome = SuiteOutcome()
@@ -113,19 +142,22 @@ def run_jobs(jobs: list[Job], concurrency: int, scrub: Scrubber | None = None) -
         if ok:
             runnable.append(job)
         else:
-            outcome.skipped.append({"name": job.entry.name, "reason": reason})
+            outcome.skipped.append({"name": job.entry.name, "reason": scrubber(reason)})
 
     def execute(job: Job) -> list[CheckResult]:
         started = time.perf_counter()
         try:
             report = call_with_deadline(job.call, job.deadline)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() in a check is a crash too
+            if isinstance(exc, DeadlineExceeded):
+                outcome.abandoned.append(job.entry.name)
             return [failure_result(job.entry, exc, scrubber, time.perf_counter() - started)]
         if not report.checks:
             empty = RuntimeError("the check reported no results")
             return [failure_result(job.entry, empty, scrubber, time.perf_counter() - started)]
-        for check in report.checks:  # the command's own results: it knows what is secret in them
+        for check in report.checks:
             check.source = job.entry.name
+            scrub_result(check, scrubber)
         return list(report.checks)
 
     def crashed(job: Job, exc: BaseException) -> list[CheckResult]:

@@ -19,7 +19,7 @@ from ..errors import InputError
 #: Largest suite file read (bytes).
 MAX_FILE_BYTES = 256 * 1024
 #: Most alias references (``*name``) in one file.
-MAX_ALIASES = 64
+MAX_ALIASES = 1024
 #: Most nodes in one file after alias expansion.
 MAX_NODES = 20_000
 #: Deepest nesting of sequences/mappings.
@@ -45,6 +45,20 @@ class SuiteError(InputError):
         self.mark = mark
         self.message = message
         super().__init__(f"{mark}: {message}" if mark else message)
+
+
+class SuiteErrors(SuiteError):
+    """Several independent problems (one per check entry), each with its own position.
+
+    ``str()`` is the first with a count of the others; :attr:`errors` holds them all, for a
+    caller that shows one line each.
+    """
+
+    def __init__(self, errors: list[SuiteError]) -> None:
+        self.errors = errors
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        super().__init__(first.mark, first.message + more)
 
 
 @dataclass

@@ -69,8 +69,12 @@ class AuditOptions:
                 raise InputError(f"--username is required with --transport {self.transport}")
             if not self.password:
                 raise InputError("no password: set OPSBOOK_WINRM_PASSWORD, give --password-file, or run interactively")
-        if self.ca_file is not None and not Path(self.ca_file).is_file():
-            raise InputError(f"--ca-file {self.ca_file}: no such file")
+        if self.ca_file is not None:
+            if not Path(self.ca_file).is_file():
+                raise InputError(f"--ca-file {self.ca_file}: no such file")
+            from ..probes.tls import client_context
+
+            client_context(self.ca_file, verify=True)  # InputError when it holds no PEM certificate
         _require_transport(self.transport)
 
 
@@ -539,6 +543,9 @@ def _classify(exc: BaseException, hp: HostPort, opts: AuditOptions) -> AuditFail
 
 def _short_text(exc: BaseException) -> str:
     text = str(exc)
+    resolve = re.search(r"Failed to resolve '([^']*)' \(\[Errno -?\d+\] ([^)]*)\)", text)
+    if resolve:
+        return f"cannot resolve {resolve.group(1)}: {resolve.group(2)}"
     for marker in ("certificate verify failed: ", "Failed to establish a new connection: "):
         if marker in text:
             text = text.split(marker, 1)[1]
@@ -666,10 +673,13 @@ def audit_host(hp: HostPort, opts: AuditOptions, now: dt.datetime | None = None,
 
 def parse_hosts(hosts: list[str], port: int) -> list[HostPort]:
     """``HOST[:PORT]`` strings to unique :class:`HostPort` (default port *port*)."""
+    from .check import wire_name
+
     seen: dict[str, HostPort] = {}
     for text in hosts:
         hp = parse_host_port(text, port)
-        seen.setdefault(str(hp).lower(), hp)
+        key = wire_name(hp.host).lower().rstrip(".")  # refuses names no lookup could take (exit 3)
+        seen.setdefault(f"{key}|{hp.port}", hp)
     return list(seen.values())
 
 

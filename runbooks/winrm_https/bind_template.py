@@ -100,11 +100,11 @@ function Write-Log {
     }
     try {
         if (-not [System.Diagnostics.EventLog]::SourceExists($script:EventSource)) {
-            New-EventLog -LogName Application -Source $script:EventSource -WhatIf:$false
+            New-EventLog -LogName Application -Source $script:EventSource
         }
         $ids = @{ Information = 1000; Warning = 1001; Error = 1002 }
         Write-EventLog -LogName Application -Source $script:EventSource -EntryType $Level `
-            -EventId $ids[$Level] -Message $Message -WhatIf:$false
+            -EventId $ids[$Level] -Message $Message
     } catch {
         Write-Warning ('cannot write to the event log: {0}' -f $_.Exception.Message)
     }
@@ -299,6 +299,9 @@ function Register-RenewalTask {
     if (-not (Test-Path -LiteralPath $folder)) { New-Item -ItemType Directory -Path $folder -Force | Out-Null }
     if ($PSCommandPath -and ($PSCommandPath -ne $installed)) {
         Copy-Item -LiteralPath $PSCommandPath -Destination $installed -Force
+    }
+    if (-not (Test-Path -LiteralPath $installed)) {
+        throw ('-RegisterRenewalTask needs this script run from its .ps1 file (powershell -File), not as a script block (Invoke-Command -FilePath): {0} is missing, so the task would run nothing' -f $installed)
     }
     & wevtutil.exe set-log $log /enabled:true | Out-Null
     $query = '<QueryList><Query Id="0" Path="{0}"><Select Path="{0}">*[System[(EventID=1001 or EventID=1006)]]</Select></Query></QueryList>' -f $log

@@ -149,8 +149,9 @@ def wildcard_match(pattern: str, host: str) -> bool:
 
     Only a ``*`` that is the whole left-most label matches, and it matches exactly one
     label (``*.corp.test`` matches ``a.corp.test``, not ``corp.test`` nor ``a.b.corp.test``).
-    Partial wildcards (``w*.corp.test``), wildcards elsewhere, wildcards over a public-looking
-    suffix (``*.test``) and IDN A-labels under a wildcard never match.
+    Partial wildcards (``w*.corp.test``, ``xn--*.corp.test``), wildcards elsewhere and wildcards
+    over a public-looking suffix (``*.test``) never match. A whole-label ``*`` does match an IDN
+    A-label (``xn--mnchen-3ya.corp.test``), as OpenSSL, Schannel and browsers do.
     """
     pattern = pattern.lower().rstrip(".")
     host = host.lower().rstrip(".")
@@ -162,7 +163,7 @@ def wildcard_match(pattern: str, host: str) -> bool:
     if first != "*" or "*" in rest or rest.count(".") < 1:
         return False
     head, _, host_rest = host.partition(".")
-    if not head or head.startswith("xn--"):
+    if not head:
         return False
     return host_rest == rest
 

@@ -11,6 +11,8 @@ CRITICAL result, not a pile of dependent ones. Every step is bounded by the time
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import ipaddress
 import math
 import time
 from collections.abc import Iterable
@@ -60,29 +62,88 @@ class CheckOptions:
             client_context(str(path), verify=True)  # raises InputError when unreadable
 
 
-def read_hosts_file(path: str | Path) -> list[str]:
-    """Hosts from a file: one a line, blank lines and ``#`` comments ignored."""
+def wire_name(host: str) -> str:
+    """The ASCII form of *host* used on the wire: DNS lookup, SNI, ``Host:`` and certificate names.
+
+    An internationalised name becomes its A-labels (``münchen.corp.test`` ->
+    ``xn--mnchen-3ya.corp.test``, IDNA 2008/UTS 46 when the ``idna`` package is there), as the
+    certificate's SAN carries it; an IP address is returned without brackets. A name no DNS
+    lookup could take (an empty or over-long label, a stray byte-order mark) is an
+    :class:`InputError`.
+    """
+    bare = host.strip("[]")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        ipaddress.ip_address(bare)
+    except ValueError:
+        pass
+    else:
+        return bare
+    dot = "." if host.endswith(".") and host != "." else ""
+    name = host[:-1] if dot else host
+    try:
+        if name.isascii():
+            name.encode("idna")  # checks every label is 1-63 characters
+            ascii_name = name
+        else:
+            try:
+                import idna  # requests' dependency: IDNA 2008 with the UTS 46 mapping, like browsers
+            except ImportError:  # pragma: no cover - installed with pywinrm/requests
+                ascii_name = name.encode("idna").decode("ascii")
+            else:
+                ascii_name = idna.encode(name, uts46=True).decode("ascii")
+    except UnicodeError as exc:  # idna.IDNAError is one
+        reason = str(exc).removeprefix("encoding with 'idna' codec failed ").strip("()")
+        reason = reason.removeprefix("UnicodeError: ") or "not a DNS name"
+        raise InputError(f"invalid host name {wsman.clean(host, 80)!r}: {reason}") from None
+    if len(ascii_name) > 253:
+        raise InputError(f"invalid host name {wsman.clean(host, 80)!r}: longer than 253 characters")
+    bad = next((ch for ch in ascii_name if not (ch.isalnum() or ch in "-_.")), None)
+    if bad is not None:
+        raise InputError(f"invalid host name {wsman.clean(host, 80)!r}: {bad!r} is not allowed in a DNS name")
+    return ascii_name + dot
+
+
+def read_hosts_file(path: str | Path) -> list[str]:
+    """Hosts from a file: one a line, blank lines and ``#`` comments ignored.
+
+    UTF-8 with or without a byte-order mark (Notepad, ``Out-File -Encoding utf8``), LF or
+    CRLF. A line that is not a valid ``HOST[:PORT]`` is an :class:`InputError` naming the line.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read --hosts-file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+        reason = getattr(exc, "strerror", None) or (
+            "not UTF-8 text (save it as UTF-8)" if isinstance(exc, UnicodeDecodeError) else str(exc))
+        raise InputError(f"cannot read --hosts-file {path}: {reason}") from None
     hosts = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         value = line.split("#", 1)[0].strip()
-        if value:
-            hosts.append(value)
+        if not value:
+            continue
+        try:
+            wire_name(parse_host_port(value, DEFAULT_PORT).host)
+        except InputError as exc:
+            raise InputError(f"--hosts-file {path} line {number}: {exc}") from None
+        hosts.append(value)
     return hosts
 
 
 def parse_targets(hosts: Iterable[str], port: int, resolve: dict[str, str]) -> list[HostPort]:
-    """``HOST[:PORT]`` strings to unique :class:`HostPort` (``--resolve`` addresses applied)."""
+    """``HOST[:PORT]`` strings to unique :class:`HostPort` (``--resolve`` addresses applied).
+
+    Host names are compared in their ASCII form (case and trailing dot aside), so
+    ``münchen.corp.test`` and ``xn--mnchen-3ya.corp.test`` are one target and either
+    spelling in ``--resolve`` applies to both.
+    """
+    by_name = {wire_name(name).lower().rstrip("."): address for name, address in resolve.items()}
     seen: dict[str, HostPort] = {}
     for text in hosts:
         hp = parse_host_port(text, port)
-        address = resolve.get(hp.host.lower())
+        key = wire_name(hp.host).lower().rstrip(".")
+        address = by_name.get(key)
         if address:
             hp = HostPort(hp.host, hp.port, address)
-        seen.setdefault(str(hp).lower(), hp)
+        seen.setdefault(f"{key}|{hp.port}|{hp.address or ''}", hp)
     return list(seen.values())
 
 
@@ -101,6 +162,10 @@ def _tcp_result(hp: HostPort, probe: TlsProbe, timeout: float) -> CheckResult:
                        details=details, metrics={"connect_time": Metric(round(probe.connect_s, 6), "s")})
     details["not_checked"] = list(DEPENDENT_CHECKS)
     details["error"] = probe.tcp_error
+    if probe.tcp_errno in (errno.EMFILE, errno.ENFILE):  # our limit, not the host's fault
+        return _result(hp, "winrm.tcp", "TCP reachability", Status.UNKNOWN,
+                       f"not checked: {probe.tcp_error} here (raise 'ulimit -n' or lower --concurrency)",
+                       details=details)
     if probe.tcp_state is PortState.CLOSED:
         why = "connection refused" if "refused" in probe.tcp_error.lower() else f"unreachable ({probe.tcp_error})"
         summary = f"{why}: no HTTPS listener on port {hp.port}, or blocked"
@@ -171,15 +236,19 @@ def _chain_result(
 
 
 def _name_result(hp: HostPort, info: CertInfo) -> CheckResult:
-    ok, how = name_matches(info, hp.host)
+    wire = wire_name(hp.host)
+    ok, how = name_matches(info, wire)
+    shown = hp.host if wire.lower() == hp.host.lower() else f"{hp.host} ({wire})"
     details = {"host": hp.host, "dns_names": list(info.dns_names), "ip_addresses": list(info.ip_addresses),
                "subject_cn": info.subject_cn}
+    if wire != hp.host:
+        details["ascii_host"] = wire
     if ok:
-        return _result(hp, "winrm.cert.name", "certificate name", Status.OK, f"{hp.host} matches {how}",
+        return _result(hp, "winrm.cert.name", "certificate name", Status.OK, f"{shown} matches {how}",
                        details=details)
     names = wsman.clean(", ".join([*info.dns_names, *info.ip_addresses]) or f"CN {info.subject_cn}", 200)
     return _result(hp, "winrm.cert.name", "certificate name", Status.CRITICAL,
-                   f"name mismatch: certificate is for {names}, not {hp.host}", details=details)
+                   f"name mismatch: certificate is for {names}, not {shown}", details=details)
 
 
 def _issuer_result(hp: HostPort, info: CertInfo, issuer: str | None) -> CheckResult:
@@ -277,15 +346,17 @@ def _wsman_result(hp: HostPort, probe: TlsProbe) -> CheckResult:
 
 
 def _host_header(hp: HostPort) -> str:
-    host = f"[{hp.host}]" if ":" in hp.host else hp.host
+    wire = wire_name(hp.host)
+    host = f"[{wire}]" if ":" in wire else wire
     return f"{host}:{hp.port}"
 
 
 def check_host(hp: HostPort, opts: CheckOptions, now: dt.datetime | None = None) -> list[CheckResult]:
     """All checks of one listener (one CRITICAL result when it cannot be reached)."""
     start = time.perf_counter()
+    wire = wire_name(hp.host)
     probe = tls_probe(
-        hp.host, hp.port, timeout=opts.timeout, address=hp.connect_host, ca_file=opts.ca_file,
+        wire, hp.port, timeout=opts.timeout, address=hp.address or wire, ca_file=opts.ca_file,
         then=lambda sock: wsman.identify(sock, _host_header(hp), opts.timeout),
     )
     results = [_tcp_result(hp, probe, opts.timeout)]
@@ -301,7 +372,7 @@ def check_host(hp: HostPort, opts: CheckOptions, now: dt.datetime | None = None)
         if probe.handshake:
             legacy = None
             if probe.version not in OLD_TLS:  # a modern version was negotiated: are old ones still on?
-                legacy = legacy_protocol(hp.host, hp.port, timeout=opts.timeout, address=hp.connect_host)
+                legacy = legacy_protocol(wire, hp.port, timeout=opts.timeout, address=hp.address or wire)
             results.append(_version_result(hp, probe, legacy))
             if info is not None:
                 now = now or dt.datetime.now(dt.UTC)
@@ -329,13 +400,43 @@ def _crashed(hp: HostPort, exc: BaseException) -> list[CheckResult]:
                     f"internal error while checking: {exc.__class__.__name__}: {exc}")]
 
 
+#: Descriptors one host may hold at once (its socket, a resolver's socket, slack), and a reserve.
+FDS_PER_HOST = 3
+FD_RESERVE = 16
+
+
+def fd_budget(concurrency: int) -> int:
+    """The concurrency the open-file limit allows, raising the soft limit towards the hard one first.
+
+    ``--concurrency 1000`` under the usual soft limit of 1024 descriptors would otherwise fail
+    hosts with "Too many open files" and blame them for it.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return concurrency
+    need = concurrency * FDS_PER_HOST + FD_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return concurrency
+    target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return max(1, min(concurrency, (soft - FD_RESERVE) // FDS_PER_HOST))
+
+
 def run_check(hosts: list[HostPort], opts: CheckOptions, concurrency: int = 64) -> Report:
-    """Check every listener concurrently (at most *concurrency* at once); one report."""
+    """Check every listener concurrently (at most *concurrency* at once, within the open-file limit)."""
     if not hosts:
         raise InputError("no hosts to check: give HOST[:PORT] arguments or --hosts-file")
     if concurrency < 1:
         raise InputError("--concurrency must be >= 1")
     opts.validate()
+    concurrency = fd_budget(min(concurrency, len(hosts)))
     report = Report(command=COMMAND)
     now = dt.datetime.now(dt.UTC)
     for results in run_bounded(lambda hp: check_host(hp, opts, now), hosts, concurrency, on_error=_crashed):
@@ -358,7 +459,8 @@ def presented_certificate(
     certificate is fetched either way); ``None`` means no TLS handshake completed.
     """
     hp = hostport if isinstance(hostport, HostPort) else parse_host_port(hostport, default_port)
-    probe = tls_probe(hp.host, hp.port, timeout=timeout, address=address or hp.connect_host,
+    wire = wire_name(hp.host)
+    probe = tls_probe(wire, hp.port, timeout=timeout, address=address or hp.address or wire,
                       ca_file=ca_file, verify=ca_file is not None)
     if not probe.cert_der:
         return None
@@ -370,4 +472,5 @@ def presented_certificate(
 
 __all__ = [
     "CheckOptions", "check_host", "parse_targets", "presented_certificate", "read_hosts_file", "run_check",
+    "wire_name",
 ]

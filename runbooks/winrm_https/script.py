@@ -25,6 +25,15 @@ DEFAULT_PORT = 5986
 DEFAULT_LOG_DIR = "C:\\ProgramData\\opsbook\\winrm-https\\logs"
 _MARKER = re.compile(r"@@[A-Z_]+@@")
 _COMMENT_SAFE = re.compile(r"[0-9A-Za-z.:+\- ]*")
+#: Bidirectional controls: they make a line read differently from what it does ("Trojan Source").
+_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _refuse_bidi(value: str, what: str) -> None:
+    for index, char in enumerate(value):
+        if char in _BIDI_CONTROLS:
+            raise InputError(f"{what} {value!r} refused: bidirectional control character U+{ord(char):04X} "
+                             f"at position {index + 1} (it makes the script read differently from what it does)")
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,8 @@ class ScriptOptions:
         """Refuse values the script cannot carry safely (:class:`InputError`, exit 3)."""
         quote(self.root_ca, what="--root-ca")
         quote(self.log_dir, what="--log-dir")
+        _refuse_bidi(self.root_ca, "--root-ca")
+        _refuse_bidi(self.log_dir, "--log-dir")
         if not self.root_ca.strip():
             raise InputError("--root-ca must not be empty")
         if not self.log_dir.strip():

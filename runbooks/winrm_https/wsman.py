@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import time
 from dataclasses import dataclass, field
 
@@ -71,6 +72,7 @@ def _read_response(sock: socket.socket, deadline: float) -> bytes:
     """Read until the server closes, the declared body is complete, or *deadline* passes."""
     data = b""
     need: int | None = None
+    chunked = False
     while len(data) < MAX_RESPONSE:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -87,12 +89,15 @@ def _read_response(sock: socket.socket, deadline: float) -> bytes:
         if not chunk:
             break
         data += chunk
-        if need is None and b"\r\n\r\n" in data:
+        if need is None and not chunked and b"\r\n\r\n" in data:
             head, _, _ = data.partition(b"\r\n\r\n")
             match = re.search(rb"(?im)^content-length:\s*(\d+)\s*$", head)
             if match:
                 need = len(head) + 4 + int(match.group(1))
+            chunked = need is None and re.search(rb"(?im)^transfer-encoding:.*\bchunked\b", head) is not None
         if need is not None and len(data) >= need:
+            break
+        if chunked and data.endswith(b"\r\n0\r\n\r\n"):  # the last chunk: a kept-alive server says no more
             break
     return data
 
@@ -153,6 +158,10 @@ def identify(sock: socket.socket, host_header: str, timeout: float) -> WsmanAnsw
         data = _read_response(sock, time.monotonic() + timeout)
     except TimeoutError:
         return WsmanAnswer(error="no answer to POST /wsman within the timeout")
+    except ssl.SSLError as exc:
+        if getattr(exc, "reason", None) == "TLSV13_ALERT_CERTIFICATE_REQUIRED":
+            return WsmanAnswer(error="the server requires a TLS client certificate before any HTTP request")
+        return WsmanAnswer(error=f"TLS error during POST /wsman: {getattr(exc, 'reason', None) or exc}")
     except OSError as exc:
         return WsmanAnswer(error=f"connection failed during POST /wsman: {exc.strerror or exc}")
     return parse_response(data)

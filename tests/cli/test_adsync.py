@@ -33,13 +33,53 @@ def test_help_lists_options_and_examples(capsys) -> None:
         (["--domain", "corp.test", "--dns", "127.0.0.1", "--graph", "--tenant-id", "contoso.onmicrosoft.com",
           "--client-id", "abc", "--max-sync-age", "3"], "unit"),
         (["--domain", "corp.test", "--dns", "[::1"], "]"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1:abc"], "invalid port in '127.0.0.1:abc'"),
+        (["--domain", "corp.test", "--dns", "[::1]:70000"], "expected 1-65535"),
+        (["--domain", "corp.test", "--dns", "::1", "--dns", "[::1]:53"], "given twice"),
+        (["--domain", "corp.test", "--dns", "[::1]:5353", "--dns", "[::1]:5353"], "given twice"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "--ports", "88/sctp"], "protocol must be tcp or udp"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "--ports", "70000/tcp"], "ports are 1-65535"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "--ports", "0/udp"], "ports are 1-65535"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "--ports", "389-88/tcp"], "ranges FIRST-LAST"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "--ports", ","], "--ports is empty"),
+        (["--domain", "", "--dns", "127.0.0.1"], "--domain is empty"),
+        (["--domain", " . ", "--dns", "127.0.0.1"], "--domain is empty"),
+        (["--domain", "a\u200db.test", "--dns", "127.0.0.1"],
+         "not a valid internationalised domain name"),
+        (["--domain", "corp..test", "--dns", "127.0.0.1"], "invalid --domain"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "--dc", "dc 1"], "invalid --dc"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "--timeout", "0"], "--timeout"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "--timeout", "-1"], "--timeout"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "--timeout", "abc"], "--timeout"),
+        (["--domain", "corp.test", "--dns", "127.0.0.1", "-f", "xml"], "--format"),
     ],
 )
 def test_bad_input_exits_3_with_one_line(capsys, args: list[str], message: str) -> None:
     r = run_main(capsys, "adsync", "check", *args)
     assert r.code == 3
-    assert message in r.err
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("opsbook: error: "), r.err
+    assert message in lines[0]
     assert "Traceback" not in r.err and r.out == ""
+
+
+def test_idn_and_trailing_dot_domain_are_asked_in_a_label_form(capsys) -> None:
+    """``--domain Bücher.TEST.`` asks for xn--bcher-kva.test (as Windows 8+ sends IDN names), and finds its DC."""
+    from tests.e2e.dnsmasq_peer import ZoneServer, ad_records
+
+    domain = "xn--bcher-kva.test"
+    with ZoneServer("127.0.10.42", ad_records(domain, {f"dc1.{domain}": "127.0.20.42"})) as dns, \
+            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as dc:
+        dc.bind(("127.0.20.42", 0))
+        dc.listen(8)
+        r = run_main(capsys, "adsync", "check", "--domain", "Bücher.TEST.", "--dns", dns.label,
+                     "--ports", f"{dc.getsockname()[1]}/tcp", "--timeout", "1", "-f", "json")
+    assert r.code == 0, r.out + r.err
+    doc = json.loads(r.out)
+    targets = {c["target"] for c in doc["checks"]}
+    assert {domain, f"dc1.{domain}"} <= targets
+    assert (domain, "A") in dns.queries and (f"_ldap._tcp.dc._msdcs.{domain}", "SRV") in dns.queries
+    assert all(name.isascii() for name, _ in dns.queries)
 
 
 def test_graph_without_credential_is_refused_before_any_output(capsys) -> None:
@@ -103,3 +143,27 @@ def test_graph_wiring_secret_file_and_thresholds(capsys, monkeypatch, tmp_path) 
     assert by_id["adsync.graph.last_password_sync"]["status"] == "OK"
     assert "adsync.dns.failover" in by_id  # DNS checks and Graph checks in one report
     assert scenario.client_secret not in r.out + r.err
+
+
+def test_runbook_document_covers_the_graph_check(capsys) -> None:
+    r = run_main(capsys, "runbooks", "show", "adsync")
+    assert r.code == 0
+    section = r.out.split("Tenant sync freshness through Microsoft Graph", 1)[1].split("Rollback", 1)[0]
+    for needle in ("Organization.Read.All", "not *Delegated*", "admin consent", "onPremisesLastSyncDateTime",
+                   "onPremisesLastPasswordSyncDateTime", "beta", "--client-cert", "OPSBOOK_GRAPH_CLIENT_SECRET",
+                   "--max-sync-age", "--max-password-sync-age", "Connect Health", "REQUESTS_CA_BUNDLE"):
+        assert needle in section, needle
+
+
+def test_unwritable_textfile_is_refused_before_any_query(capsys, tmp_path) -> None:
+    from tests.e2e.dnsmasq_peer import ZoneServer
+
+    with ZoneServer("127.0.10.43") as dns:
+        r = run_main(capsys, "adsync", "check", "--domain", "corp.test", "--dns", dns.label, "--dc", "127.0.0.1",
+                     "--ports", "1/tcp", "--timeout", "0.3", "-f", "prometheus",
+                     "--textfile", str(tmp_path / "missing" / "adsync.prom"))
+    assert r.code == 3 and r.out == ""
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("opsbook: error: cannot write --textfile"), r.err
+    assert "does not exist" in lines[0]
+    assert dns.queries == []

@@ -211,3 +211,101 @@ def test_property_refused_with_exit_3_and_no_output_or_round_trips(
         assert res.code == 0, res.err
         expected = list(dict.fromkeys(v.strip(" \t") for v in raw))
         check_script(target.read_bytes().decode("utf-8-sig"), expected)
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_output_that_is_a_directory(capsys: pytest.CaptureFixture[str], tmp_path: Path, force: bool) -> None:
+    folder = tmp_path / "scripts"
+    folder.mkdir()
+    res = run_main(capsys, *CMD, "a@contoso.com", "-o", str(folder), *(["--force"] if force else []))
+    assert res.code == 3
+    assert res.out == ""
+    assert res.err == (
+        f"opsbook: error: --output {folder} is a directory; give a file name such as {folder / 'CHG0042.ps1'}\n"
+    )
+    assert os.listdir(folder) == []
+
+
+def test_output_blank_name(capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_main(capsys, *CMD, "a@contoso.com", "-o", "  ")
+    assert res.code == 3
+    assert res.err == "opsbook: error: --output: empty file name; give a file name, or - for standard output\n"
+
+
+def test_output_into_a_missing_folder_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    res = run_main(capsys, *CMD, "a@contoso.com", "-o", str(tmp_path / "missing" / "x.ps1"))
+    assert res.code == 3
+    assert res.err.count("\n") == 1 and "Traceback" not in res.err
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize(
+    ("cell", "code_point"),
+    [
+        ('"a\rb"', "U+000D"),
+        ('"a\nb"', "U+000A"),
+        ('"a\r\nb"', "U+000D"),
+        ("a\x00b", "U+0000"),
+        ("a\x85b", "U+0085"),
+        ("a\u2028b", "U+2028"),
+        ("a\u2029b", "U+2029"),
+        ("a\x1b[2Jb", "U+001B"),
+        ("a\x7fb", "U+007F"),
+        ("admin\u202e@contoso.com", "U+202E"),
+    ],
+)
+def test_csv_row_with_a_refused_character_writes_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, cell: str, code_point: str
+) -> None:
+    users = tmp_path / "users.csv"
+    users.write_bytes(("identity,ticket\r\nok@contoso.com,1\r\n" + cell + ",2\r\n").encode())
+    target = tmp_path / "out.ps1"
+    res = run_main(capsys, *CMD, "--csv", str(users), "-o", str(target))
+    assert res.code == 3, res.err
+    assert res.out == ""
+    assert res.err.startswith(f"opsbook: error: {users} row 3: identity ")
+    assert code_point in res.err
+    assert res.err.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["users.csv"]
+
+
+def test_csv_crlf_without_bom_every_quote_character(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    ids = ["o'brien@contoso.com", "\u2018l\u2019@contoso.com", "low\u201a9@contoso.com", "rev\u201b@contoso.com",
+           "$(Get-Process)", "back`tick", "x'; Remove-Mailbox -Identity * ;'", 'say "hi"']
+    rows = "".join('"' + i.replace('"', '""') + '",n\r\n' for i in ids)
+    users = tmp_path / "users.csv"
+    users.write_bytes(("identity,note\r\n" + rows).encode())
+    res = run_main(capsys, *CMD, "--csv", str(users), "--license-reset")
+    assert res.code == 0, res.err
+    check_script(_script(res.out), ids, license_reset=True)
+
+
+def test_csv_saved_as_utf16_says_so(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    users = tmp_path / "users.csv"
+    users.write_bytes("identity\r\njane@contoso.com\r\n".encode("utf-16"))  # what 5.1's Out-File writes
+    res = run_main(capsys, *CMD, "--csv", str(users))
+    assert res.code == 3
+    assert res.err == (
+        f"opsbook: error: {users}: the file is UTF-16, not UTF-8; save it as UTF-8 "
+        "(Export-Csv -Encoding UTF8, or Excel's 'CSV UTF-8')\n"
+    )
+
+
+def test_csv_from_windows_powershell_export_csv(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Windows PowerShell 5.1: Export-Csv -Delimiter ';' -Encoding UTF8 without -NoTypeInformation
+    users = tmp_path / "users.csv"
+    users.write_bytes(
+        "\ufeff#TYPE Selected.System.Management.Automation.PSCustomObject\r\n"
+        '"DisplayName";"identity"\r\n"Doe; Jane";"jane@contoso.com"\r\n"Zoë";"zoe@contoso.com"\r\n'.encode()
+    )
+    res = run_main(capsys, *CMD, "--csv", str(users))
+    assert res.code == 0, res.err
+    check_script(_script(res.out), ["jane@contoso.com", "zoe@contoso.com"])
+
+
+def test_csv_with_only_a_type_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    users = tmp_path / "users.csv"
+    users.write_bytes(b"#TYPE System.Management.Automation.PSCustomObject\r\n")
+    res = run_main(capsys, *CMD, "--csv", str(users))
+    assert res.code == 3
+    assert res.err == f"opsbook: error: {users}: no header row; expected a header row with a column 'identity'\n"

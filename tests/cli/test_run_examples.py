@@ -11,6 +11,9 @@ from __future__ import annotations
 import configparser
 import re
 import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -128,6 +131,18 @@ def test_systemd_units(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     timer.read(EXAMPLES / "opsbook-check.timer")
     assert timer["Timer"]["Unit"] == "opsbook-check.service"
     assert timer["Install"]["WantedBy"] == "timers.target"
+    analyze = shutil.which("systemd-analyze")
+    if analyze:  # systemd's own parser too, where systemd is installed (the opsbook path made real)
+        real = str(Path(sys.executable).with_name("opsbook"))
+        for name in ("opsbook-check.service", "opsbook-check.timer"):
+            text = (EXAMPLES / name).read_text().replace("/usr/local/bin/opsbook", real)
+            (tmp_path / name).write_text(text)
+        proc = subprocess.run(
+            [analyze, "verify", "--man=no", str(tmp_path / "opsbook-check.service"), str(tmp_path / "opsbook-check.timer")],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "opsbook-check" not in proc.stderr, proc.stderr  # no warning about our units
 
 
 def test_cron_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

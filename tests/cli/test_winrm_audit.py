@@ -68,6 +68,27 @@ def test_password_file_and_nagios(peer, capsys, tmp_path) -> None:  # type: igno
     assert PASSWORD not in res.out + res.err + prom.read_text()
 
 
+def test_password_file_written_by_powershell_with_bom_and_crlf(peer, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """``'pw' | Out-File -Encoding utf8 pw.txt`` (Windows PowerShell 5.1) writes a BOM: it is not part of the password."""
+    fake, ca_file, _, _ = peer
+    pw = tmp_path / "pw.txt"
+    pw.write_bytes(("\ufeff" + PASSWORD + "\r\n").encode("utf-8"))
+    res = run_main(capsys, "winrm", "audit", fake.target, "-u", USER, "--password-file", str(pw),
+                   "--ca-file", str(ca_file), "-f", "json")
+    checks = {c["id"]: c for c in json.loads(res.out)["checks"]}
+    assert checks["winrm.audit.login"]["status"] == "OK", checks["winrm.audit.login"]["summary"]
+    assert PASSWORD not in res.out + res.err
+
+
+@pytest.mark.parametrize("flag", ["--password", "-p", "--password=S3cret-Audit-Pw", "--pass", "--passwd"])
+def test_password_is_never_accepted_on_the_command_line(capsys, flag: str) -> None:  # type: ignore[no-untyped-def]
+    args = [flag] if "=" in flag else [flag, PASSWORD]
+    res = run_main(capsys, "winrm", "audit", "127.0.0.1", "-u", USER, *args)
+    assert res.code == 3 and res.out == ""
+    assert res.err.startswith("opsbook: error: No such option") and res.err.count("\n") == 1
+    assert PASSWORD not in res.err
+
+
 def test_wrong_password_exit_2_clean_message(peer, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     fake, ca_file, _, _ = peer
     monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", "Not-The-Password-9")
@@ -93,12 +114,15 @@ def test_no_password_non_interactive_exit_3(capsys) -> None:  # type: ignore[no-
     (["127.0.0.1", "-u", "x", "--transport", "basic"], "Invalid value"),
     (["127.0.0.1:99999", "-u", "x"], "invalid port"),
     ([], "no hosts"),
+    (["a..corp.test", "-u", "x"], "invalid host name 'a..corp.test': label empty or too long"),
+    (["127.0.0.1", "-u", "x", "--ca-file", __file__], "cannot load --ca-file"),  # not PEM
 ])
 def test_bad_input_exit_3(capsys, monkeypatch, args, message) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", "x-pass")
     res = run_main(capsys, "winrm", "audit", *args)
     assert res.code == 3
     assert message in res.err and "Traceback" not in res.err
+    assert res.err.startswith("opsbook: error: ") and res.err.count("\n") == 1 and res.out == ""
 
 
 def test_missing_transport_library_exit_3(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -98,6 +98,15 @@ def test_hosts_file_prometheus_textfile_and_unreachable_hosts(capsys, listener, 
     assert status_of("winrm.cert.expiry", f"{NAME}:{srv.port}") == ["0"]
 
 
+def test_unwritable_textfile_is_bad_input_not_an_internal_error(capsys, listener, cli_ca, tmp_path: Path) -> None:
+    srv = listener()
+    res = run_main(capsys, "winrm", "check", f"{NAME}:{srv.port}", "--resolve", f"{NAME}:{srv.host}",
+                   "--ca-file", str(cli_ca[1]), "-f", "prometheus", "--textfile", str(tmp_path / "no-dir" / "w.prom"))
+    assert res.code == 3
+    assert res.err.startswith("opsbook: error: cannot write --textfile ") and res.err.count("\n") == 1
+    assert "internal error" not in res.err and "Traceback" not in res.err
+
+
 def test_hung_listener_table_output(capsys, cli_ca) -> None:
     with HangServer("127.0.0.2") as srv:
         res = run_main(capsys, "winrm", "check", srv.target, "--timeout", "0.5", "--ca-file", str(cli_ca[1]))
@@ -116,6 +125,13 @@ def test_hung_listener_table_output(capsys, cli_ca) -> None:
         (["srv1", "--hosts-file", "/nonexistent/hosts"], "hosts-file"),
         (["srv1", "--timeout", "0"], "timeout"),
         (["srv1", "--concurrency", "0"], "concurrency"),
+        (["srv1:abc"], "invalid port"),
+        (["srv1:²"], "invalid port"),
+        (["[::1"], "missing ']'"),
+        (["a..corp.test"], "invalid host name"),
+        (["\ufeff"], "invalid host name"),
+        (["srv1", "--timeout", "-1"], "timeout"),
+        (["srv1", "--resolve", "srv1:not-an-ip"], "is not an IP address"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_3(capsys, args: list[str], message: str) -> None:
@@ -123,6 +139,7 @@ def test_bad_input_is_one_line_and_exit_3(capsys, args: list[str], message: str)
     assert res.code == 3
     assert message in res.err
     assert "Traceback" not in res.err and res.out == ""
+    assert res.err.startswith("opsbook: error: ") and res.err.count("\n") == 1
 
 
 def test_help_has_examples_and_every_contract_option() -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -53,6 +54,11 @@ def brownout_zone(domain: str, names: Sequence[str] = ()) -> list[str]:
     return args
 
 
+def nxdomain_zone(domain: str) -> list[str]:
+    """dnsmasq arguments for the zone with no records at all: every question gets NXDOMAIN (a Name Error)."""
+    return [f"--local=/{domain}/"]
+
+
 def refused_zone() -> list[str]:
     """dnsmasq arguments with no zone and no upstream: it answers REFUSED."""
     return []
@@ -71,8 +77,13 @@ def _answers(address: str, port: int) -> bool:
 
 
 @contextlib.contextmanager
-def dnsmasq(address: str, port: int, zone_args: Sequence[str], startup_s: float = 10.0) -> Iterator[str]:
-    """Run dnsmasq on *address*:*port* (loopback) with *zone_args*; yield ``address:port``."""
+def dnsmasq(address: str, port: int, zone_args: Sequence[str], startup_s: float = 10.0,
+            paused: bool = False) -> Iterator[str]:
+    """Run dnsmasq on *address*:*port* (loopback) with *zone_args*; yield ``address:port``.
+
+    ``paused=True`` stops the process (SIGSTOP) once it answers: a real DNS server that is
+    up, bound and reachable but never answers (a hung DC), until the context ends.
+    """
     binary = dnsmasq_binary()
     if binary is None:
         raise RuntimeError("dnsmasq is not installed")
@@ -92,8 +103,12 @@ def dnsmasq(address: str, port: int, zone_args: Sequence[str], startup_s: float 
             if time.monotonic() > deadline:
                 raise RuntimeError(f"dnsmasq on {address}:{port} does not answer")
             time.sleep(0.05)
+        if paused:
+            proc.send_signal(signal.SIGSTOP)
         yield f"{address}:{port}"
     finally:
+        if paused and proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
         proc.terminate()
         try:
             proc.wait(5)
@@ -219,3 +234,138 @@ def domain_controller(address: str, tcp_ports: Sequence[int] = (53, 88, 135, 389
         stack.enter_context(TcpListeners(address, tcp_ports))
         responders = {p: stack.enter_context(UdpResponder(address, p)) for p in udp_ports}
         yield responders  # type: ignore[misc]
+
+
+class ZoneServer:
+    """A tiny authoritative DNS server in Python (UDP and TCP on one loopback address and port).
+
+    *records* maps ``(name, type)`` to rdata texts. ``mode`` picks the behaviour: ``"zone"``
+    answers from *records* (NXDOMAIN for unknown names, NODATA for known names without the
+    type), ``"nodata"`` answers NOERROR with no data to everything, ``"nxdomain"`` NXDOMAIN to
+    everything, ``"servfail"``/``"refused"`` that rcode, ``"dead"`` never answers. ``queries``
+    keeps the (name, type) of every query received, so tests can assert "nothing was asked".
+    """
+
+    def __init__(self, address: str, records: dict[tuple[str, str], list[str]] | None = None,
+                 mode: str = "zone", port: int = 0) -> None:
+        self.records = {(n.rstrip(".").lower(), t.upper()): v for (n, t), v in (records or {}).items()}
+        self.mode = mode
+        self.queries: list[tuple[str, str]] = []
+        self._stop = threading.Event()
+        self.udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind((address, port))
+        self.address, self.port = address, self.udp.getsockname()[1]
+        self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self.tcp.bind((address, self.port))
+        except OSError:
+            self.udp.close()
+            self.tcp.close()
+            raise
+        self.tcp.listen(16)
+        self.udp.settimeout(0.1)
+        self.tcp.settimeout(0.1)
+        self._threads = [threading.Thread(target=self._udp_loop, daemon=True),
+                         threading.Thread(target=self._tcp_loop, daemon=True)]
+
+    @property
+    def label(self) -> str:
+        """``address:port`` for ``--dns``."""
+        return f"{self.address}:{self.port}"
+
+    def answer(self, wire: bytes) -> bytes | None:
+        """The response to one query in wire format (None: stay silent)."""
+        import dns.flags
+        import dns.message
+        import dns.rcode
+        import dns.rdataclass
+        import dns.rdatatype
+        import dns.rrset
+
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:  # a peer ignores garbage
+            return None
+        question = query.question[0]
+        name = question.name.to_text().rstrip(".").lower()
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        self.queries.append((name, rdtype))
+        if self.mode == "dead":
+            return None
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        if self.mode == "servfail":
+            response.set_rcode(dns.rcode.SERVFAIL)
+        elif self.mode == "refused":
+            response.set_rcode(dns.rcode.REFUSED)
+        elif self.mode == "nxdomain":
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif self.mode == "zone":
+            if not any(n == name for n, _ in self.records):
+                response.set_rcode(dns.rcode.NXDOMAIN)
+            elif (name, rdtype) in self.records:
+                response.answer.append(dns.rrset.from_text_list(
+                    question.name, 300, dns.rdataclass.IN, question.rdtype, self.records[(name, rdtype)]))
+        return response.to_wire()
+
+    def _udp_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.udp.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            reply = self.answer(data)
+            if reply is not None:
+                with contextlib.suppress(OSError):
+                    self.udp.sendto(reply, peer)
+
+    def _tcp_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.tcp.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                with contextlib.suppress(OSError):
+                    head = conn.recv(2)
+                    if len(head) < 2:
+                        continue
+                    size = int.from_bytes(head, "big")
+                    data = b""
+                    while len(data) < size:
+                        chunk = conn.recv(size - len(data))
+                        if not chunk:
+                            break
+                        data += chunk
+                    reply = self.answer(data)
+                    if reply is not None:
+                        conn.sendall(len(reply).to_bytes(2, "big") + reply)
+
+    def __enter__(self) -> ZoneServer:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(5)
+        self.udp.close()
+        self.tcp.close()
+
+
+def ad_records(domain: str, dcs: dict[str, str]) -> dict[tuple[str, str], list[str]]:
+    """The records :class:`ZoneServer` needs to play an AD zone (A of the domain and DCs, locator SRVs)."""
+    records: dict[tuple[str, str], list[str]] = {(domain, "A"): [next(iter(dcs.values()))]}
+    for srv, port in ((f"_ldap._tcp.dc._msdcs.{domain}", 389), (f"_kerberos._tcp.{domain}", 88),
+                      (f"_gc._tcp.{domain}", 3268)):
+        records[(srv, "SRV")] = [f"0 100 {port} {name}." for name in dcs]
+    for name, ip in dcs.items():
+        records[(name, "A")] = [ip]
+    return records

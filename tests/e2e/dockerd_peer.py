@@ -89,6 +89,47 @@ class DockerdPeer:
         """Stop dockerd (waits for it)."""
         subprocess.run([str(self.stop_script)], check=False, timeout=60)
 
+    def set_extra_flags(self, flags: str | None) -> None:
+        """Extra dockerd flags for the next starts (None removes them)."""
+        path = self.dir / "extra-flags"
+        if flags is None:
+            path.unlink(missing_ok=True)
+        else:
+            path.write_text(flags + "\n")
+
+    def fail_next_start(self, flags: str) -> str:
+        """A start command that starts dockerd once with *flags* added, then normally again.
+
+        The first start after this fails when *flags* make dockerd refuse to start
+        (``--data-root X`` with data-root in daemon.json); a rollback's start then works.
+        """
+        script = self.dir / "start-failing-once.sh"
+        marker = self.dir / "failed-once"
+        script.write_text(
+            "#!/bin/sh\n"
+            f"if [ ! -e {marker} ]; then touch {marker}; echo '{flags}' > {self.dir}/extra-flags; "
+            f"else rm -f {self.dir}/extra-flags; fi\n"
+            f"exec {self.start_script}\n"
+        )
+        script.chmod(0o755)
+        return str(script)
+
+    def volume_path(self, name: str) -> Path:
+        """Where volume *name*'s data lives on the host now."""
+        return Path(self.docker("volume", "inspect", "--format", "{{.Mountpoint}}", name).stdout.strip())
+
+    def bulk_volume(self, name: str = "bulk", files: int = 20000, size: int = 512) -> Path:
+        """A volume with many small files written straight into its folder (a slow copy)."""
+        self.docker("volume", "create", name)
+        base = self.volume_path(name)
+        payload = os.urandom(size)
+        for i in range(files):
+            sub = base / f"d{i // 1000:03d}"
+            if i % 1000 == 0:
+                sub.mkdir()
+            (sub / f"f{i:06d}").write_bytes(payload[: (i % size) + 1])
+        return base
+
     def log_tail(self) -> str:
         """Last lines of dockerd's log."""
         with contextlib.suppress(OSError):
@@ -144,9 +185,10 @@ class DockerdPeer:
         with contextlib.suppress(OSError, ValueError):
             pid = int((self.dir / "d.pid").read_text())
             os.kill(pid, 9)
+        # dockerd, its containerd and the shims all name the folder on their command line.
         for proc in Path("/proc").glob("[0-9]*/cmdline"):
-            with contextlib.suppress(OSError):
-                if str(self.dir).encode() in proc.read_bytes() and b"dockerd" in proc.read_bytes():
+            with contextlib.suppress(OSError, ValueError):
+                if int(proc.parent.name) != os.getpid() and str(self.dir).encode() in proc.read_bytes():
                     os.kill(int(proc.parent.name), 9)
         mounts = []
         with open("/proc/self/mountinfo") as handle:

@@ -23,6 +23,7 @@ from tests.e2e.dnsmasq_peer import (
     dnsmasq,
     domain_controller,
     healthy_zone,
+    nxdomain_zone,
     refused_zone,
 )
 from tests.helpers import run_main
@@ -33,6 +34,7 @@ pytestmark = pytest.mark.e2e
 DOMAIN = "corp.test"
 DCS = {"dc1.corp.test": "127.0.20.11", "dc2.corp.test": "127.0.20.12"}
 HEALTHY, BROWNOUT, REFUSED, SERVFAIL, DEAD = (f"127.0.10.{i}:5353" for i in range(1, 6))
+NXDOMAIN, HUNG = "127.0.10.7:5353", "127.0.10.8:5353"
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,8 @@ def dns_peers() -> Iterator[None]:
         stack.enter_context(dnsmasq("127.0.10.3", 5353, refused_zone()))
         stack.enter_context(ServfailServer("127.0.10.4", 5353))
         stack.enter_context(DeadServer("127.0.10.5", 5353))
+        stack.enter_context(dnsmasq("127.0.10.7", 5353, nxdomain_zone(DOMAIN)))
+        stack.enter_context(dnsmasq("127.0.10.8", 5353, healthy_zone(DOMAIN, DCS), paused=True))
         yield
 
 
@@ -196,3 +200,59 @@ def test_ipv6_dns_server_with_port(capsys) -> None:
     server = checks[("adsync.dns.records", f"[::1]:{port}")]
     assert server["details"]["answers"][0]["outcome"] == "timeout"
     assert checks[("adsync.dc.ports", "::1")]["details"]["ports"][0]["state"] == "closed"
+
+
+# Each row: DNS servers in the sync server's order; the failover check's status and the words its
+# summary must contain (per KB2834226: data or a negative answer ends the lookup, only a server that
+# does not answer is skipped, SERVFAIL/REFUSED is "uncertain" only when it decides the outcome); the
+# exit code (the worst of every check: a brown-out secondary is CRITICAL even while the primary works).
+P, S, T = "{P}", "{S}", "{T}"
+KIND = {HEALTHY: "data", BROWNOUT: "nodata", NXDOMAIN: "nxdomain", REFUSED: "refused", SERVFAIL: "servfail",
+        HUNG: "hung", DEAD: "dead"}
+KB_MATRIX = [
+    ((BROWNOUT, HEALTHY), "CRITICAL", [f"primary {P} answers NODATA", f"Windows will not fail over to {S}"], 2),
+    ((NXDOMAIN, HEALTHY), "CRITICAL", [f"primary {P} answers NXDOMAIN", f"Windows will not fail over to {S}"], 2),
+    ((REFUSED, HEALTHY), "WARNING", [f"primary {P} answers REFUSED", "failover uncertain", f"move on to {S}"], 1),
+    ((SERVFAIL, HEALTHY), "WARNING", [f"primary {P} answers SERVFAIL", "failover uncertain"], 1),
+    ((HUNG, HEALTHY), "WARNING", [f"primary {P} does not answer", f"through {S}", "waits ~1 s"], 1),
+    ((HEALTHY, BROWNOUT), "OK", [f"through the primary {P} without failover"], 2),
+    ((HEALTHY, NXDOMAIN), "OK", [f"through the primary {P} without failover"], 2),
+    ((HEALTHY, REFUSED), "OK", [f"through the primary {P} without failover"], 1),
+    ((HEALTHY, HUNG), "OK", [f"through the primary {P} without failover"], 1),
+    ((BROWNOUT, NXDOMAIN), "CRITICAL", [f"primary {P} answers NODATA", "no other DNS server has the data either"], 2),
+    ((BROWNOUT, HUNG), "CRITICAL", [f"primary {P} answers NODATA", f"({S}: no answer)"], 2),
+    ((REFUSED, BROWNOUT), "CRITICAL", [f"DNS server {S} answers NODATA", f"primary {P} answers REFUSED",
+                                       "fails whether or not Windows moves past"], 2),
+    ((SERVFAIL, NXDOMAIN), "CRITICAL", [f"DNS server {S} answers NXDOMAIN", "fails whether or not"], 2),
+    ((HUNG, BROWNOUT), "CRITICAL", [f"DNS server {S} answers NODATA", f"({P}: no answer)"], 2),
+    ((HUNG, DEAD), "CRITICAL", ["no DNS server answers"], 2),
+    ((REFUSED, HUNG), "CRITICAL", ["with data (REFUSED)"], 2),
+    ((SERVFAIL, BROWNOUT, HEALTHY), "CRITICAL", [f"DNS server {S} answers NODATA", f"Windows will not fail over to {T}",
+                                                 "fails whether or not"], 2),
+    ((HUNG, BROWNOUT, HEALTHY), "CRITICAL", [f"DNS server {S} answers NODATA", f"Windows will not fail over to {T}"], 2),
+    ((REFUSED, HUNG, HEALTHY), "WARNING", [f"primary {P} answers REFUSED", "failover uncertain", f"move on to {T}"], 1),
+]
+
+
+@pytest.mark.parametrize(("servers", "status", "words", "code"), KB_MATRIX,
+                         ids=["-".join(KIND[s] for s in row[0]) for row in KB_MATRIX])
+def test_kb2834226_matrix_with_real_dnsmasq(dns_peers: None, capsys, servers: tuple[str, ...], status: str,
+                                            words: list[str], code: int) -> None:
+    """Every primary/secondary combination of healthy, NODATA, NXDOMAIN, REFUSED, SERVFAIL and hung servers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as dc:  # one open "DC" port: only DNS decides
+        dc.bind(("127.0.20.11", 0))
+        dc.listen(8)
+        args = [a for server in servers for a in ("--dns", server)]
+        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, *args, "--dc", "127.0.20.11",
+                     "--ports", f"{dc.getsockname()[1]}/tcp", "--timeout", "0.5", "-f", "json")
+    checks = _checks(r.out)
+    failover = checks[("adsync.dns.failover", DOMAIN)]
+    names = dict(zip((P, S, T), servers, strict=False))
+    assert failover["status"] == status, failover["summary"]
+    for word in words:
+        for key, value in names.items():
+            word = word.replace(key, value)
+        assert word in failover["summary"], failover["summary"]
+    if status in ("CRITICAL", "OK"):
+        assert "failover uncertain" not in failover["summary"]
+    assert r.code == code, [(c["status"], c["summary"]) for c in checks.values() if c["status"] != "OK"]

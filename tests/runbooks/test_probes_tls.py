@@ -5,13 +5,14 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from runbooks.errors import InputError
 from runbooks.probes.tcp import PortState
-from runbooks.probes.tls import client_context, tls_probe
+from runbooks.probes.tls import client_context, resolve, tls_probe
 from tests.tlspeers import HangServer, TestCA, TlsServer, free_port, make_leaf
 
 HOST = "tls.corp.test"
@@ -108,6 +109,52 @@ def test_unresolvable_name_is_an_error_not_a_crash() -> None:
     probe = tls_probe("no-such-host.invalid", 5986, timeout=1)
     assert probe.tcp_state is PortState.ERROR
     assert "cannot resolve" in probe.tcp_error
+
+
+@pytest.mark.parametrize("name", ["a..corp.test", "x" * 64 + ".corp.test"])
+def test_name_the_idna_codec_refuses_is_a_quick_error_without_a_thread_traceback(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    crashes: list[object] = []
+    monkeypatch.setattr(threading, "excepthook", crashes.append)
+    start = time.monotonic()
+    with pytest.raises(socket.gaierror, match="invalid host name"):
+        resolve(name, 3)
+    probe = tls_probe(name, 5986, timeout=3)
+    assert time.monotonic() - start < 1  # no waiting for a timeout on a lookup that never ran
+    assert probe.tcp_state is PortState.ERROR and "cannot resolve" in probe.tcp_error
+    assert crashes == []
+
+
+def test_system_store_is_loaded_once_by_a_fleet_of_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --ca-file every probe thread wants the system store at once: one load, not one per host."""
+    import ssl
+
+    from runbooks.probes import tls
+
+    loads: list[int] = []
+    real = ssl.SSLContext.load_default_certs
+
+    def slow_load(self: ssl.SSLContext, purpose: ssl.Purpose = ssl.Purpose.SERVER_AUTH) -> None:
+        loads.append(1)
+        time.sleep(0.05)
+        real(self, purpose)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_default_certs", slow_load)
+    tls._client_context.cache_clear()
+    try:
+        barrier = threading.Barrier(40)
+
+        def ask() -> ssl.SSLContext:
+            barrier.wait()
+            return client_context(None, verify=True)
+
+        with ThreadPoolExecutor(40) as pool:
+            contexts = list(pool.map(lambda _: ask(), range(40)))
+    finally:
+        tls._client_context.cache_clear()
+    assert len(loads) == 1
+    assert len({id(c) for c in contexts}) == 1
 
 
 def test_ipv6_loopback(probe_ca: tuple[TestCA, str]) -> None:

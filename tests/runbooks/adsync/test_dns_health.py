@@ -7,7 +7,7 @@ from runbooks.model import Status
 from runbooks.probes.dns import DnsAnswer, DnsOutcome
 
 D = "corp.test"
-P, S = "10.0.0.1", "10.0.0.2"
+P, S, T = "10.0.0.1", "10.0.0.2", "10.0.0.3"
 
 
 def _answers(per_server: dict[str, DnsOutcome], latency: float = 0.01) -> dict:
@@ -66,7 +66,7 @@ def test_all_dead_and_all_empty_are_critical() -> None:
     assert _run({P: DnsOutcome.TIMEOUT, S: DnsOutcome.ERROR})[("adsync.dns.failover", D)].status is Status.CRITICAL
     empty = _run({P: DnsOutcome.NODATA, S: DnsOutcome.NXDOMAIN})
     assert empty[("adsync.dns.failover", D)].status is Status.CRITICAL
-    assert "no DNS server has data" in empty[("adsync.dns.failover", D)].summary
+    assert "no other DNS server has the data either" in empty[("adsync.dns.failover", D)].summary
 
 
 def test_slow_answers_warn_with_latency_metric() -> None:
@@ -92,3 +92,80 @@ def test_all_servfail_or_refused_is_critical() -> None:
     failover = r[("adsync.dns.failover", D)]
     assert failover.status is Status.CRITICAL
     assert "no DNS server answers" in failover.summary and "SERVFAIL/REFUSED" in failover.summary
+
+
+def test_servfail_or_refused_then_empty_fails_either_way() -> None:
+    # Whether or not Windows moves past the SERVFAIL, the next answer is empty: not "uncertain", CRITICAL.
+    for first, then in ((DnsOutcome.SERVFAIL, DnsOutcome.NODATA), (DnsOutcome.REFUSED, DnsOutcome.NXDOMAIN)):
+        failover = _run({P: first, S: then})[("adsync.dns.failover", D)]
+        assert failover.status is Status.CRITICAL, failover.summary
+        assert "failover uncertain" not in failover.summary
+        assert f"DNS server {S} answers {then.name}" in failover.summary
+        assert f"primary {P} answers {first.name}: the lookup fails whether or not" in failover.summary
+        assert failover.metrics["lookups_failing"] == 4 and failover.metrics["lookups_uncertain"] == 0
+
+
+def test_servfail_then_brownout_hides_the_third_server() -> None:
+    failover = _run({P: DnsOutcome.SERVFAIL, S: DnsOutcome.NODATA, T: DnsOutcome.DATA})[("adsync.dns.failover", D)]
+    assert failover.status is Status.CRITICAL
+    assert f"DNS server {S} answers NODATA" in failover.summary
+    assert f"Windows will not fail over to {T}" in failover.summary
+    prediction = failover.details["predictions"][0]
+    assert prediction["verdict"] == "fails" and prediction["never_asked_with_data"] == [T]
+    assert prediction["servfail_or_refused_before"] == [P]
+
+
+def test_uncertain_names_the_real_rcode() -> None:
+    failover = _run({P: DnsOutcome.REFUSED, S: DnsOutcome.DATA})[("adsync.dns.failover", D)]
+    assert failover.status is Status.WARNING
+    assert f"primary {P} answers REFUSED for" in failover.summary and "SERVFAIL" not in failover.summary
+
+
+def test_empty_primary_with_silent_secondary_does_not_claim_nobody_has_data() -> None:
+    r = _run({P: DnsOutcome.NODATA, S: DnsOutcome.TIMEOUT})
+    failover = r[("adsync.dns.failover", D)]
+    assert failover.status is Status.CRITICAL
+    assert f"primary {P} answers NODATA" in failover.summary and "Windows stops there" in failover.summary
+    assert f"no other DNS server answered with data ({S}: no answer)" in failover.summary
+    assert "has the data either" not in failover.summary
+    assert "no other server answered it with data" in r[("adsync.dns.records", P)].summary
+
+
+def test_brownout_secondary_explains_when_it_bites() -> None:
+    r = _run({P: DnsOutcome.DATA, S: DnsOutcome.NODATA})
+    assert r[("adsync.dns.failover", D)].status is Status.OK
+    secondary = r[("adsync.dns.records", S)]
+    assert secondary.status is Status.CRITICAL
+    assert "only when the servers before it do not answer" in secondary.summary
+    primary = _run({P: DnsOutcome.NODATA, S: DnsOutcome.DATA})[("adsync.dns.records", P)]
+    assert "Windows will not fail over past it" in primary.summary
+
+
+def test_child_domain_without_gc_records_warns_not_critical() -> None:
+    gc = f"_gc._tcp.{D}"
+    answers = _answers({P: DnsOutcome.DATA, S: DnsOutcome.DATA})
+    for server in (P, S):
+        answers[(server, (gc, "SRV"))] = DnsAnswer(server, gc, "SRV", DnsOutcome.NXDOMAIN, 0.01)
+    r = {(c.id, c.target): c for c in assess_dns(D, [P, S], answers, base_questions(D), {})}
+    failover = r[("adsync.dns.failover", D)]
+    assert failover.status is Status.WARNING, failover.summary
+    assert f"SRV {gc}" in failover.summary and "FOREST ROOT" in failover.summary
+    assert r[("adsync.dns.records", P)].status is Status.WARNING
+    # One server with the GC records and one without is still a brown-out.
+    answers[(S, (gc, "SRV"))] = DnsAnswer(S, gc, "SRV", DnsOutcome.DATA, 0.01, records=("0 100 3268 dc1.corp.test.",))
+    r = {(c.id, c.target): c for c in assess_dns(D, [P, S], answers, base_questions(D), {})}
+    assert r[("adsync.dns.failover", D)].status is Status.CRITICAL
+    assert r[("adsync.dns.records", P)].status is Status.CRITICAL
+
+
+def test_other_error_rcode_is_an_answer_not_a_dead_server() -> None:
+    # NOTIMP/FORMERR come back at once: not "does not answer, waits ~1 s" but "failover uncertain".
+    answers = _answers({P: DnsOutcome.DATA, S: DnsOutcome.DATA})
+    for q in base_questions(D):
+        answers[(P, q)] = DnsAnswer(P, q[0], q[1], DnsOutcome.ERROR, 0.01, rcode="NOTIMP", error="rcode NOTIMP")
+    r = {(c.id, c.target): c for c in assess_dns(D, [P, S], answers, base_questions(D), {})}
+    failover = r[("adsync.dns.failover", D)]
+    assert failover.status is Status.WARNING
+    assert f"primary {P} answers NOTIMP" in failover.summary and "failover uncertain" in failover.summary
+    assert "waits" not in failover.summary
+    assert "fails A corp.test (NOTIMP)" in r[("adsync.dns.records", P)].summary

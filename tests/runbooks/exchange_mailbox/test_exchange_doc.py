@@ -29,6 +29,9 @@ def test_document_states_the_dangers() -> None:
     assert "Teams" in DOC and "OneDrive" in DOC  # why not delete and re-sync the user
     assert "DisabledPlans" in DOC and "AssignedByGroup" in DOC
     assert "BOM" in DOC
+    # Set-MgUserLicense is in Microsoft.Graph.Users.Actions; Identity.DirectoryManagement is not needed
+    assert "Microsoft.Graph.Users.Actions" in DOC and "Identity.DirectoryManagement" not in DOC
+    assert "ExchangeGuid" in DOC and "NoExchangeGuid" in DOC  # the second-mailbox trap is explained
 
 
 def _doc_commands() -> list[list[str]]:

@@ -187,3 +187,24 @@ def test_collect_nothing_is_an_error() -> None:
 def test_collect_names_the_bad_argument() -> None:
     with pytest.raises(InputError, match=r"^argument 2: identity 'x\\ny' refused"):
         collect(["ok@contoso.com", "x\ny"])
+
+
+def test_csv_type_line_is_skipped_and_rows_keep_spreadsheet_numbers() -> None:
+    data = b'#TYPE Selected.System.Management.Automation.PSCustomObject\n"identity"\n"a@contoso.com"\n"b\x1bc"\n'
+    with pytest.raises(InputError, match=r"^u.csv row 4: identity 'b\\x1bc' refused"):
+        parse_csv(data, "u.csv")
+    got = parse_csv(data[: data.index(b'"b')], "u.csv")
+    assert [(i.value, i.source) for i in got] == [("a@contoso.com", "u.csv row 3")]
+
+
+def test_csv_type_text_after_the_header_is_data() -> None:
+    """Only a line *before* the header is PowerShell's type line; later it is an identity."""
+    got = parse_csv(b"identity\n#TYPE x\n", "u.csv")
+    assert [i.value for i in got] == ["#TYPE x"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_csv_utf16_is_named(codec: str) -> None:
+    data = "\ufeffidentity\r\njane@contoso.com\r\n".encode(codec)  # with BOM, as Windows writes it
+    with pytest.raises(InputError, match=r"^u.csv: the file is UTF-16, not UTF-8"):
+        parse_csv(data, "u.csv")

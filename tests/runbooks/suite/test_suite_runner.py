@@ -69,6 +69,16 @@ def test_deadline_turns_a_hung_entry_into_unknown_without_waiting() -> None:
     assert checks[1].status is Status.OK
 
 
+def test_entries_given_up_at_their_deadline_are_listed() -> None:
+    release = threading.Event()
+    jobs = [Job(entry("hung"), lambda: (release.wait(30), report(Status.OK))[1], 0.2),
+            Job(entry("ok"), lambda: report(Status.OK), 5)]
+    outcome = run_jobs(jobs, 2)
+    release.set()
+    assert outcome.abandoned == ["hung"]
+    assert run_jobs([Job(entry("ok"), lambda: report(Status.OK), 5)], 1).abandoned == []
+
+
 def test_concurrency_bounds_parallel_entries() -> None:
     lock = threading.Lock()
     state = {"now": 0, "max": 0}
@@ -112,3 +122,38 @@ def test_empty_report_and_secret_in_crash_message_are_handled() -> None:
     checks = run_jobs([Job(entry("empty"), lambda: Report(command="x"), 5), Job(entry("leak"), leaky, 5)], 2, scrub).checks
     assert checks[0].status is Status.UNKNOWN and "reported no results" in checks[0].summary
     assert "s3cr3t-value" not in checks[1].summary and "***" in checks[1].summary
+
+
+def test_env_values_are_masked_in_the_commands_own_results() -> None:
+    # the command cannot know which option came from ${...}; a check that echoes its option
+    # back (an expected issuer, a hosts file path) must not print the secret
+    scrub = Scrubber()
+    scrub.add("Corp-S3cret-CA")
+
+    def echoing() -> Report:
+        out = Report(command="winrm check")
+        out.add(CheckResult(
+            id="winrm.cert.issuer", target="srv-Corp-S3cret-CA:5986", name="issuer Corp-S3cret-CA", status=Status.CRITICAL,
+            summary="expected an issuer CN starting with 'Corp-S3cret-CA'",
+            details={"expected": "Corp-S3cret-CA", "seen": ["x", {"deep": "Corp-S3cret-CA!"}], "n": 3},
+            metrics={"days": 4},
+        ))
+        return out
+
+    (check,) = run_jobs([Job(entry("echo"), echoing, 5)], 1, scrub).checks
+    assert check.summary == "expected an issuer CN starting with '***'"
+    assert (check.target, check.name) == ("srv-***:5986", "issuer ***")
+    assert check.details == {"expected": "***", "seen": ["x", {"deep": "***!"}], "n": 3}
+    assert check.metrics == {"days": 4}
+    assert "Corp-S3cret-CA" not in repr(check)
+
+
+def test_sys_exit_in_a_check_is_a_crash_not_the_end_of_the_run() -> None:
+    import sys
+
+    def exits() -> Report:
+        sys.exit(4)
+
+    checks = run_jobs([Job(entry("exits"), exits, 5), Job(entry("ok"), lambda: report(Status.OK), 5)], 2).checks
+    assert [c.status for c in checks] == [Status.UNKNOWN, Status.OK]
+    assert checks[0].summary == "winrm check crashed: SystemExit: 4"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from runbooks.errors import InputError
-from runbooks.suite.yamlsafe import MAX_FILE_BYTES, Mark, SuiteError, load_file, parse_yaml
+from runbooks.suite.yamlsafe import MAX_ALIASES, MAX_FILE_BYTES, Mark, SuiteError, load_file, parse_yaml
 
 
 def test_positions_are_one_based_and_keys_are_tracked() -> None:
@@ -48,9 +49,31 @@ def test_billion_laughs_fails_fast() -> None:
 
 
 def test_many_aliases_are_refused_while_composing() -> None:
-    text = "a: &x 1\nb: [" + ",".join(["*x"] * 200) + "]\n"
+    text = "a: &x 1\nb: [" + ",".join(["*x"] * (MAX_ALIASES + 1)) + "]\n"
     with pytest.raises(SuiteError, match=r"^many\.yaml:2:\d+: too many YAML aliases"):
         parse_yaml(text, "many.yaml")
+
+
+def test_a_fleet_suite_may_reuse_an_anchor_in_every_entry() -> None:
+    # x- keys hold anchors; a 300-entry fleet that writes `dns: *dns` each time is ordinary
+    lines = ["version: 1", "x-dns: &dns [10.0.0.1, 10.0.0.2]", "checks:"]
+    for i in range(300):
+        lines += [f"  - name: e{i}", "    runbook: adsync", "    with: {domain: corp.test, dns: *dns}"]
+    root = parse_yaml("\n".join(lines) + "\n", "fleet.yaml")
+    assert root is not None
+    entries = root.value["checks"].value
+    assert len(entries) == 300
+    assert entries[299].value["with"].value["dns"].plain() == ["10.0.0.1", "10.0.0.2"]
+
+
+def test_alias_bomb_at_the_limits_fails_in_well_under_a_second() -> None:
+    # every alias the composer allows, each pointing at a 1000-node anchor: 1 000 000 nodes if expanded
+    anchor = "[" + ",".join(["1"] * 1000) + "]"
+    text = f"a: &big {anchor}\nb: [" + ",".join(["*big"] * (MAX_ALIASES - 1)) + "]\n"
+    started = time.perf_counter()
+    with pytest.raises(SuiteError, match=r"anchor bomb"):
+        parse_yaml(text, "wide.yaml")
+    assert time.perf_counter() - started < 1.0
 
 
 def test_recursive_alias_is_refused() -> None:

@@ -151,6 +151,14 @@ def test_closed_port_is_critical(ca_and_file) -> None:  # type: ignore[no-untype
     assert r.status is Status.CRITICAL and "cannot connect" in r.summary
 
 
+def test_unresolvable_host_is_one_short_line(ca_and_file) -> None:  # type: ignore[no-untyped-def]
+    _, ca_file = ca_and_file
+    r = audit_host(parse_host_port("no-such-host.invalid", 5986), opts(ca_file, timeout=3))[0]
+    assert r.status is Status.CRITICAL
+    assert r.summary.startswith("cannot connect to no-such-host.invalid:5986: cannot resolve no-such-host.invalid")
+    assert "HTTPSConnectionPool" not in r.summary and "Max retries" not in r.summary
+
+
 def test_fleet_runs_concurrently(ca_and_file, fakes) -> None:  # type: ignore[no-untyped-def]
     ca, ca_file = ca_and_file
     hosts = []

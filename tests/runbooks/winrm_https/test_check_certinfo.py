@@ -23,7 +23,8 @@ from tests.tlspeers import TestCA, make_leaf, self_signed
         ("srv*.corp.test", "srv1.corp.test", False),
         ("a.*.corp.test", "a.b.corp.test", False),  # not in another label
         ("*.*.corp.test", "a.b.corp.test", False),
-        ("*.corp.test", "xn--bcher-kva.corp.test", False),  # no wildcard over an IDN A-label
+        ("*.corp.test", "xn--bcher-kva.corp.test", True),  # a whole-label * covers an A-label (as OpenSSL)
+        ("xn--*.corp.test", "xn--bcher-kva.corp.test", False),  # never a wildcard inside an A-label
         ("srv1.corp.test", "srv2.corp.test", False),
         ("", "srv1.corp.test", False),
     ],

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
+import errno
+import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,17 +18,20 @@ import pytest
 
 from runbooks.errors import InputError
 from runbooks.model import Metric, Status
-from runbooks.probes import HostPort
+from runbooks.probes import HostPort, PortState, parse_resolve
+from runbooks.probes.tls import TlsProbe
 from runbooks.winrm_https.check import (
     DEPENDENT_CHECKS,
     CheckOptions,
+    _tcp_result,
     check_host,
     parse_targets,
     presented_certificate,
     read_hosts_file,
     run_check,
+    wire_name,
 )
-from tests.tlspeers import HangServer, TestCA, TlsServer, free_port, make_leaf, server_context
+from tests.tlspeers import HangServer, TestCA, TlsServer, days_from_now, free_port, make_leaf, server_context
 
 HOST = "srv1.corp.test"
 
@@ -269,6 +278,182 @@ def test_targets_and_hosts_file(tmp_path: Path) -> None:
     assert targets[0].connect_host == "127.0.0.5"
     with pytest.raises(InputError, match="cannot read --hosts-file"):
         read_hosts_file(tmp_path / "missing.txt")
+
+
+def test_hosts_file_from_windows_bom_crlf_comments_duplicates(tmp_path: Path) -> None:
+    """Notepad / Out-File -Encoding utf8 write a BOM and CRLF: the first host must not become '\ufeff...'."""
+    hosts = tmp_path / "fleet.txt"
+    hosts.write_bytes("\ufeff# WinRM fleet\r\nsrv1.corp.test\r\n  srv2.corp.test:5999  # odd port\r\n\r\n"
+                      "srv1.corp.test\r\n".encode())
+    names = read_hosts_file(hosts)
+    assert names == ["srv1.corp.test", "srv2.corp.test:5999", "srv1.corp.test"]
+    assert [str(t) for t in parse_targets(names, 5986, {})] == ["srv1.corp.test:5986", "srv2.corp.test:5999"]
+    hosts.write_bytes("\ufeffsrv1.corp.test\r\n".encode())
+    assert read_hosts_file(hosts) == ["srv1.corp.test"]
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [("srv1.corp.test:99999", "line 3: invalid port"), ("a..corp.test", "line 3: invalid host name"),
+     (("x" * 64) + ".corp.test", "line 3: invalid host name"), ("srv1:²", "line 3: invalid port")],
+)
+def test_hosts_file_bad_line_is_named(tmp_path: Path, line: str, words: str) -> None:
+    hosts = tmp_path / "fleet.txt"
+    hosts.write_text(f"# fleet\nsrv1.corp.test\n{line}\n", encoding="utf-8")
+    with pytest.raises(InputError, match=words):
+        read_hosts_file(hosts)
+    (tmp_path / "utf16.txt").write_bytes("srv1.corp.test\r\n".encode("utf-16"))
+    with pytest.raises(InputError, match="not UTF-8"):
+        read_hosts_file(tmp_path / "utf16.txt")
+
+
+def test_wire_name_is_the_ascii_form() -> None:
+    assert wire_name("münchen.corp.test") == "xn--mnchen-3ya.corp.test"
+    assert wire_name("MÜNCHEN.corp.test.") == "xn--mnchen-3ya.corp.test."
+    assert wire_name("srv1.corp.test") == "srv1.corp.test"
+    assert wire_name("[::1]") == "::1" and wire_name("127.0.0.1") == "127.0.0.1"
+    assert wire_name("\ufeffsrv1.corp.test") == "srv1.corp.test"  # UTS 46 drops the invisible U+FEFF
+    for bad in ("a..b", "x" * 64 + ".test", "\ufeff", "a." * 130 + "b", "-\u00e4.test", "it's.corp.test",
+                "srv1,srv2.corp.test", "srv1;rm.corp.test", "*.corp.test"):
+        with pytest.raises(InputError, match="invalid host name"):
+            wire_name(bad)
+
+
+def test_targets_by_either_idn_spelling_and_ipv6_resolve() -> None:
+    resolve = parse_resolve(["münchen.corp.test:127.0.0.9", "v6.corp.test:2001:db8::1", "c.corp.test:5986:10.0.0.3"])
+    targets = parse_targets(["münchen.corp.test", "XN--MNCHEN-3YA.corp.test", "v6.corp.test", "c.corp.test"],
+                            5986, resolve)
+    assert [(t.host, t.connect_host) for t in targets] == [
+        ("münchen.corp.test", "127.0.0.9"),  # the A-label spelling is the same target
+        ("v6.corp.test", "2001:db8::1"),  # not 'port 2001, address db8::1'
+        ("c.corp.test", "10.0.0.3"),  # curl's HOST:PORT:ADDRESS
+    ]
+    with pytest.raises(InputError, match="invalid host name"):
+        parse_targets(["a..corp.test"], 5986, {})
+    with pytest.raises(InputError, match="invalid port"):
+        parse_targets(["srv1:²"], 5986, {})
+
+
+def test_idn_host_is_checked_by_its_a_label(corp_ca: TestCA, ca_file: str) -> None:
+    """SNI, Host header and the name check use the A-label the certificate carries."""
+    alabel = "xn--mnchen-3ya.corp.test"
+    with TlsServer(corp_ca.issue(alabel, names=[alabel])) as srv:
+        results = check_host(HostPort("münchen.corp.test", srv.port, srv.host), CheckOptions(ca_file=ca_file, timeout=2))
+        assert srv.sni_seen[0] == alabel
+        assert srv.requests[0].headers["host"] == f"{alabel}:{srv.port}"
+    res = by_id(results)
+    assert all(r.status is Status.OK for r in res.values()), {k: r.summary for k, r in res.items()}
+    assert res["winrm.cert.name"].details["ascii_host"] == alabel
+    assert {r.target for r in results} == {f"münchen.corp.test:{srv.port}"}
+
+
+def test_wildcard_certificate_covers_an_idn_host(corp_ca: TestCA, ca_file: str) -> None:
+    with TlsServer(corp_ca.issue("*.corp.test", names=["*.corp.test"])) as srv:
+        res = by_id(check_host(HostPort("münchen.corp.test", srv.port, srv.host),
+                               CheckOptions(ca_file=ca_file, timeout=2)))
+        deep = by_id(check_host(HostPort("a.b.corp.test", srv.port, srv.host), CheckOptions(ca_file=ca_file, timeout=2)))
+    assert res["winrm.cert.name"].status is Status.OK
+    assert deep["winrm.cert.name"].status is Status.CRITICAL
+
+
+@pytest.fixture(scope="module")
+def issuing(corp_ca: TestCA) -> TestCA:
+    return corp_ca.intermediate("Corp Issuing CA 2")
+
+
+def test_intermediate_sent_verifies_against_the_root(issuing: TestCA, ca_file: str) -> None:
+    with TlsServer(issuing.issue(HOST)) as srv:
+        res = run_one(srv, ca_file, issuer="Corp Issuing")
+    assert all(r.status is Status.OK for r in res.values()), {k: r.summary for k, r in res.items()}
+    assert "issuer Corp Issuing CA 2" in res["winrm.cert.chain"].summary
+
+
+def test_intermediate_not_sent_is_named(issuing: TestCA, ca_file: str) -> None:
+    with TlsServer(dataclasses.replace(issuing.issue(HOST), issuer_pem=b"")) as srv:
+        res = run_one(srv, ca_file)
+    chain = res["winrm.cert.chain"]
+    assert chain.status is Status.CRITICAL and "does not send the intermediate" in chain.summary
+    assert res["winrm.cert.name"].status is Status.OK  # the certificate was still fetched and judged
+
+
+def test_ca_file_with_only_the_intermediate_says_to_add_the_root(issuing: TestCA, tmp_path: Path) -> None:
+    inter_only = tmp_path / "issuing.pem"
+    inter_only.write_bytes(issuing.cert_pem)
+    with TlsServer(issuing.issue(HOST)) as srv:
+        res = run_one(srv, str(inter_only))
+    chain = res["winrm.cert.chain"]
+    assert chain.status is Status.CRITICAL and "put the root CA in --ca-file" in chain.summary
+
+
+def test_expired_intermediate_is_not_blamed_on_the_leaf(corp_ca: TestCA, ca_file: str) -> None:
+    old = corp_ca.intermediate("Corp Old Issuing CA", not_before=days_from_now(-900), not_after=days_from_now(-2),
+                               slot=8)
+    with TlsServer(old.issue(HOST, not_before=days_from_now(-100))) as srv:
+        res = run_one(srv, ca_file)
+    chain = res["winrm.cert.chain"]
+    assert chain.status is Status.CRITICAL and "a CA certificate in the chain is expired" in chain.summary
+    assert res["winrm.cert.expiry"].status is Status.OK  # the leaf itself is still valid
+
+
+def test_ecdsa_and_no_eku_and_cn_only_certificates(corp_ca: TestCA, ca_file: str) -> None:
+    with TlsServer(corp_ca.issue(HOST, key_type="ec", eku=None, names=[])) as srv:
+        res = run_one(srv, ca_file)
+    assert all(r.status is Status.OK for r in res.values()), {k: r.summary for k, r in res.items()}
+    assert res["winrm.cert.key"].summary.startswith("EC secp256r1 256-bit")
+    assert "no EKU extension" in res["winrm.cert.eku"].summary
+    assert "(no SAN)" in res["winrm.cert.name"].summary
+
+
+def test_server_demanding_a_client_certificate_is_named(corp_ca: TestCA, ca_file: str) -> None:
+    ctx = server_context(make_leaf("valid", corp_ca, HOST))
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    ctx.load_verify_locations(cadata=corp_ca.cert_pem.decode())
+    with _LingeringTlsServer(context=ctx) as srv:
+        res = run_one(srv, ca_file)
+    assert res["winrm.wsman"].status is Status.CRITICAL
+    assert "requires a TLS client certificate" in res["winrm.wsman"].summary
+
+
+class _LingeringTlsServer(TlsServer):
+    """After a failed handshake, wait before closing (as a real server does) so our request cannot meet a reset
+    that would discard the server's alert before we read it."""
+
+    def _serve(self, raw: socket.socket) -> None:
+        raw.settimeout(10)
+        conn = self.context.wrap_socket(raw, server_side=True, do_handshake_on_connect=False)
+        try:
+            conn.do_handshake()
+        except (OSError, ssl.SSLError):
+            with contextlib.suppress(OSError):
+                conn.recv(65536)  # read the client's request: closing with unread data would send a reset
+            time.sleep(0.5)
+        conn.close()
+
+
+FD_SCRIPT = """
+import resource, sys
+from runbooks.winrm_https.check import fd_budget
+soft, hard = (int(v) for v in sys.argv[1:3])
+resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+got = fd_budget(200)
+print(got, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+"""
+
+
+@pytest.mark.parametrize(("soft", "hard", "expected"), [(100, 4096, "200 616"), (100, 100, "28 100"), (20, 20, "1 20")])
+def test_concurrency_fits_the_open_file_limit(soft: int, hard: int, expected: str) -> None:
+    """--concurrency 200 under 'ulimit -n 100': raise the soft limit, or check fewer hosts at once."""
+    proc = subprocess.run([sys.executable, "-c", FD_SCRIPT, str(soft), str(hard)], capture_output=True, text=True,
+                          timeout=30, cwd=Path(__file__).resolve().parents[3], check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == expected.split()
+
+
+def test_out_of_descriptors_is_unknown_not_the_hosts_fault() -> None:
+    probe = TlsProbe(host=HOST, port=5986, server_name=HOST, tcp_state=PortState.ERROR,
+                     tcp_error="Too many open files", tcp_errno=errno.EMFILE)
+    result = _tcp_result(HostPort(HOST, 5986), probe, 1.0)
+    assert result.status is Status.UNKNOWN and "ulimit -n" in result.summary
 
 
 def test_bad_options_are_refused(tmp_path: Path) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import time
+
+from runbooks.winrm_https import wsman
 from runbooks.winrm_https.wsman import identify_request, parse_response
 
 WINRM_401 = (
@@ -67,3 +71,18 @@ def test_peer_text_is_cleaned() -> None:
     assert "\x1b" not in answer.server and "\x07" not in answer.server
     assert len(answer.server) <= 120 and answer.server.endswith("...")
     assert "\x1b" not in answer.reason
+
+
+def test_chunked_answer_on_a_kept_alive_connection_does_not_wait_for_the_timeout() -> None:
+    """A server that ignores 'Connection: close' and sends a chunked body: stop at the last chunk."""
+    ours, theirs = socket.socketpair()
+    try:
+        theirs.sendall(b"HTTP/1.1 200 OK\r\nServer: Kestrel\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       b"5\r\nhello\r\n0\r\n\r\n")
+        start = time.monotonic()
+        answer = wsman.identify(ours, "srv1.corp.test:5986", timeout=3)
+        assert time.monotonic() - start < 1
+    finally:
+        ours.close()
+        theirs.close()
+    assert answer.status == 200 and not answer.is_winrm and answer.server == "Kestrel"

@@ -17,6 +17,13 @@ from tests.powershell_grammar import parse
 
 FIXED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 QUOTES = "'\u2018\u2019\u201a\u201b"
+BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+#: Cmdlets (and our own functions) that support ShouldProcess: only these may be given -WhatIf/-Confirm.
+SHOULD_PROCESS = {
+    "New-Item", "Add-Content", "Set-Content", "Copy-Item", "Remove-Item", "New-NetFirewallRule",
+    "Set-NetFirewallRule", "Register-ScheduledTask", "Set-ListenerCertificate", "Set-FirewallRule",
+    "Register-RenewalTask", "Invoke-Main",
+}
 
 
 def script(root_ca: str = "Corp Root CA", **kw: object) -> str:
@@ -74,6 +81,16 @@ def test_renewal_task_watches_lifecycle_events_and_startup() -> None:
     assert "    if ($RegisterRenewalTask) {\n        Register-RenewalTask" in text
 
 
+def test_renewal_task_never_points_at_a_missing_copy() -> None:
+    """Run as a script block (Invoke-Command -FilePath) there is no $PSCommandPath to copy: fail, don't register."""
+    text = script(register_renewal_task=True)
+    body = text[text.index("function Register-RenewalTask"):text.index("function Invoke-Main")]
+    guard = body.index("if (-not (Test-Path -LiteralPath $installed)) {")
+    assert body.index("Copy-Item -LiteralPath $PSCommandPath") < guard < body.index("Register-ScheduledTask")
+    assert "throw (" in body[guard:body.index("Register-ScheduledTask")]
+    assert parse(text).errors == []
+
+
 def test_generation_is_deterministic() -> None:
     assert script("Corp Root CA", port=5987) == script("Corp Root CA", port=5987)
     assert "[int] $Port = 5987," in script(port=5987)
@@ -106,6 +123,27 @@ def test_control_characters_are_refused(value: str) -> None:
         script(log_dir=value)
 
 
+@pytest.mark.parametrize("value", ["\u202eAC tooR proC", "Corp\u200eRoot", "x\u2066y\u2069", "\u061c"])
+def test_bidirectional_controls_are_refused(value: str) -> None:
+    """Trojan Source: a right-to-left override would make the script read differently from what it does."""
+    with pytest.raises(InputError, match="bidirectional control character"):
+        script(value)
+    with pytest.raises(InputError, match="bidirectional control character"):
+        script(log_dir=value)
+
+
+@pytest.mark.parametrize("register", [False, True])
+def test_whatif_is_given_only_to_commands_that_support_it(register: bool) -> None:
+    """Write-EventLog/New-EventLog have no -WhatIf: passing it fails the call, so nothing reached the event log."""
+    commands = parse(script(register_renewal_task=register)).commands()
+    given_whatif = {name for name, params in commands
+                    if any(p.lower() in ("whatif", "confirm") for p in params)}
+    assert given_whatif <= SHOULD_PROCESS, given_whatif - SHOULD_PROCESS
+    event_log = [(name, params) for name, params in commands if name in ("Write-EventLog", "New-EventLog")]
+    assert {name for name, _ in event_log} == {"Write-EventLog", "New-EventLog"}
+    assert all("Source" in params for _, params in event_log)
+
+
 @pytest.mark.parametrize("kw", [{"root_ca": ""}, {"root_ca": "   "}, {"log_dir": ""}, {"port": 0}, {"port": 70000}])
 def test_bad_values_are_refused(kw: dict[str, object]) -> None:
     opts = {"root_ca": "Corp Root CA", **kw}
@@ -126,7 +164,7 @@ def test_encode_bom_and_crlf() -> None:
 @example("\u2019\u2019")
 @example("'; Remove-Item -Recurse C:\\ #")
 def test_any_root_ca_is_refused_or_round_trips(value: str) -> None:
-    refused = unsafe_character(value) is not None or not value.strip()
+    refused = unsafe_character(value) is not None or not value.strip() or any(c in BIDI for c in value)
     if refused:
         with pytest.raises(InputError):
             script(value)
