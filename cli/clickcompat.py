@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-try:  # Typer >= 0.29 vendors Click as typer._click
+try:  # Typer >= 0.28 vendors Click as typer._click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older Typer on top of Click
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]

@@ -234,7 +234,7 @@ def _is_path(param: Any) -> bool:
     annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
     if annotation is not None:
         return annotation is Path
-    return type(getattr(param, "type", None)).__name__ == "Path"  # pragma: no cover - older Typer
+    return type(getattr(param, "type", None)).__name__ in {"Path", "TyperPath"}  # Typer <= 0.28
 
 
 def suite_relative(text: str, suite_file: str) -> str:

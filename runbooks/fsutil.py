@@ -72,3 +72,34 @@ def fsync_dir(folder: str | os.PathLike[str]) -> None:
             os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def check_output_path(path: str | os.PathLike[str], *, force: bool, option: str = "--output") -> None:
+    """Refuse an output file before any work: an empty name, a directory, or an existing file without *force*.
+
+    Raises :class:`~runbooks.errors.InputError` or :class:`~runbooks.errors.RefusedError` (exit 3).
+    """
+    from runbooks.errors import InputError, RefusedError
+
+    target = Path(path)
+    if not str(path).strip():
+        raise InputError(f"{option}: empty file name; give a file name, or - for standard output")
+    if target.is_dir():
+        raise InputError(f"{option} {target} is a directory; give a file name in it")
+    if target.exists() and not force:
+        raise RefusedError(f"{target} already exists; use --force to overwrite it")
+
+
+def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool, option: str = "--output") -> Path:
+    """Write a generated file atomically for a user's ``--output``: one clear error (exit 3) when it cannot be."""
+    from runbooks.errors import InputError, RefusedError
+
+    check_output_path(path, force=force, option=option)
+    try:
+        return atomic_write(path, data, overwrite=force)
+    except FileExistsError:  # appeared since the check
+        raise RefusedError(f"{path} already exists; use --force to overwrite it") from None
+    except IsADirectoryError:
+        raise InputError(f"{option} {path} is a directory; give a file name in it") from None
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None

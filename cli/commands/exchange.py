@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from runbooks.errors import InputError, RefusedError
+from runbooks.errors import RefusedError
 
 from .. import terminal
 from ..options import examples
@@ -86,18 +86,13 @@ def clear_previous_mailbox(
     """Write the clear-previous-mailbox script (see HELP)."""
     from runbooks.exchange_mailbox import identities as ids
     from runbooks.exchange_mailbox import script
-    from runbooks.fsutil import atomic_write
+    from runbooks.fsutil import check_output_path, write_output
 
     to_stdout = output is None or str(output) == "-"
     if not to_stdout and output is not None:
-        if not str(output).strip():
-            raise InputError("--output: empty file name; give a file name, or - for standard output")
-        if output.is_dir():
-            raise InputError(f"--output {output} is a directory; give a file name such as {output / 'CHG0042.ps1'}")
+        check_output_path(output, force=force)
         if csv is not None and str(csv) != "-" and output.resolve() == csv.resolve():
             raise RefusedError(f"--output {output} is the --csv file; choose another name")
-        if output.exists() and not force:
-            raise RefusedError(f"{output} already exists; use --force to overwrite it")
     rows = None
     if csv is not None and str(csv) == "-":
         rows = ids.parse_csv(sys.stdin.buffer.read(), "standard input")
@@ -114,12 +109,5 @@ def clear_previous_mailbox(
         terminal.info(f"opsbook: script written to standard output: {summary}")
         return
     assert output is not None
-    try:
-        atomic_write(output, data, overwrite=force)
-    except FileExistsError:
-        raise RefusedError(f"{output} already exists; use --force to overwrite it") from None
-    except IsADirectoryError:
-        raise InputError(f"{output}: is a directory") from None
-    except OSError as exc:
-        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    write_output(output, data, force=force)
     terminal.info(f"opsbook: wrote {output}: {summary}")

@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from runbooks.errors import InputError, RefusedError
-
 from .. import terminal
 from ..options import examples
 
@@ -54,7 +52,7 @@ def script(  # noqa: PLR0917 - Typer maps every parameter
     ] = False,
 ) -> None:
     """Write the WinRM HTTPS binding script (see HELP)."""
-    from runbooks.fsutil import atomic_write
+    from runbooks.fsutil import write_output
     from runbooks.winrm_https.script import ScriptOptions, encode, generate
 
     opts = ScriptOptions(root_ca=root_ca, port=port, log_dir=log_dir, register_renewal_task=register_renewal_task)
@@ -64,14 +62,5 @@ def script(  # noqa: PLR0917 - Typer maps every parameter
         terminal.out_bytes(data)
         terminal.info(f"opsbook: script written to standard output ({summary})")
         return
-    if output.exists() and not force:
-        raise RefusedError(f"{output} already exists; use --force to overwrite it")
-    try:
-        atomic_write(output, data, overwrite=force)
-    except FileExistsError:
-        raise RefusedError(f"{output} already exists; use --force to overwrite it") from None
-    except IsADirectoryError:
-        raise InputError(f"{output}: is a directory") from None
-    except OSError as exc:
-        raise InputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    write_output(output, data, force=force)
     terminal.info(f"opsbook: wrote {output} ({summary})")

@@ -80,10 +80,10 @@ def volume_checksums(
         entries: list[tuple[str, os.stat_result]] = []
         for folder, dirs, filenames in os.walk(base):
             dirs.sort()
+            prefix = "" if folder == base else os.path.relpath(folder, base) + os.sep  # once per folder: fast
             for fname in filenames:
-                path = os.path.join(folder, fname)
                 try:
-                    entries.append((os.path.relpath(path, base), os.lstat(path)))
+                    entries.append((prefix + fname, os.lstat(os.path.join(folder, fname))))
                 except OSError:
                     continue
         entries.sort()

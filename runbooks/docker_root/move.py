@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,11 @@ def _apply(p: Plan, j: journal.Journal, progress: Progress | None) -> Report:
             times["stop_s"] = round(time.monotonic() - stop_started, 3)
             done(current, f"engine stopped in {times['stop_s']:.1f}s"
                  + (f" (live-restore: stopped {', '.join(stopped)} first)" if stopped else ""))
+            # The old root cannot change any more: checksum it while the final copy runs (downtime).
+            names = sorted(inv["volumes"])
+            sums_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbook-checksum")
+            before_future = sums_pool.submit(inventory.volume_checksums, old_root, names)
+            sums_pool.shutdown(wait=False)
             current = "final-copy"
             j.step(current, "started")
             res = copy.rsync(old_root, target, progress=copy_progress if progress else None)
@@ -315,9 +321,8 @@ def _apply(p: Plan, j: journal.Journal, progress: Progress | None) -> Report:
             done(current, f"{res.files} files, {res.bytes} bytes changed since the warm copy ({res.seconds:.1f}s)")
             current = "checksum"
             j.step(current, "started")
-            names = sorted(inv["volumes"])
-            before_sums = inventory.volume_checksums(old_root, names)
             after_sums = inventory.volume_checksums(target, names)
+            before_sums = before_future.result()
             j.set(checksums=before_sums)
             bad = [n for n in before_sums if after_sums.get(n) != before_sums[n]]
             if bad:

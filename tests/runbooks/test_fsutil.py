@@ -41,3 +41,22 @@ def test_atomic_write_failure_leaves_old_file(tmp_path: Path, monkeypatch: pytes
         atomic_write(target, "new")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+def test_write_output_refuses_existing_directory_and_missing_folder(tmp_path: Path) -> None:
+    from runbooks.errors import InputError, RefusedError
+    from runbooks.fsutil import write_output
+
+    existing = tmp_path / "a.ps1"
+    existing.write_bytes(b"old")
+    with pytest.raises(RefusedError, match="already exists; use --force"):
+        write_output(existing, b"new", force=False)
+    assert existing.read_bytes() == b"old"
+    assert write_output(existing, b"new", force=True) == existing
+    assert existing.read_bytes() == b"new"
+    with pytest.raises(InputError, match="is a directory"):
+        write_output(tmp_path, b"x", force=True)
+    with pytest.raises(InputError, match="cannot write .*No such file or directory"):
+        write_output(tmp_path / "no" / "x.ps1", b"x", force=False)
+    with pytest.raises(InputError, match="empty file name"):
+        write_output(" ", b"x", force=False)
