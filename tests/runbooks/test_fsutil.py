@@ -56,7 +56,7 @@ def test_write_output_refuses_existing_directory_and_missing_folder(tmp_path: Pa
     assert existing.read_bytes() == b"new"
     with pytest.raises(InputError, match="is a directory"):
         write_output(tmp_path, b"x", force=True)
-    with pytest.raises(InputError, match="cannot write .*No such file or directory"):
+    with pytest.raises(InputError, match=r"cannot write .*No such file or directory"):
         write_output(tmp_path / "no" / "x.ps1", b"x", force=False)
     with pytest.raises(InputError, match="empty file name"):
         write_output(" ", b"x", force=False)
