@@ -152,7 +152,9 @@ def move(
     """
     from runbooks.docker_root import move as mv
 
-    target = _absolute(target)
+    # Under --dry-run a relative TARGET is reported as a preflight blocker in the plan (exit 2);
+    # otherwise it is refused at once (exit 3).
+    target = target if dry_run and target.strip() else _absolute(target)
     host_url = _host(docker_host)
     opts = mv.MoveOptions(
         target=target, daemon_json=_daemon_json(daemon_json), docker_host=host_url, state_dir=str(state_dir),

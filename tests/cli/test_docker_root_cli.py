@@ -32,11 +32,22 @@ def opts(s: dict[str, Path], *, commands: bool = True) -> list[str]:
 
 
 def test_relative_target_is_one_line_exit_3(capsys: pytest.CaptureFixture[str], setup: dict[str, Path]) -> None:
-    for extra in ([], ["--dry-run"]):
-        res = run_main(capsys, "docker-root", "move", "srv/docker", *extra, *opts(setup))
-        assert res.code == 3
-        assert res.out == ""
-        assert res.err == "opsbook: error: TARGET 'srv/docker' is not an absolute path (e.g. /srv/docker)\n"
+    res = run_main(capsys, "docker-root", "move", "srv/docker", *opts(setup))
+    assert res.code == 3
+    assert res.out == ""
+    assert res.err == "opsbook: error: TARGET 'srv/docker' is not an absolute path (e.g. /srv/docker)\n"
+
+
+def test_relative_target_under_dry_run_is_a_blocker_exit_2(
+    capsys: pytest.CaptureFixture[str], setup: dict[str, Path]
+) -> None:
+    res = run_main(capsys, "docker-root", "move", "srv/docker", "--dry-run", "-f", "json", *opts(setup))
+    assert res.code == 2, res.err
+    doc = json.loads(res.out)
+    blocker = next(c for c in doc["checks"] if c["id"] == "docker_root.preflight.target")
+    assert blocker["status"] == "CRITICAL"
+    assert "relative" in blocker["summary"] and "absolute path" in blocker["summary"]
+    assert not setup["state"].exists()  # a dry run writes nothing
 
 
 @pytest.mark.parametrize(("args", "words"), [
