@@ -23,17 +23,39 @@ def connect(docker_host: str | None = None, timeout: float = API_TIMEOUT) -> Any
     import docker
     from docker.errors import DockerException
 
+    where = docker_host or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     try:
         if docker_host:
             client = docker.DockerClient(base_url=docker_host, timeout=int(max(timeout, 1)))
         else:
             client = docker.from_env(timeout=int(max(timeout, 1)))
         client.ping()
-    except DockerException as exc:
-        raise EngineUnavailable(str(exc).splitlines()[0][:300]) from None
-    except Exception as exc:  # requests' connection errors and friends
-        raise EngineUnavailable(f"{type(exc).__name__}: {str(exc)[:300]}") from None
+    except Exception as exc:  # DockerException, requests' connection errors and friends
+        reason = _os_reason(exc)
+        if reason:
+            raise EngineUnavailable(f"cannot connect to {where}: {reason} (is dockerd running?)") from None
+        text = str(exc).splitlines()[0][:300] if isinstance(exc, DockerException) else f"{type(exc).__name__}: {exc}"
+        raise EngineUnavailable(text[:300]) from None
     return client
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The OS-level reason (``No such file or directory``, ``Connection refused``...) buried in *exc*, or ''.
+
+    docker-py wraps requests, which wraps urllib3, which wraps the socket error; the reason
+    is in the exception chain or in an exception's args.
+    """
+    seen: set[int] = set()
+    todo: list[object] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, OSError) and item.strerror:
+            return item.strerror
+        todo += [item.__cause__, item.__context__, *item.args]
+    return ""
 
 
 def validate_host(docker_host: str | None) -> str | None:
