@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runbooks.model import Report, Status
@@ -180,14 +179,10 @@ def write_junit_file(path: str | os.PathLike[str], report: Report) -> None:
 
 
 def _write_output_file(option: str, path: str | os.PathLike[str], text: str) -> None:
-    """Atomic write; an unwritable path is bad input (exit 3, one line), not an internal error."""
-    from runbooks.errors import InputError
-    from runbooks.fsutil import atomic_write
+    """Atomic write, replacing the file; an unwritable path is bad input (exit 3, one line)."""
+    from runbooks.fsutil import write_output
 
-    try:
-        atomic_write(Path(path), text, mode=0o644)
-    except OSError as exc:
-        raise InputError(f"cannot write {option} {path}: {exc.strerror or exc}") from None
+    write_output(path, text.encode("utf-8"), force=True, option=option)
 
 
 def emit_report(

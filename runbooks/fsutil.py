@@ -102,4 +102,4 @@ def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool, opti
     except IsADirectoryError:
         raise InputError(f"{option} {path} is a directory; give a file name in it") from None
     except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise InputError(f"cannot write {option} {path}: {exc.strerror or exc}") from None

@@ -156,7 +156,7 @@ def test_duplicates_are_written_once_with_a_warning(capsys: pytest.CaptureFixtur
 def test_output_into_a_missing_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     res = run_main(capsys, *CMD, "a@contoso.com", "-o", str(tmp_path / "no" / "such" / "x.ps1"))
     assert res.code == 3
-    assert res.err.startswith(f"opsbook: error: cannot write {tmp_path / 'no' / 'such' / 'x.ps1'}:")
+    assert res.err.startswith(f"opsbook: error: cannot write --output {tmp_path / 'no' / 'such' / 'x.ps1'}:")
 
 
 def test_unknown_option_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
