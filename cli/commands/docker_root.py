@@ -17,6 +17,7 @@ from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:
     from runbooks.docker_root.control import EngineControl
+    from runbooks.docker_root.journal import Journal
 
 DEFAULT_STATE_DIR = "/var/lib/opsbook"
 
@@ -179,6 +180,12 @@ def move(
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
 
+def _from_journal(j: Journal, docker_host: str | None, daemon_json: Path | None) -> tuple[str | None, str]:
+    """The engine URL and daemon.json for rollback/cleanup: the options given, else what the move recorded."""
+    host_url = _host(docker_host) or j.data.get("docker_host") or None
+    return host_url, _daemon_json(daemon_json) if daemon_json else str(j.data["daemon_json"])
+
+
 @app.command(
     epilog=examples(
         "opsbook docker-root rollback",
@@ -200,7 +207,7 @@ def rollback(
     from runbooks.docker_root import rollback as rb
 
     j = rb.check_can_rollback(str(state_dir))
-    host_url = _host(docker_host) or j.data.get("docker_host") or None
+    host_url, daemon_path = _from_journal(j, docker_host, daemon_json)
     if not (stop_command or start_command):  # the commands the move used, if any
         stop_command, start_command = j.data.get("stop_command"), j.data.get("start_command")
     ctl = _control(host_url, stop_command, start_command)
@@ -218,7 +225,7 @@ def rollback(
         if not terminal.confirm("Roll back?"):
             raise RefusedError("not confirmed: nothing changed")
     with j.lock():
-        report = rb.run(j, ctl, _daemon_json(daemon_json) if daemon_json else str(j.data["daemon_json"]), host_url)
+        report = rb.run(j, ctl, daemon_path, host_url)
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
 
@@ -245,8 +252,8 @@ def cleanup(
 
     del stop_command, start_command
     j = Journal(str(state_dir)).load()
-    host_url = _host(docker_host) or j.data.get("docker_host") or None
-    old_root = cl.check(j, host_url, _daemon_json(daemon_json) if daemon_json else str(j.data["daemon_json"]))
+    host_url, daemon_path = _from_journal(j, docker_host, daemon_json)
+    old_root = cl.check(j, host_url, daemon_path)
     if not yes:
         if not terminal.stdin_is_tty():
             raise RefusedError(f"cleanup deletes {old_root}: give --yes (or type the path on a terminal)")
