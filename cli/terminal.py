@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,8 @@ from .outputformat import OutputFormat
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from runbooks.docker_root.move import MoveProgress
 
 _state: dict[str, Any] = {"no_color": False, "debug": False}
 
@@ -261,13 +264,20 @@ def prompt_secret(label: str) -> str:
 
 
 @contextmanager
-def progress(description: str) -> Iterator[Callable[[int, int, int], None]]:
-    """Progress on stderr for a TTY only: yields ``update(done_bytes, total_bytes, files)``.
+def move_progress() -> Iterator[MoveProgress]:
+    """Phases and copy progress of a docker-root move, on stderr.
 
-    On a pipe the callback does nothing, so cron logs stay clean.
+    On a terminal: a bar labelled with the phase, with an ETA only while the total is
+    known (the warm copy). On a pipe: one time-stamped line per phase, for logs.
     """
+    from runbooks.docker_root.move import MoveProgress
+
     if not stderr_is_tty():
-        yield lambda done, total, files: None
+        def phase_line(label: str, detail: str) -> None:
+            stamp = time.strftime("%H:%M:%S")
+            print(f"opsbook: {stamp} {label}" + (f": {detail}" if detail else ""), file=sys.stderr, flush=True)
+
+        yield MoveProgress(phase=phase_line)
         return
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -280,9 +290,13 @@ def progress(description: str) -> Iterator[Callable[[int, int, int], None]]:
         console=_console("err"),
         transient=True,
     ) as bar:
-        task = bar.add_task(description, total=None, files=0)
+        task = bar.add_task("planning", total=None, files=0)
 
-        def update(done: int, total: int, files: int) -> None:
-            bar.update(task, completed=done, total=total or None, files=files)
+        def phase(label: str, detail: str) -> None:
+            del detail
+            bar.reset(task, description=label, total=None, completed=0, files=0)
 
-        yield update
+        def copied(done: int, total: int, files: int) -> None:
+            bar.update(task, completed=min(done, total) if total else done, total=total or None, files=files)
+
+        yield MoveProgress(phase=phase, copied=copied)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -20,8 +21,10 @@ def atomic_write(
     """Write *data* to *path* so readers see either the old file or the new one.
 
     The temporary file lives in the destination folder (rename is atomic only within
-    one filesystem). *mode* and *owner* default to those of the file being replaced
-    (or 0o644 for a new file). With ``overwrite=False`` an existing file raises
+    one filesystem). *mode* defaults to the permission bits (0o777 mask: never setuid,
+    setgid or sticky) of the regular file being replaced, else 0o644; the file belongs to
+    us unless *owner* is given. A symlink at *path* is replaced, not followed (callers that
+    mean to write through one pass its real path). With ``overwrite=False`` an existing file raises
     :class:`FileExistsError` and nothing is written.
     """
     target = Path(path)
@@ -29,13 +32,13 @@ def atomic_write(
     folder = target.parent if str(target.parent) else Path(".")
     existing = None
     with contextlib.suppress(FileNotFoundError):
-        existing = target.stat()
+        existing = target.lstat()  # a symlink is replaced, never followed: its target's mode means nothing here
     if existing is not None and not overwrite:
         raise FileExistsError(f"{target} already exists")
     if mode is None:
-        mode = (existing.st_mode & 0o7777) if existing else 0o644
-    if owner is None and existing is not None:
-        owner = (existing.st_uid, existing.st_gid)
+        # Permission bits only: setuid, setgid and sticky are never carried over to a file we write.
+        mode = (existing.st_mode & 0o777) if existing is not None and stat.S_ISREG(existing.st_mode) else 0o644
+    mode &= 0o777
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     try:

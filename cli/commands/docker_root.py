@@ -175,8 +175,8 @@ def move(
         terminal.emit_report(plan.report, OutputFormat.table)
         if not terminal.confirm(f"Move Docker's data-root to {target}?"):
             raise RefusedError("not confirmed: nothing changed")
-    with terminal.progress("copying") as update:
-        report = mv.apply(plan, progress=update if terminal.stderr_is_tty() else None)
+    with terminal.move_progress() as progress:
+        report = mv.apply(plan, progress=progress)
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
 
@@ -205,26 +205,30 @@ def rollback(
 ) -> None:
     """Restore the previous daemon.json and start the engine on the old root (after a move or a crash)."""
     from runbooks.docker_root import rollback as rb
+    from runbooks.docker_root.journal import Journal
 
-    j = rb.check_can_rollback(str(state_dir))
-    host_url, daemon_path = _from_journal(j, docker_host, daemon_json)
-    if not (stop_command or start_command):  # the commands the move used, if any
-        stop_command, start_command = j.data.get("stop_command"), j.data.get("start_command")
-    ctl = _control(host_url, stop_command, start_command)
-    if not ctl.usable:
-        raise InputError("systemd does not manage the engine here: give --stop-command and --start-command")
-    behind = rb.left_behind(j, host_url)
-    terminal.warn(
-        f"rollback returns to {j.data['old_root']} as it was before the move; anything created on "
-        f"{j.data['target']} since (images, container writes, volume data) stays behind there"
-        + (f": {'; '.join(behind)}" if behind else "")
-    )
-    if not yes:
-        if not terminal.stdin_is_tty():
-            raise RefusedError("rollback restarts the engine: give --yes (or confirm on a terminal)")
-        if not terminal.confirm("Roll back?"):
-            raise RefusedError("not confirmed: nothing changed")
+    # The lock first: what is checked and shown cannot change before it is acted on.
+    j = Journal(str(state_dir))
     with j.lock():
+        rb.check_can_rollback(j.load())
+        host_url, daemon_path = _from_journal(j, docker_host, daemon_json)
+        if not (stop_command or start_command):  # the commands the move used, if any
+            stop_command, start_command = j.data.get("stop_command"), j.data.get("start_command")
+        ctl = _control(host_url, stop_command, start_command)
+        if not ctl.usable:
+            raise InputError("systemd does not manage the engine here: give --stop-command and --start-command")
+        behind = rb.left_behind(j, host_url)
+        terminal.warn(
+            f"rollback returns to {j.data['old_root']} as it was before the move; anything created on "
+            f"{j.data['target']} since (images, container writes, volume data) stays behind there"
+            + (f": {'; '.join(behind)}" if behind else "")
+            + f". It runs: {'; '.join(ctl.show(ctl.stop_commands()))}; then {'; '.join(ctl.show(ctl.start_commands()))}"
+        )
+        if not yes:
+            if not terminal.stdin_is_tty():
+                raise RefusedError("rollback restarts the engine: give --yes (or confirm on a terminal)")
+            if not terminal.confirm("Roll back?"):
+                raise RefusedError("not confirmed: nothing changed")
         report = rb.run(j, ctl, daemon_path, host_url)
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
@@ -251,14 +255,19 @@ def cleanup(
     from runbooks.docker_root.journal import Journal
 
     del stop_command, start_command
-    j = Journal(str(state_dir)).load()
-    host_url, daemon_path = _from_journal(j, docker_host, daemon_json)
-    old_root = cl.check(j, host_url, daemon_path)
-    if not yes:
-        if not terminal.stdin_is_tty():
-            raise RefusedError(f"cleanup deletes {old_root}: give --yes (or type the path on a terminal)")
-        if terminal.ask(f"Type {old_root} to delete it:").strip() != old_root:
-            raise RefusedError("the path typed does not match: nothing deleted")
+    # The lock first, held through the prompt: a rollback cannot slip in between the check and the delete.
+    j = Journal(str(state_dir))
     with j.lock():
-        report = cl.remove(j, old_root)
+        j.load()
+        host_url, daemon_path = _from_journal(j, docker_host, daemon_json)
+        what = cl.plan(j, host_url, daemon_path)
+        terminal.warn(f"cleanup deletes {what.describe()}")
+        if not yes:
+            if not terminal.stdin_is_tty():
+                raise RefusedError(f"cleanup deletes {', '.join(what.paths)}: give --yes "
+                                   "(or type the path on a terminal)")
+            first = what.paths[0]
+            if terminal.ask(f"Type {first} to delete {'it' if len(what.paths) == 1 else 'them all'}:").strip() != first:
+                raise RefusedError("the path typed does not match: nothing deleted")
+        report = cl.remove(j, what, host_url, daemon_path)
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))

@@ -10,6 +10,8 @@ import time
 from dataclasses import dataclass, field
 
 from . import engine
+from .validate import error_line
+from .validate import has_reason as _has_reason
 
 COMMAND_TIMEOUT = 300.0
 WAIT_TIMEOUT = 90.0
@@ -95,8 +97,9 @@ class EngineControl:
                 text = output.read().decode(errors="replace").strip()
             self.log.append(f"$ {self.show([cmd])[0]} -> {proc.returncode}")
             if proc.returncode != 0:
-                tail = " ".join(text.splitlines()[-3:])[:400]
-                raise ControlError(f"{self.show([cmd])[0]} exited with {proc.returncode}: {tail}")
+                # dockerd's own reason in full when the output has it, else the last lines.
+                reason = error_line(text) if _has_reason(text) else " ".join(text.splitlines()[-3:])[-2000:]
+                raise ControlError(f"{self.show([cmd])[0]} exited with {proc.returncode}: {reason}")
 
     def stop(self) -> float:
         """Stop the engine and wait until it no longer answers; returns the seconds taken."""

@@ -128,6 +128,12 @@ def engine_info(client: Any) -> EngineInfo:
     )
 
 
+def volumes_with_options(client: Any) -> frozenset[str]:
+    """Local volumes created with mount options (``--opt type=... device=...``): the engine mounts them."""
+    volumes = (client.api.volumes() or {}).get("Volumes") or []
+    return frozenset(str(v["Name"]) for v in volumes if v.get("Options"))
+
+
 def disk_usage(client: Any) -> dict[str, int]:
     """Sizes from ``docker system df``: images, containers, volumes, build cache (bytes)."""
     df = client.df()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import glob
+import hashlib
 import json
 import os
 import shlex
@@ -67,6 +68,26 @@ class DaemonConfig:
     error: str = ""
     mode: int = 0o644
     owner: tuple[int, int] = (0, 0)
+    #: The bytes read (what is backed up and what the new file is built from).
+    raw: bytes = b""
+    #: The file opsbook writes: *path* itself, or the file a symlink at *path* points to.
+    real_path: str = ""
+
+    @property
+    def is_symlink(self) -> bool:
+        """Whether *path* is a symlink (opsbook then edits the file it points to)."""
+        return bool(self.real_path) and self.real_path != os.path.abspath(self.path)
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the bytes read ('' when the file does not exist)."""
+        return hashlib.sha256(self.raw).hexdigest() if self.exists else ""
+
+    @property
+    def snapshotter(self) -> bool:
+        """Whether it turns on the containerd image store (``features.containerd-snapshotter``)."""
+        features = (self.data or {}).get("features")
+        return isinstance(features, dict) and features.get("containerd-snapshotter") is True
 
     @property
     def usable(self) -> bool:
@@ -82,29 +103,43 @@ class DaemonConfig:
         return str(value) if value else None
 
 
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (dockerd refuses it)")
+
+
 def parse_daemon_json(text: str) -> dict[str, Any]:
-    """Parse daemon.json text; raises ValueError (invalid, not an object, duplicate keys)."""
+    """Parse daemon.json text; raises ValueError (invalid, not an object, duplicate keys, NaN/Infinity)."""
     if not text.strip():
         return {}
-    data = json.loads(text, object_pairs_hook=_no_duplicates)
+    data = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constants)
     if not isinstance(data, dict):
         raise ValueError(f"the top level is a JSON {type(data).__name__}, not an object")
     return data
 
 
 def read_daemon_json(path: str | os.PathLike[str]) -> DaemonConfig:
-    """Read daemon.json; never raises for a bad file (the error is in ``.error``)."""
+    """Read daemon.json; never raises for a bad file (the error is in ``.error``).
+
+    A symlink is followed: ``real_path`` names the file it points to, which is the one
+    that is backed up and rewritten (replacing the link by a file would leave the real
+    file, which other tools read, on the old root).
+    """
     name = str(path)
+    real = os.path.realpath(name)
     try:
         st = os.stat(name)
     except FileNotFoundError:
-        return DaemonConfig(name, exists=False, data={})
+        return DaemonConfig(name, exists=False, data={}, real_path=real)
     except OSError as exc:
-        return DaemonConfig(name, exists=True, error=f"cannot read {name}: {exc.strerror}")
-    cfg = DaemonConfig(name, exists=True, mode=st.st_mode & 0o7777, owner=(st.st_uid, st.st_gid))
+        return DaemonConfig(name, exists=True, error=f"cannot read {name}: {exc.strerror}", real_path=real)
+    cfg = DaemonConfig(name, exists=True, mode=st.st_mode & 0o777, owner=(st.st_uid, st.st_gid), real_path=real)
+    if not os.path.isfile(real):
+        cfg.error = f"cannot read {name}: not a regular file"
+        return cfg
     try:
-        with open(name, encoding="utf-8") as handle:
-            cfg.text = handle.read()
+        with open(real, "rb") as handle:
+            cfg.raw = handle.read()
+        cfg.text = cfg.raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         cfg.error = f"cannot read {name}: {getattr(exc, 'strerror', None) or exc}"
         return cfg
@@ -216,33 +251,51 @@ def unit_exists(unit: str, dirs: tuple[str, ...] = SYSTEMD_UNIT_DIRS) -> bool:
     return any(os.path.isfile(os.path.join(folder, unit)) for folder in dirs)
 
 
+def unit_files(unit: str = "docker.service", dirs: tuple[str, ...] = SYSTEMD_UNIT_DIRS) -> list[str]:
+    """The unit file and its drop-ins in the order systemd reads them.
+
+    The unit from the first folder that has it; drop-ins from every folder, sorted by
+    file name, a name in an earlier folder hiding the same name in a later one.
+    """
+    main = next((os.path.join(f, unit) for f in dirs if os.path.isfile(os.path.join(f, unit))), None)
+    dropins: dict[str, str] = {}
+    for folder in dirs:
+        for path in glob.glob(os.path.join(folder, unit + ".d", "*.conf")):
+            dropins.setdefault(os.path.basename(path), path)
+    return ([main] if main else []) + [dropins[name] for name in sorted(dropins)]
+
+
 def systemd_unit_flags(
     unit: str = "docker.service", dirs: tuple[str, ...] = SYSTEMD_UNIT_DIRS
 ) -> dict[str, list[str]]:
-    """Data-root flags in ExecStart= lines of *unit* and its drop-ins: ``{file: [flags]}``."""
-    files: list[str] = []
-    for folder in dirs:
-        main = os.path.join(folder, unit)
-        if os.path.isfile(main) and not any(os.path.basename(f) == unit for f in files):
-            files.append(main)
-        files.extend(sorted(glob.glob(os.path.join(folder, unit + ".d", "*.conf"))))
-    out: dict[str, list[str]] = {}
-    for name in files:
+    """Data-root flags in the ExecStart= lines systemd would run: ``{file: [flags]}``.
+
+    An empty ``ExecStart=`` (the usual first line of a drop-in that replaces the command)
+    clears every ExecStart= before it, so their flags do not count.
+    """
+    effective: list[tuple[str, list[str]]] = []
+    for name in unit_files(unit, dirs):
         try:
             text = Path(name).read_text(encoding="utf-8", errors="replace")
         except OSError:
             continue
-        flags: list[str] = []
         for raw in text.replace("\\\n", " ").splitlines():
             line = raw.strip()
-            if line.startswith("ExecStart=") and line != "ExecStart=":
-                try:
-                    args = shlex.split(line.split("=", 1)[1].lstrip("-@:+!"))
-                except ValueError:
-                    continue
-                flags.extend(data_root_flags(args))
+            if not line.startswith("ExecStart="):
+                continue
+            command = line.split("=", 1)[1].strip()
+            if not command:
+                effective.clear()
+                continue
+            try:
+                args = shlex.split(command.lstrip("-@:+!"))
+            except ValueError:
+                continue
+            effective.append((name, data_root_flags(args)))
+    out: dict[str, list[str]] = {}
+    for name, flags in effective:
         if flags:
-            out[name] = flags
+            out.setdefault(name, []).extend(flags)
     return out
 
 
@@ -277,23 +330,62 @@ def mount_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> Mount:
     """The mount holding *path* (longest mount-point prefix of its real path)."""
     real = os.path.realpath(nearest_existing(path))
     best = Mount("/", "unknown", "")
-    try:
-        lines = Path(mountinfo).read_text().splitlines()
-    except OSError:
-        return best
     best_len = -1
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        parts = left.split()
-        rparts = right.split()
-        if len(parts) < 5 or len(rparts) < 2:
-            continue
-        point = _unescape(parts[4])
+    for m in mounts(mountinfo):
+        point = m.mount_point
         inside = real == point or real.startswith(point.rstrip("/") + "/") or point == "/"
         if inside and len(point) >= best_len:
             best_len = len(point)
-            best = Mount(point, rparts[0], rparts[1], parts[5] if len(parts) > 5 else "")
+            best = m
     return best
+
+
+def mounts(mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
+    """Every mount of this mount namespace, in mountinfo order."""
+    try:
+        lines = Path(mountinfo).read_text().splitlines()
+    except OSError:
+        return []
+    out = []
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        parts, rparts = left.split(), right.split()
+        if len(parts) >= 5 and len(rparts) >= 2:
+            out.append(Mount(_unescape(parts[4]), rparts[0], rparts[1], parts[5] if len(parts) > 5 else ""))
+    return out
+
+
+#: Mounts the engine itself makes below its data-root while it runs (gone once it stops):
+#: container root filesystems, /dev/shm and secrets, plugin mounts, network namespaces.
+_ENGINE_FSTYPES = ("overlay", "aufs", "nsfs")
+_ENGINE_FOLDERS = ("containers/", "plugins/", "image/", "rootfs/", "overlay2/", "overlay/", "fuse-overlayfs/")
+
+
+def mounts_below(root: str, *, volumes_with_options: frozenset[str] = frozenset(),
+                 mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
+    """Mounts strictly inside *root* that are not the engine's own.
+
+    ``rsync --one-file-system`` does not enter them, so their data would not be copied.
+    A local volume created with mount options (``--opt type=nfs``, ``type=tmpfs``...) is
+    mounted by the engine at ``volumes/NAME/_data`` while a container uses it: its data
+    lives on that device, not in the data-root, and the engine mounts it again after the
+    move. Names of such volumes come in *volumes_with_options*.
+    """
+    real = os.path.realpath(root).rstrip("/")
+    found = []
+    for m in mounts(mountinfo):
+        if not m.mount_point.startswith(real + "/"):
+            continue
+        rel = m.mount_point[len(real) + 1:]
+        parts = rel.split("/")
+        if m.fstype in _ENGINE_FSTYPES:
+            continue
+        if len(parts) >= 3 and rel.startswith(_ENGINE_FOLDERS):
+            continue
+        if len(parts) == 3 and parts[0] == "volumes" and parts[2] == "_data" and parts[1] in volumes_with_options:
+            continue
+        found.append(m)
+    return found
 
 
 def unsupported_fs(fstype: str) -> str | None:

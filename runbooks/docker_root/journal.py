@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import json
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,41 +26,125 @@ FAILED = "failed"
 CLEANED = "cleaned"
 
 
+class UntrustedStateError(RefusedError):
+    """The state dir, or a file in it, could have been written by someone else than root."""
+
+
+def _owner_ok(st: os.stat_result) -> bool:
+    return st.st_uid in (0, os.geteuid())
+
+
+def _writable_by_others(st: os.stat_result) -> bool:
+    return bool(st.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _describe(path: str, st: os.stat_result) -> str:
+    return f"{path} (owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o})"
+
+
+def check_ancestors(folder: str | os.PathLike[str]) -> None:
+    """Refuse a folder that a user other than root (or us) could replace or fill.
+
+    Every folder from / down to *folder*'s real parent must be owned by root or by us and
+    not writable by group or others -- except a sticky folder such as /tmp, where others
+    cannot rename or delete what is ours. *folder* itself must not be a symlink.
+    """
+    path = os.path.abspath(folder)
+    if os.path.islink(path):
+        raise UntrustedStateError(f"the state dir {path} is a symlink: refusing to trust it (give its real path)")
+    current = "/"
+    for part in Path(os.path.realpath(os.path.dirname(path))).parts[1:]:
+        current = os.path.join(current, part)
+        st = os.stat(current)
+        if not _owner_ok(st) or (_writable_by_others(st) and not st.st_mode & stat.S_ISVTX):
+            raise UntrustedStateError(
+                f"the state dir {path} is below {_describe(current, st)}, which another user could change: "
+                "use a state dir whose every parent is owned by root and not writable by others")
+
+
+def check_private(path: str | os.PathLike[str], st: os.stat_result, what: str) -> None:
+    """Refuse a state folder or file that is not ours alone (owner root/us, no group/other write, no link)."""
+    name = os.fspath(path)
+    if stat.S_ISLNK(st.st_mode):
+        raise UntrustedStateError(f"{what} {name} is a symlink: refusing to follow it")
+    if not _owner_ok(st):
+        raise UntrustedStateError(f"{what} {_describe(name, st)} belongs to another user: refusing to trust it")
+    if _writable_by_others(st):
+        raise UntrustedStateError(f"{what} {_describe(name, st)} is writable by group or others: "
+                                  f"refusing to trust it (chmod go-w, after checking its content)")
+
+
+def read_private(path: str | os.PathLike[str], what: str) -> bytes:
+    """The bytes of a state file, opened without following a symlink and checked to be ours alone."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        check_private(path, os.fstat(fd), what)
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 class Journal:
-    """The journal of the last move under ``STATE_DIR/docker-root/``."""
+    """The journal of the last move under ``STATE_DIR/docker-root/``.
+
+    The state dir is input to a root process (the journal names commands that are run and
+    paths that are written and deleted), so it is trusted only when no other user could
+    have written it: see :func:`check_ancestors` and :func:`check_private`.
+    """
 
     def __init__(self, state_dir: str | os.PathLike[str]) -> None:
-        self.folder = Path(state_dir) / "docker-root"
+        self.state_dir = Path(os.path.abspath(state_dir))
+        self.folder = self.state_dir / "docker-root"
         self.path = self.folder / "journal.json"
         self.data: dict[str, Any] = {}
+        self._trusted = False
 
     def exists(self) -> bool:
-        """Whether a journal was written before."""
-        return self.path.is_file()
+        """Whether a journal was written before (a symlink counts, and is refused on load)."""
+        return os.path.lexists(self.path)
+
+    def trust(self) -> None:
+        """Check the state dir and its folder (once); UntrustedStateError (exit 3) when others could write them."""
+        if self._trusted:
+            return
+        check_ancestors(self.state_dir)
+        for folder, what in ((self.state_dir, "the state dir"), (self.folder, "the state folder")):
+            with contextlib.suppress(FileNotFoundError):
+                check_private(folder, os.lstat(folder), what)
+        self._trusted = True
 
     def load(self) -> Journal:
-        """Read the journal (InputError when it is unreadable)."""
-        try:
-            self.data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise InputError(f"no move journal at {self.path}: nothing was moved with this --state-dir") from None
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read the move journal {self.path}: {exc}") from None
-        if not isinstance(self.data, dict) or "old_root" not in self.data:
-            raise InputError(f"{self.path} is not an opsbook docker-root journal")
+        """Read the journal (InputError when it is unreadable, UntrustedStateError when others could write it)."""
+        self.data = read_journal(self, self.path)
         return self
 
     def make_folder(self) -> None:
         """Create the state folder (mode 0700: it holds daemon.json backups)."""
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.chmod(self.folder, 0o700)
+        self.trust()
+        self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.folder.mkdir(exist_ok=True, mode=0o700)
+        self._trusted = False
+        self.trust()
+        os.chmod(self.folder, 0o700, follow_symlinks=False)
+
+    def history(self) -> list[dict[str, Any]]:
+        """The archived journals of earlier moves (unreadable ones are left out), oldest first."""
+        out = []
+        for path in sorted(self.folder.glob("journal.*.json")):
+            with contextlib.suppress(InputError):
+                out.append(read_journal(self, path))
+        return out
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Hold the state dir's lock: one move/rollback/cleanup at a time (released if we die)."""
         self.make_folder()
-        fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(self.folder / "lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
+            check_private(self.folder / "lock", os.fstat(fd), "the lock file")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -134,6 +219,30 @@ class Journal:
             return False
         return self.status in (IN_PROGRESS, FAILED, ROLLED_BACK) and not self.data.get("verified_at")
 
+    def read_backup(self, path: str) -> bytes:
+        """A daemon.json backup named by the journal: only from this state folder, and ours alone."""
+        if os.path.dirname(os.path.abspath(path)) != str(self.folder):
+            raise UntrustedStateError(f"the journal names a backup outside {self.folder}: {path}")
+        return read_private(path, "the backup")
+
     def backup_path(self) -> Path:
         """Where this move keeps the previous daemon.json."""
         return self.folder / f"daemon.json.{self.data['id']}.bak"
+
+
+def read_journal(j: Journal, path: Path) -> dict[str, Any]:
+    """A journal file of *j*'s trusted folder, parsed and checked."""
+    j.trust()
+    try:
+        data = json.loads(read_private(path, "the move journal").decode("utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"no move journal at {path}: nothing was moved with this --state-dir") from None
+    except UntrustedStateError:
+        raise
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.errno == 40:  # ELOOP: O_NOFOLLOW met a symlink
+            raise UntrustedStateError(f"the move journal {path} is a symlink: refusing to follow it") from None
+        raise InputError(f"cannot read the move journal {path}: {exc}") from None
+    if not isinstance(data, dict) or "old_root" not in data:
+        raise InputError(f"{path} is not an opsbook docker-root journal")
+    return data

@@ -11,6 +11,7 @@ from typing import Any
 
 from . import host
 from .engine import EngineInfo
+from .validate import Validation
 
 GIB = 1 << 30
 SPACE_FACTOR = 1.1
@@ -25,6 +26,8 @@ class Finding:
     ok: bool
     summary: str
     fix: str = ""
+    #: Not a blocker, but worth the admin's attention (reported as WARNING).
+    warning: bool = False
 
 
 @dataclass
@@ -46,6 +49,11 @@ class Facts:
     allow_containerd_store: bool = False
     selinux: bool = False
     selinux_tools: bool = False
+    #: Mounts inside the current root that are not the engine's own (rsync would skip them).
+    nested_mounts: list[host.Mount] = field(default_factory=list)
+    #: ``dockerd --validate`` of the current daemon.json and of the one the move writes.
+    current_validation: Validation | None = None
+    new_validation: Validation | None = None
 
 
 def new_config(data: dict[str, Any], target: str) -> dict[str, Any]:
@@ -79,6 +87,22 @@ def config_diff(path: str, old: dict[str, Any] | None, new: dict[str, Any]) -> s
     return "".join(difflib.unified_diff(before, after, fromfile=f"{path} (now)", tofile=f"{path} (after move)"))
 
 
+def space_needed(usage: host.Usage) -> int:
+    """Free bytes TARGET needs: what the current root uses, plus 10 %, plus 1 GiB."""
+    return int(usage.bytes * SPACE_FACTOR + GIB)
+
+
+def target_state(target: str, resumable: bool) -> str:
+    """Why TARGET cannot receive the copy now ('' when it can): a symlink, not a folder, not empty."""
+    if os.path.islink(target):
+        return f"{target} is a symlink"
+    if os.path.lexists(target) and not os.path.isdir(target):
+        return f"{target} exists and is not a folder"
+    if os.path.isdir(target) and not _empty(target) and not resumable:
+        return f"{target} exists and is not empty"
+    return ""
+
+
 def _empty(path: str) -> bool:
     """Whether folder *path* is empty (an empty ``lost+found`` of a fresh filesystem counts as empty)."""
     try:
@@ -98,8 +122,8 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
     t = facts.target
     out: list[Finding] = []
 
-    def add(id_: str, name: str, ok: bool, summary: str, fix: str = "") -> None:
-        out.append(Finding(f"docker_root.preflight.{id_}", name, ok, summary, fix))
+    def add(id_: str, name: str, ok: bool, summary: str, fix: str = "", *, warning: bool = False) -> None:
+        out.append(Finding(f"docker_root.preflight.{id_}", name, ok, summary, fix, warning))
 
     if not os.path.isabs(t):
         add("target", "target path", False, f"TARGET {t!r} is relative", "give an absolute path, e.g. /srv/docker")
@@ -115,7 +139,10 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             "fix the file by hand (opsbook never rewrites a daemon.json it cannot read exactly)")
     else:
         add("daemon_json", "daemon.json", True,
-            f"{facts.daemon.path} {'readable' if facts.daemon.exists else 'absent (will be created)'}")
+            f"{facts.daemon.path} {'readable' if facts.daemon.exists else 'absent (will be created)'}"
+            + (f"; a symlink to {facts.daemon.real_path}, which is backed up and edited (the link stays)"
+               if facts.daemon.is_symlink else ""))
+    _validation_findings(facts, add)
     other = sorted({c for c in facts.config_files if os.path.realpath(c) != os.path.realpath(facts.daemon.path)})
     if other:
         add("config_file", "config file", False,
@@ -133,14 +160,23 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
     if not os.path.isdir(parent):
         add("parent", "target parent", False, f"the parent folder {parent} does not exist",
             f"create it (and mount the new disk there): mkdir -p {parent}")
-    if os.path.lexists(t) and not os.path.isdir(t):
-        add("target_empty", "target empty", False, f"{t} exists and is not a folder", "choose another path")
-    elif os.path.isdir(t) and not _empty(t) and not facts.resumable:
-        add("target_empty", "target empty", False, f"{t} exists and is not empty",
-            "give an empty or new folder (opsbook never copies over existing data)")
+    problem = target_state(t, facts.resumable)
+    if problem:
+        add("target_empty", "target empty", False, problem,
+            "give an empty or new folder, not a symlink (opsbook never copies over existing data)")
     else:
         add("target_empty", "target empty", True, f"{t} is {'empty' if os.path.isdir(t) else 'new'}"
             + (" (partial copy of an earlier move: reused)" if facts.resumable else ""))
+    if facts.nested_mounts:
+        names = "; ".join(f"{m.mount_point} ({m.fstype} from {m.source})" for m in facts.nested_mounts)
+        add("nested_mounts", "mounts inside the data-root", False,
+            f"a filesystem is mounted inside {cur}: {names}. The copy stays on one filesystem "
+            "(rsync --one-file-system), so its data would not be copied",
+            "unmount it and copy its data into the data-root, or mount it at the same place under TARGET "
+            "(and in /etc/fstab) before the move")
+    elif cur:
+        add("nested_mounts", "mounts inside the data-root", True, f"nothing is mounted inside {cur}"
+            " but the engine's own mounts")
     mount = host.mount_of(t)
     bad = host.unsupported_fs(mount.fstype)
     if bad:
@@ -157,7 +193,7 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
         add("d_type", "d_type support", True, "d_type supported" if dtype else "d_type could not be tested")
     if usage is not None:
         sp = host.space(t)
-        need = int(usage.bytes * SPACE_FACTOR + GIB)
+        need = space_needed(usage)
         if sp.free_bytes < need:
             add("space", "free space", False,
                 f"{sp.free_bytes / GIB:.1f} GiB free on {mount.mount_point}, need {need / GIB:.1f} GiB "
@@ -179,21 +215,35 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             "remove -g/--graph/--data-root from the unit (systemctl edit docker.service) and daemon-reload first")
     else:
         add("flags", "data-root flag", True, "no -g/--graph/--data-root flag on dockerd or in the unit")
-    if facts.info is not None:
-        if facts.info.swarm_manager:
+    if cur and os.path.isabs(t) and os.path.exists(cur) and \
+            host.mount_of(cur).mount_point == mount.mount_point and not host.is_under(t, cur):
+        add("same_filesystem", "target filesystem", True,
+            f"TARGET {t} is on the same filesystem as {cur} ({mount.mount_point}): the move frees no space there",
+            f"to change only the path, stop the engine, 'mv {cur} {t}' (instant on one filesystem), set data-root, "
+            "start it; to free space, choose a folder on another disk", warning=True)
+    elif not facts.systemd and cur and mount.mount_point != "/":
+        add("mount_order", "mount ordering", True,
+            f"TARGET is on {mount.mount_point}: make sure the engine starts only after that filesystem is "
+            "mounted at boot (an init script dependency, or 'x-systemd.before=' in fstab); started earlier, "
+            "Docker would create an empty data-root on the disk below it")
+    store = bool(facts.info and facts.info.containerd_store) or facts.daemon.snapshotter
+    if facts.info is not None or facts.daemon.snapshotter:
+        if facts.info is not None and facts.info.swarm_manager:
             add("swarm", "swarm", False, "this node is a swarm manager: restarting it on a copied Raft store is unsafe",
                 "demote it (docker node demote) or move it with the swarm's own procedure")
-        else:
+        elif facts.info is not None:
             add("swarm", "swarm", True, f"swarm {facts.info.swarm_state}")
-        if facts.info.containerd_store and not facts.allow_containerd_store:
+        source = ("the engine reports the containerd snapshotter" if facts.info and facts.info.containerd_store
+                  else "daemon.json sets features.containerd-snapshotter")
+        if store and not facts.allow_containerd_store:
             add("image_store", "image store", False,
-                "the containerd image store is in use: images live in /var/lib/containerd, "
-                "which data-root does not move",
+                f"the containerd image store is in use ({source}): images live in containerd's root "
+                "(/var/lib/containerd), which data-root does not move",
                 "move containerd's root yourself (root in /etc/containerd/config.toml), then re-run with "
                 "--containerd-root-moved")
         else:
             add("image_store", "image store", True,
-                "containerd snapshotter (containerd's root handled by you)" if facts.info.containerd_store
+                "containerd snapshotter (containerd's root handled by you)" if store
                 else "classic image store (everything is under data-root)")
     if not facts.control_ok:
         add("control", "engine control", False,
@@ -204,6 +254,27 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             f"install policycoreutils-python-utils, or label by hand: semanage fcontext -a -e /var/lib/docker {t}; "
             f"restorecon -R {t}")
     return out
+
+
+def _validation_findings(facts: Facts, add: Any) -> None:
+    """What ``dockerd --validate`` said of the current and the new daemon.json."""
+    current, new = facts.current_validation, facts.new_validation
+    if current is None or new is None:
+        return
+    if not current.available:
+        add("validate", "daemon.json validated", True,
+            f"not validated: {current.dockerd or 'dockerd'} has no --validate (Docker 23.0+); the new "
+            "daemon.json is checked only by starting the engine (a refusal rolls back)", warning=False)
+        return
+    if current.error:
+        add("validate", "daemon.json validated", False,
+            f"dockerd already refuses the current {facts.daemon.path}: {current.error}",
+            "fix the current daemon.json first: the engine could not start again on it, not even to roll back")
+    elif new.error:
+        add("validate", "daemon.json validated", False, f"dockerd refuses the new daemon.json: {new.error}",
+            "fix the current daemon.json so that it stays valid with data-root set")
+    else:
+        add("validate", "daemon.json validated", True, "dockerd --validate accepts the current and the new daemon.json")
 
 
 def selinux_commands(target: str) -> list[list[str]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any
 
 from runbooks.errors import RefusedError
@@ -12,7 +11,7 @@ from runbooks.fsutil import atomic_write
 from runbooks.model import CheckResult, Report, Status, Step
 
 from . import engine, inventory, journal
-from .control import ControlError, EngineControl
+from .control import DROPIN_NAME, ControlError, EngineControl
 
 
 def _started(j: journal.Journal, name: str) -> bool:
@@ -33,18 +32,22 @@ def restore(
     try:
         if _started(j, "daemon-json"):
             backup = j.data.get("backup")
+            # Through a symlink, like the move: the link stays, the file it points to is restored.
+            real = os.path.realpath(daemon_json)
             if backup and os.path.exists(backup):
                 owner = j.data.get("daemon_json_owner") or None
-                atomic_write(daemon_json, Path(backup).read_bytes(), mode=int(j.data.get("daemon_json_mode", 0o644)),
+                atomic_write(real, j.read_backup(str(backup)), mode=int(j.data.get("daemon_json_mode", 0o644)) & 0o777,
                              owner=tuple(owner) if owner else None)
-                steps.append(Step("daemon-json", Status.OK, f"{daemon_json} restored from {backup}"))
+                steps.append(Step("daemon-json", Status.OK, f"{real} restored from {backup}"))
             elif not j.data.get("daemon_json_existed", True):
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(daemon_json)
+                    os.unlink(real)
                 steps.append(Step("daemon-json", Status.OK, f"{daemon_json} removed (it did not exist before)"))
             else:
                 raise ControlError(f"the backup of {daemon_json} is missing ({backup}): restore it by hand")
         dropin = j.data.get("dropin")
+        if dropin and os.path.basename(str(dropin)) != DROPIN_NAME:
+            raise ControlError(f"the journal names {dropin} as opsbook's drop-in: not removing it")
         if dropin and os.path.exists(dropin):
             os.unlink(dropin)
             reload = True
@@ -117,9 +120,8 @@ def left_behind(j: journal.Journal, docker_host: str | None) -> list[str]:
     return out
 
 
-def check_can_rollback(state_dir: str) -> journal.Journal:
-    """The journal to roll back (RefusedError when there is nothing to roll back to)."""
-    j = journal.Journal(state_dir).load()
+def check_can_rollback(j: journal.Journal) -> journal.Journal:
+    """*j* (loaded) when it can be rolled back (RefusedError when there is nothing to roll back to)."""
     if j.status == journal.CLEANED:
         raise RefusedError(
             f"the old root {j.data['old_root']} was removed by cleanup: there is nothing to roll back to"

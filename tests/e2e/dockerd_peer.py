@@ -48,10 +48,16 @@ exit 0
 class DockerdPeer:
     """A dockerd with its own socket, exec-root, config file and data-root under one temp folder."""
 
-    def __init__(self, daemon_json: dict[str, object] | None = None) -> None:
+    def __init__(self, daemon_json: dict[str, object] | None = None, *, own_filesystem: bool = True) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="odr", dir="/tmp"))
         self.dockerd = shutil.which("dockerd") or "/usr/sbin/dockerd"
         self.root = self.dir / "root"
+        if own_filesystem:
+            # The data-root on a disk of its own (a tmpfs), as on a host that moves it to another disk:
+            # a TARGET next to it is then on another filesystem.
+            self.root.mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0710", "opsbook-test", str(self.root)],
+                           check=True, capture_output=True)
         self.daemon_json = self.dir / "daemon.json"
         self.state_dir = self.dir / "state"
         self.socket = self.dir / "d.sock"
@@ -66,6 +72,14 @@ class DockerdPeer:
         self.stop_script.write_text(STOP.format(d=self.dir))
         self.start_script.chmod(0o755)
         self.stop_script.chmod(0o755)
+
+    def new_disk(self, name: str, size: str = "4g") -> Path:
+        """An empty folder with a filesystem of its own (a tmpfs), as a new disk for TARGET."""
+        path = self.dir / name
+        path.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "opsbook-test", str(path)],
+                       check=True, capture_output=True)
+        return path
 
     # ---------------------------------------------------------------- engine
     def options(self) -> list[str]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,28 @@ def test_write_output_refuses_existing_directory_and_missing_folder(tmp_path: Pa
         write_output(tmp_path / "no" / "x.ps1", b"x", force=False)
     with pytest.raises(InputError, match="empty file name"):
         write_output(" ", b"x", force=False)
+
+
+def test_atomic_write_never_copies_setuid_or_owner_through_a_symlink(tmp_path: Path) -> None:
+    victim = tmp_path / "setuid-binary"
+    victim.write_bytes(b"\x7fELF")
+    os.chown(victim, 1234, 1234)
+    os.chmod(victim, 0o4755)
+    link = tmp_path / "opsbook.prom"
+    link.symlink_to(victim)
+    atomic_write(link, "metric 1\n")
+    st = link.lstat()
+    assert stat.S_ISREG(st.st_mode), "the symlink is replaced by a regular file"
+    assert stat.S_IMODE(st.st_mode) == 0o644, oct(st.st_mode)
+    assert st.st_uid == os.geteuid()
+    assert victim.read_bytes() == b"\x7fELF" and stat.S_IMODE(victim.stat().st_mode) == 0o4755
+
+
+def test_atomic_write_keeps_permission_bits_only(tmp_path: Path) -> None:
+    target = tmp_path / "f"
+    target.write_text("old")
+    os.chmod(target, 0o2640)
+    atomic_write(target, "new")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    atomic_write(target, "newer", mode=0o4700)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
