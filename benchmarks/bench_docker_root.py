@@ -59,7 +59,7 @@ RSYNC_TIMEOUT = 1800
 MOVE_TIMEOUT = 3600
 VOLUME = "benchtree"
 PROBE_FILE = "layer000/usr/lib/pkg0000/f000000.so"
-DOWNTIME_STEPS = ("stop", "final-copy", "checksum", "backup", "dropin", "selinux", "daemon-json", "start", "verify")
+DOWNTIME_STEPS = ("stop", "final-copy", "verify-copy", "backup", "dropin", "selinux", "daemon-json", "start", "verify")
 
 
 class SetupError(Exception):
@@ -123,7 +123,9 @@ def run_move(cmd: list[str]) -> subprocess.CompletedProcess[str]:
 
 def one_run(files: int, keep: bool) -> dict[str, Any]:
     """Build the tree on a fresh dockerd, time the cold rsync and the move, check the result."""
-    peer = DockerdPeer()
+    # The data-root and TARGET on this machine's one disk, as in every earlier run of this
+    # benchmark: a move to the same filesystem ends WARNING (it frees nothing), nothing else.
+    peer = DockerdPeer(own_filesystem=False)
     result: dict[str, Any] = {"problems": []}
     try:
         peer.start()
@@ -169,7 +171,9 @@ def one_run(files: int, keep: bool) -> dict[str, Any]:
             (c for c in doc.get("checks", []) if c.get("id") == "docker_root.move"), {})
         times = doc.get("times") or move_check.get("metrics") or {}
         result["times"] = times
-        if proc.returncode != 0 or doc.get("status") != "OK":
+        warnings = {c["id"] for c in doc.get("checks", []) if c.get("status") == "WARNING"}
+        only_same_fs = warnings == {"docker_root.preflight.same_filesystem"} and proc.returncode == 1
+        if (proc.returncode != 0 or doc.get("status") != "OK") and not only_same_fs:
             failed = [f"{s['name']}: {s['summary']}" for s in doc.get("steps", []) if s.get("status") != "OK"]
             result["problems"].append(f"move exited with {proc.returncode} ({doc.get('status')}): "
                                       + (move_check.get("summary") or "; ".join(failed)))

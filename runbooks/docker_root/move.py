@@ -409,10 +409,17 @@ class _Move:
                 f"({sum(c['running'] for c in inv['containers'].values())} running), "
                 f"{len(inv['volumes'])} volumes", {})
 
-    def _copy_progress(self, total: int) -> Any:
+    def _copy_progress(self, total: int | None) -> Any:
+        """rsync's progress for the bar; *total* None during the final copy.
+
+        The final pass sends a small delta of a big tree: rsync's percentage is of the whole
+        tree, so no total (and no ETA) is shown rather than an absurd one.
+        """
         if self.progress.copied is None:
             return None
         copied = self.progress.copied
+        if total is None:
+            return lambda done, estimate, files: copied(done, 0, files)
         return lambda done, estimate, files: copied(done, total or estimate, files)
 
     def _warm_copy(self) -> tuple[str, dict[str, Any]]:
@@ -443,7 +450,7 @@ class _Move:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbook-oldtree")
         self.old_tree = pool.submit(treeverify.scan, self.old_root)
         pool.shutdown(wait=False)
-        res = copy.rsync(self.old_root, self.target, progress=self._copy_progress(0))
+        res = copy.rsync(self.old_root, self.target, progress=self._copy_progress(None))
         changed = treeverify.changed_since(self.old_tree.result(), self.copy_started_ns)
         again = copy.recopy(self.old_root, self.target, changed)
         self.times["final_copy_s"] = round(res.seconds + again.seconds, 3)
@@ -456,9 +463,15 @@ class _Move:
         started = time.monotonic()
         assert self.old_tree is not None
         old = self.old_tree.result()
-        diff = treeverify.compare(old, treeverify.scan(self.target))
-        treeverify.hash_content(self.old_root, self.target, treeverify.changed_since(old, self.copy_started_ns),
-                                diff)
+        # The copy's walk runs beside the hashing of the changed files (both trees are quiet now).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbook-newtree") as pool:
+            new_tree = pool.submit(treeverify.scan, self.target)
+            hashed = treeverify.TreeDiff()
+            treeverify.hash_content(self.old_root, self.target,
+                                    treeverify.changed_since(old, self.copy_started_ns), hashed)
+            diff = treeverify.compare(old, new_tree.result())
+        diff.hashed_files, diff.hashed_bytes = hashed.hashed_files, hashed.hashed_bytes
+        diff.content_differs = hashed.content_differs
         self.times["verify_copy_s"] = round(time.monotonic() - started, 3)
         if not diff.ok:
             raise StepFailed("the copy differs from the old root: " + "; ".join(diff.problems()))

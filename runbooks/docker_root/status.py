@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runbooks.model import CheckResult, Metric, Report, Status
 
-from . import engine, host, journal
+from . import cleanup, engine, host, journal
 
 WARN_FREE_PCT = 15.0
 CRIT_FREE_PCT = 5.0
@@ -84,12 +84,15 @@ def build(
                                f"{info.driver}, backing filesystem {info.backing_fs or '?'}, d_type "
                                f"{'supported' if dtype else 'NOT supported' if dtype is False else 'not reported'}",
                                details={"driver": info.driver, "driver_status": info.driver_status}))
-        store = "containerd snapshotter (images in /var/lib/containerd, not under data-root)" \
-            if info.containerd_store else "classic (images under data-root)"
+    if info or cfg.snapshotter:
+        containerd_store = bool(info and info.containerd_store) or cfg.snapshotter
+        source = "" if info and info.containerd_store else " (features.containerd-snapshotter in daemon.json)"
+        store = f"containerd snapshotter{source}: images in containerd's root, not under data-root" \
+            if containerd_store else "classic (images under data-root)"
         report.add(CheckResult("docker_root.image_store", root, "image store",
-                               Status.WARNING if info.containerd_store else Status.OK, store,
-                               details={"containerd_store": info.containerd_store}))
-    else:
+                               Status.WARNING if containerd_store else Status.OK, store,
+                               details={"containerd_store": containerd_store}))
+    if not info:
         dtype_host = host.supports_d_type(root)
         report.add(CheckResult("docker_root.driver", root, "storage driver", Status.UNKNOWN,
                                "engine down: driver unknown; host d_type test: "
@@ -147,6 +150,12 @@ def build(
                                        f"{j.status}: {j.data.get('old_root')} -> {j.data.get('target')}{note}",
                                        details={"status": j.status, "old_root": j.data.get("old_root"),
                                                 "target": j.data.get("target")}))
+                partial = cleanup.partial_copies(j, root if info else None)
+                if partial:
+                    report.add(CheckResult("docker_root.partial_copies", state_dir, "partial copies", Status.OK,
+                                           f"partial copies of failed or rolled-back moves: {', '.join(partial)} "
+                                           "(a new move to the same TARGET reuses one; 'opsbook docker-root "
+                                           "cleanup' removes them)", details={"paths": partial}))
             except Exception as exc:
                 report.add(CheckResult("docker_root.journal", str(j.path), "last move", Status.UNKNOWN, str(exc)))
     return report

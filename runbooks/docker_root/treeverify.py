@@ -6,8 +6,9 @@ attributes (ACLs included), symlink target and device number, and the same hard-
 groups. Files that changed since the warm copy began are the ones rsync's quick check can
 miss, so their content is hashed on both sides too.
 
-Both trees are walked by a pool of threads (one directory per task): the syscalls release
-the GIL, so a large tree is read with several requests in flight, not file by file.
+Each tree is walked once into a table and the tables are compared (not file by file
+across the trees); the old root is walked while the final copy runs, and the changed
+files are hashed by a small pool of threads (hashing releases the GIL).
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-WORKERS = 8
+WORKERS = 4
 #: Files whose mtime or ctime is this close to the warm copy's start count as changed since:
 #: the kernel stamps times from a coarse clock that can lag the one we read by a tick.
 CLOCK_MARGIN_NS = 2_000_000_000
@@ -94,47 +95,35 @@ def _entry(path: str, st: os.stat_result) -> Entry:
     )
 
 
-def _scan_folder(root: str, rel: str, dev: int) -> tuple[list[tuple[str, Entry]], list[str]]:
-    """The entries of one folder and its subfolders to scan next (same filesystem only)."""
-    folder = os.path.join(root, rel) if rel else root
-    entries: list[tuple[str, Entry]] = []
-    subfolders: list[str] = []
-    try:
-        with os.scandir(folder) as it:
-            for item in it:
-                if not rel and item.name in IGNORED_TOP:
-                    continue
-                name = f"{rel}/{item.name}" if rel else item.name
-                st = item.stat(follow_symlinks=False)
-                entries.append((name, _entry(item.path, st)))
-                if stat.S_ISDIR(st.st_mode) and st.st_dev == dev:
-                    subfolders.append(name)
-    except OSError as exc:
-        raise TreeError(f"cannot read {exc.filename or folder}: {exc.strerror or exc}") from None
-    return entries, subfolders
-
-
-def scan(root: str, *, workers: int = WORKERS) -> dict[str, Entry]:
+def scan(root: str) -> dict[str, Entry]:
     """Every entry below *root* (relative path -> :class:`Entry`), ``""`` being *root* itself.
 
     Stays on *root*'s filesystem, like ``rsync --one-file-system``: a folder on another
-    filesystem is listed but not entered.
+    filesystem is listed but not entered. One plain loop: with the metadata cached, a pool
+    of threads per folder costs more than it saves (the GIL); the parallelism is between
+    the trees and the copy (see the move).
     """
     try:
         top = os.lstat(root)
         out: dict[str, Entry] = {"": _entry(root, top)}
     except OSError as exc:
         raise TreeError(f"cannot read {root}: {exc.strerror or exc}") from None
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opsbook-scan") as pool:
-        pending: set[Future[tuple[list[tuple[str, Entry]], list[str]]]] = {
-            pool.submit(_scan_folder, root, "", top.st_dev)
-        }
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                entries, subfolders = future.result()
-                out.update(entries)
-                pending.update(pool.submit(_scan_folder, root, sub, top.st_dev) for sub in subfolders)
+    stack = [""]
+    while stack:
+        rel = stack.pop()
+        folder = os.path.join(root, rel) if rel else root
+        try:
+            with os.scandir(folder) as it:
+                for item in it:
+                    if not rel and item.name in IGNORED_TOP:
+                        continue
+                    name = f"{rel}/{item.name}" if rel else item.name
+                    st = item.stat(follow_symlinks=False)
+                    out[name] = _entry(item.path, st)
+                    if stat.S_ISDIR(st.st_mode) and st.st_dev == top.st_dev:
+                        stack.append(name)
+        except OSError as exc:
+            raise TreeError(f"cannot read {exc.filename or folder}: {exc.strerror or exc}") from None
     return out
 
 
@@ -231,7 +220,12 @@ def _sha256(path: str) -> tuple[str, int]:
 def _same_content(old_root: str, new_root: str, rel: str) -> tuple[bool, int]:
     try:
         a, size = _sha256(os.path.join(old_root, rel))
+    except OSError as exc:
+        raise TreeError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
+    try:
         b, _ = _sha256(os.path.join(new_root, rel))
+    except FileNotFoundError:
+        return False, size  # missing on the copy: compare() names it too
     except OSError as exc:
         raise TreeError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
     return a == b, size
@@ -240,7 +234,8 @@ def _same_content(old_root: str, new_root: str, rel: str) -> tuple[bool, int]:
 def hash_content(old_root: str, new_root: str, paths: Iterable[str], diff: TreeDiff,
                  *, workers: int = WORKERS) -> None:
     """Hash *paths* under both roots; record counts and the ones that differ in *diff*."""
-    todo = [p for p in paths if p not in diff.missing]
+    missing = set(diff.missing)
+    todo = [p for p in paths if p not in missing]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opsbook-hash") as pool:
         for rel, (same, size) in zip(todo, pool.map(lambda r: _same_content(old_root, new_root, r), todo),
                                      strict=True):

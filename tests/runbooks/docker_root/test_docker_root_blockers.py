@@ -204,3 +204,84 @@ def test_selinux_without_tools_gives_the_commands(roots: tuple[Path, Path]) -> N
     b = blockers(facts(tmp, str(tmp / "new"), current, selinux=True, selinux_tools=False))
     assert f"semanage fcontext -a -e /var/lib/docker {tmp / 'new'}" in b["selinux"].fix
     assert f"restorecon -R {tmp / 'new'}" in b["selinux"].fix
+
+
+def _finding(f: plan.Facts, name: str) -> plan.Finding:
+    return next(x for x in plan.preflight(f) if x.id.endswith("." + name))
+
+
+def test_dockerd_validate_results(roots: tuple[Path, Path]) -> None:
+    from runbooks.docker_root.validate import Validation
+
+    current, tmp = roots
+    unknown = "unable to configure the Docker daemon with file daemon.json: the following directives don't " \
+              "match any configuration option: no-such-option"
+    cases = {
+        "current refused": (Validation(True, unknown), Validation(True, unknown), False, "already refuses"),
+        "new refused": (Validation(True), Validation(True, "bad data-root"), False, "refuses the new"),
+        "both fine": (Validation(True), Validation(True), True, "accepts the current and the new"),
+        "no --validate": (Validation(False, dockerd="/usr/sbin/dockerd"), Validation(False), True, "not validated"),
+    }
+    for name, (cur, new, ok, words) in cases.items():
+        found = _finding(facts(tmp, str(tmp / "new"), current, current_validation=cur, new_validation=new),
+                         "validate")
+        assert found.ok is ok and words in found.summary, name
+    assert unknown in _finding(facts(tmp, str(tmp / "new"), current, current_validation=cases["current refused"][0],
+                                     new_validation=cases["current refused"][1]), "validate").summary
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_json_constants_dockerd_refuses_are_refused(roots: tuple[Path, Path], constant: str) -> None:
+    current, tmp = roots
+    (tmp / "daemon.json").write_text('{"max-concurrent-downloads": ' + constant + "}\n")
+    b = blockers(facts(tmp, str(tmp / "new"), current))
+    assert f"{constant.lstrip('-')} is not a JSON value" in b["daemon_json"].summary
+
+
+def test_snapshotter_in_daemon_json_counts_when_the_engine_is_down(roots: tuple[Path, Path]) -> None:
+    current, tmp = roots
+    (tmp / "daemon.json").write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
+    b = blockers(facts(tmp, str(tmp / "new"), current, info=None, engine_error="down"))
+    assert "features.containerd-snapshotter" in b["image_store"].summary
+    assert "image_store" not in blockers(facts(tmp, str(tmp / "new"), current, info=None, engine_error="down",
+                                               allow_containerd_store=True))
+
+
+def test_same_filesystem_is_a_warning_with_the_rename_hint(roots: tuple[Path, Path]) -> None:
+    current, tmp = roots
+    found = _finding(facts(tmp, str(tmp / "new"), current), "same_filesystem")
+    assert found.ok and found.warning
+    assert "frees no space" in found.summary and f"mv {current} {tmp / 'new'}" in found.fix
+
+
+def test_mount_ordering_advice_without_systemd(roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    current, tmp = roots
+    monkeypatch.setattr(host, "mount_of", lambda path: host.Mount("/srv" if "new" in path else "/", "ext4", "/dev/x"))
+    found = _finding(facts(tmp, str(tmp / "new"), current, systemd=False), "mount_order")
+    assert found.ok and "starts only after that filesystem is mounted" in found.summary
+
+
+def test_symlinked_target_blocks(roots: tuple[Path, Path]) -> None:
+    current, tmp = roots
+    (tmp / "elsewhere").mkdir()
+    (tmp / "new").symlink_to(tmp / "elsewhere")
+    assert "is a symlink" in blockers(facts(tmp, str(tmp / "new"), current))["target_empty"].summary
+
+
+def test_mounts_below_leaves_out_the_engines_own(tmp_path: Path) -> None:
+    root = tmp_path / "docker"
+    root.mkdir()
+    r = str(root)
+    lines = [
+        f"36 35 98:0 / {r} rw - ext4 /dev/vda rw",  # dockerd's private bind of the root itself
+        f"40 36 0:50 / {r}/overlay2/abc/merged rw - overlay overlay rw",
+        f"41 36 0:51 / {r}/containers/abc/mounts/shm rw - tmpfs shm rw",
+        f"42 36 0:52 / {r}/volumes/scratch/_data rw - tmpfs tmpfs rw",
+        f"43 36 0:53 / {r}/volumes/disk rw - xfs /dev/sdb1 rw",
+        f"44 36 0:54 / {r}/volumes/other/_data rw - ext4 /dev/sdc1 rw",
+        f"45 36 0:55 / {r}-other rw - ext4 /dev/sdd1 rw",
+    ]
+    info_file = tmp_path / "mountinfo"
+    info_file.write_text("\n".join(lines) + "\n")
+    found = host.mounts_below(r, volumes_with_options=frozenset({"scratch"}), mountinfo=str(info_file))
+    assert [m.mount_point for m in found] == [f"{r}/volumes/disk", f"{r}/volumes/other/_data"]
