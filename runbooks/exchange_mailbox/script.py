@@ -16,11 +16,11 @@ import re
 from datetime import UTC, datetime
 
 from .. import __version__
-from ..powershell import quote, quote_array
+from ..powershell import BOM, quote, quote_array, render
+from ..powershell import encode as _encode
 from . import template
 
-BOM = "\ufeff"
-_MARKER = re.compile(r"@@[A-Z_]+@@")
+__all__ = ["BOM", "encode", "generate"]
 _COMMENT_SAFE = re.compile(r"[0-9A-Za-z.:+\- ]*")
 
 
@@ -29,11 +29,6 @@ def _comment_text(value: str) -> str:
     if not _COMMENT_SAFE.fullmatch(value):  # pragma: no cover - our own version/time only
         raise ValueError(f"unsafe text for a comment: {value!r}")
     return value
-
-
-def _fill(text: str, values: dict[str, str]) -> str:
-    """Replace the ``@@NAME@@`` markers of *text* in one pass (values are never rescanned)."""
-    return _MARKER.sub(lambda m: values[m.group(0)[2:-2]], text)
 
 
 def generate(
@@ -65,16 +60,16 @@ def generate(
         "CONNECT_GRAPH": template.CONNECT_GRAPH if license_reset else "",
     }
     parts = [
-        _fill(template.HELP, values),
-        _fill(template.PARAMS, values),
+        template.HELP,
+        template.PARAMS,
         template.FUNCTIONS,
         template.LICENSE_FUNCTIONS if license_reset else "",
         template.PROCESS,
-        _fill(template.MAIN, values),
+        template.MAIN,
     ]
-    return "".join(parts)
+    return render("".join(parts), values)
 
 
 def encode(script: str) -> bytes:
-    """The bytes to save: UTF-8 with BOM, so Windows PowerShell 5.1 reads it as UTF-8."""
-    return (BOM + script).encode("utf-8")
+    """The bytes to save: UTF-8 with BOM and CRLF line ends (:func:`runbooks.powershell.encode`)."""
+    return _encode(script)
