@@ -172,3 +172,28 @@ def test_encode_adds_a_bom_and_why_it_matters() -> None:
     # Without the BOM, Windows PowerShell 5.1 reads the file as Windows-1252: U+0452 (D1 92)
     # becomes 'Ñ’' and the ’ (0x92) is a PowerShell quote: the literal would end early.
     assert "\u0452".encode().decode("cp1252") == "\u00d1\u2019"
+
+
+def test_templates_are_package_resources_listed_in_package_data() -> None:
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    from runbooks.exchange_mailbox import script as gen
+
+    folder = Path(gen.__file__).parent / "templates"
+    names = sorted(p.name for p in folder.glob("*.ps1"))
+    assert names == sorted([gen.MAIN, gen.LICENSE_FALLBACK, gen.NO_LICENSE_FALLBACK])
+    project = tomllib.loads((Path(gen.__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["runbooks"]
+    for name in names:
+        assert any(fnmatch(f"exchange_mailbox/templates/{name}", p) for p in patterns), name
+    # both fragment files define the same regions, and together with the generator fill every marker
+    with_fallback, without = gen._fragments(gen.LICENSE_FALLBACK), gen._fragments(gen.NO_LICENSE_FALLBACK)
+    assert set(with_fallback) == set(without) and "LICENSE_FUNCTIONS" in with_fallback
+    assert "function Invoke-LicenseReset" in with_fallback["LICENSE_FUNCTIONS"]
+    markers = set(re.findall(r"@@([A-Z_]+)@@", gen.template_text(gen.MAIN)))
+    assert markers == set(with_fallback) | {"COUNT", "GENERATED_AT", "VERSION", "IDENTITIES", "GENERATED_BY",
+                                             "LICENSE_RESET"}
+    # no PowerShell left in Python source
+    assert not (Path(gen.__file__).parent / "template.py").exists()

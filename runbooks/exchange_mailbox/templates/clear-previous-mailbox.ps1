@@ -1,14 +1,3 @@
-# ruff: noqa: E501  (embedded PowerShell: long lines are easier to review unbroken)
-"""The fixed PowerShell text of the clear-previous-mailbox script (no user data in here).
-
-The generator (:mod:`.script`) fills the ``@@NAME@@`` markers; every value it puts in
-goes through :func:`runbooks.powershell.quote`. The code must run on Windows PowerShell
-5.1 and PowerShell 7: no ternary, no ``??``, no ``&&``, no ``-Parallel``.
-"""
-
-from __future__ import annotations
-
-HELP = """\
 <#
 .SYNOPSIS
     Permanently clear the previous cloud-mailbox information of @@COUNT@@ Exchange Online user(s),
@@ -62,39 +51,13 @@ HELP = """\
     App-only connection: the tenant's initial domain, e.g. contoso.onmicrosoft.com.
 @@LICENSE_PARAM_HELP@@
 .EXAMPLE
-    .\\Clear-PreviousMailbox.ps1
+    .\Clear-PreviousMailbox.ps1
     Reports what would be done (read-only).
 
 .EXAMPLE
-    .\\Clear-PreviousMailbox.ps1 -Apply -LogPath C:\\Change\\CHG0042.log -ResultCsv C:\\Change\\CHG0042.csv
+    .\Clear-PreviousMailbox.ps1 -Apply -LogPath C:\Change\CHG0042.log -ResultCsv C:\Change\CHG0042.csv
 #>
 #Requires -Version 5.1
-"""
-
-LICENSE_HELP = """
-    Licence-reset fallback (enabled): when Exchange answers "The command completed
-    successfully but no settings of '...' have been modified", the script uses Microsoft
-    Graph PowerShell to save the user's exact licences (SkuId and DisabledPlans), removes
-    them, waits (at most -LicenseWaitSeconds) until Exchange shows the user as a MailUser
-    without licence, runs Set-User again and ALWAYS restores exactly the saved licences
-    (in a finally block; the saved licences are also written to the log). Licences
-    assigned through a group cannot be removed per user: the script reports them and
-    leaves that user unchanged. Needs the Microsoft.Graph.Authentication,
-    Microsoft.Graph.Users and Microsoft.Graph.Users.Actions modules (Set-MgUserLicense) and
-    the Graph permission User.ReadWrite.All.
-"""
-
-NO_LICENSE_HELP = """
-    When Exchange answers that nothing was modified, the user is reported as not cleared;
-    generate the script again with --license-reset for the licence-reset fallback.
-"""
-
-LICENSE_PARAM_HELP = """
-.PARAMETER LicenseWaitSeconds
-    How long to wait for Exchange to see a licence removal (default 900 seconds).
-"""
-
-PARAMS = """\
 [CmdletBinding()]
 param(
     [switch]$Apply,
@@ -115,13 +78,7 @@ $Identities = @@IDENTITIES@@
 
 $GeneratedBy = @@GENERATED_BY@@
 $LicenseReset = @@LICENSE_RESET@@
-"""
 
-EXTRA_PARAMS_LICENSE = """,
-    [ValidateRange(60, 7200)]
-    [int]$LicenseWaitSeconds = 900"""
-
-FUNCTIONS = """
 $NoChangePattern = 'no settings of .* have been modified|have not been modified'
 $VerifySeconds = 120
 $EmptyGuid = '00000000-0000-0000-0000-000000000000'
@@ -169,7 +126,7 @@ function ConvertTo-Literal {
     # $Text as a single-quoted literal for the commands this script prints as hints
     # (PowerShell treats ' and the four typographic single quotes alike: all are doubled).
     param([string]$Text)
-    return "'" + ($Text -replace "(['\\u2018\\u2019\\u201A\\u201B])", '$1$1') + "'"
+    return "'" + ($Text -replace "(['\u2018\u2019\u201A\u201B])", '$1$1') + "'"
 }
 
 function Assert-ExchangeSession {
@@ -205,130 +162,7 @@ function Wait-Cleared {
         Start-Sleep -Seconds 10
     }
 }
-"""
-
-LICENSE_FUNCTIONS = """
-function Connect-Graph {
-    foreach ($name in @('Get-MgContext', 'Connect-MgGraph', 'Get-MgUser', 'Set-MgUserLicense')) {
-        if (-not (Get-Command -Name $name -ErrorAction SilentlyContinue)) {
-            throw ('{0} is not available: Install-Module Microsoft.Graph.Authentication, Microsoft.Graph.Users, Microsoft.Graph.Users.Actions -Scope CurrentUser' -f $name)
-        }
-    }
-    if ($SkipConnect) {
-        if (-not (Get-MgContext)) { throw 'not connected to Microsoft Graph: run Connect-MgGraph -Scopes User.ReadWrite.All first, or drop -SkipConnect' }
-        return
-    }
-    $connect = @{ ErrorAction = 'Stop' }
-    if ($AppId) {
-        $connect.ClientId = $AppId
-        $connect.CertificateThumbprint = $CertificateThumbprint
-        $connect.TenantId = $Organization
-    } else {
-        $connect.Scopes = @('User.ReadWrite.All')
-    }
-    if ((Get-Command -Name Connect-MgGraph).Parameters.ContainsKey('NoWelcome')) { $connect.NoWelcome = $true }
-    Connect-MgGraph @connect | Out-Null
-}
-
-function Get-LicenseState {
-    # The user's licences from Graph: SkuId + DisabledPlans, and the group-assigned ones.
-    param([string]$GraphId)
-    $mg = Get-MgUser -UserId $GraphId -Property 'Id,UserPrincipalName,AssignedLicenses,LicenseAssignmentStates' -ErrorAction Stop
-    $saved = @(foreach ($l in @($mg.AssignedLicenses)) {
-        @{ SkuId = [string]$l.SkuId; DisabledPlans = @(foreach ($p in @($l.DisabledPlans)) { [string]$p }) }
-    })
-    $byGroup = @(foreach ($s in @($mg.LicenseAssignmentStates)) {
-        if ($s.AssignedByGroup) { '{0} (group {1})' -f $s.SkuId, $s.AssignedByGroup }
-    })
-    return @{ Id = [string]$mg.Id; Saved = $saved; ByGroup = $byGroup }
-}
-
-function Format-Licenses {
-    param($Saved)
-    return (ConvertTo-Json -InputObject @($Saved) -Compress -Depth 4)
-}
-
-function Test-SameLicenses {
-    param($Expected, $Actual)
-    $e = @(foreach ($l in @($Expected)) { '{0}:{1}' -f $l.SkuId, ((@($l.DisabledPlans) | Sort-Object) -join ',') }) | Sort-Object
-    $a = @(foreach ($l in @($Actual)) { '{0}:{1}' -f $l.SkuId, ((@($l.DisabledPlans) | Sort-Object) -join ',') }) | Sort-Object
-    return ((@($e) -join ';') -eq (@($a) -join ';'))
-}
-
-function Restore-Licenses {
-    # Add back exactly the saved licences (same DisabledPlans); retried, then verified.
-    param([string]$GraphId, $Saved)
-    $add = @(foreach ($l in @($Saved)) { @{ SkuId = $l.SkuId; DisabledPlans = @($l.DisabledPlans) } })
-    $lastError = $null
-    for ($attempt = 1; $attempt -le 5; $attempt++) {
-        try {
-            Set-MgUserLicense -UserId $GraphId -AddLicenses $add -RemoveLicenses @() -ErrorAction Stop | Out-Null
-            $now = Get-LicenseState -GraphId $GraphId
-            if (Test-SameLicenses $Saved $now.Saved) { return $null }
-            $lastError = 'licences after restore differ: ' + (Format-Licenses $now.Saved)
-        } catch {
-            $lastError = "$_"
-        }
-        if ($attempt -lt 5) { Start-Sleep -Seconds (10 * $attempt) }
-    }
-    return $lastError
-}
-
-function Invoke-LicenseReset {
-    # Remove the licences, wait for Exchange, Set-User again, restore the licences (finally).
-    # Returns @{ Changed = <bool>; Failed = <bool>; RestoreFailed = <bool>; Note = <text> }.
-    param($User, [string]$Id)
-    $graphId = Get-Prop $User 'ExternalDirectoryObjectId'
-    if (-not $graphId) { $graphId = Get-Prop $User 'UserPrincipalName' }
-    $state = Get-LicenseState -GraphId $graphId
-    if ($state.ByGroup.Count -gt 0) {
-        return @{ Changed = $false; Failed = $true; RestoreFailed = $false; Note = ('licence(s) assigned through a group cannot be removed per user: {0}; remove the user from the licensing group (or exclude it) for the fix, then run again' -f ($state.ByGroup -join ', ')) }
-    }
-    if ($state.Saved.Count -eq 0) {
-        return @{ Changed = $false; Failed = $true; RestoreFailed = $false; Note = 'the user has no licence, so the licence-reset fallback cannot help' }
-    }
-    $savedJson = Format-Licenses $state.Saved
-    Write-Host ("  saved licences of {0} ({1}): {2}" -f $Id, $state.Id, $savedJson)
-    $result = @{ Changed = $false; Failed = $true; RestoreFailed = $false; Note = '' }
-    $removeAttempted = $false
-    try {
-        $removeAttempted = $true
-        Set-MgUserLicense -UserId $state.Id -AddLicenses @() -RemoveLicenses @($state.Saved | ForEach-Object { $_.SkuId }) -ErrorAction Stop | Out-Null
-        Write-Host ('  licences removed; waiting up to {0} s for Exchange to show the user as MailUser' -f $LicenseWaitSeconds)
-        $deadline = (Get-Date).AddSeconds($LicenseWaitSeconds)
-        $ready = $false
-        while (-not $ready -and (Get-Date) -lt $deadline) {
-            Start-Sleep -Seconds 15
-            $u = Get-OneUser -Identity $Id
-            $ready = ((Get-Prop $u 'RecipientTypeDetails') -eq 'MailUser') -and ((Get-Prop $u 'SKUAssigned') -ne 'True')
-        }
-        if (-not $ready) {
-            $result.Note = 'Exchange did not show the licence removal in time; Set-User not retried'
-        } elseif (Invoke-Clear -Id $Id) {
-            $result.Changed = $true; $result.Failed = $false; $result.Note = 'cleared after the licence reset'
-        } else {
-            $result.Note = 'Exchange again reported that nothing was modified, even without licence'
-        }
-    } catch {
-        $result.Note = "licence reset failed: $_"
-    } finally {
-        if ($removeAttempted) {
-            $restoreError = Restore-Licenses -GraphId $state.Id -Saved $state.Saved
-            if ($restoreError) {
-                Write-Warning ("LICENCES NOT RESTORED for {0}: {1}. Restore by hand: Set-MgUserLicense -UserId {2} -RemoveLicenses @() -AddLicenses <the saved list> ; saved: {3}" -f $Id, $restoreError, (ConvertTo-Literal $state.Id), $savedJson)
-                $result.Failed = $true
-                $result.RestoreFailed = $true
-                $result.Note = ($result.Note + '; LICENCES NOT RESTORED: ' + $restoreError).TrimStart('; ')
-            } else {
-                Write-Host '  licences restored exactly as saved'
-            }
-        }
-    }
-    return $result
-}
-"""
-
-PROCESS = """
+@@LICENSE_FUNCTIONS@@
 function Invoke-OneUser {
     param([string]$Identity)
     $r = [ordered]@{
@@ -416,9 +250,7 @@ function Invoke-OneUser {
     if ($restoreFailed) { $r.Result = $r.Result + '-LicencesNotRestored' }
     return $r
 }
-"""
 
-MAIN = """
 # ---- Main ----
 $stamp = (Get-Date).ToString('yyyyMMdd-HHmmss')
 if (-not $LogPath) { $LogPath = Join-Path -Path (Get-Location).Path -ChildPath "clear-previous-mailbox-$stamp.log" }
@@ -484,7 +316,3 @@ try {
     if ($transcript) { Stop-Transcript | Out-Null }
 }
 exit $exitCode
-"""
-
-CONNECT_GRAPH = """    if ($Apply) { Connect-Graph }
-"""
