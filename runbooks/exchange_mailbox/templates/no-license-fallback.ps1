@@ -22,3 +22,7 @@
 #region LICENSE_FUNCTIONS
 
 #endregion LICENSE_FUNCTIONS
+
+#region LICENSE_SETUP
+
+#endregion LICENSE_SETUP
