@@ -30,8 +30,9 @@ runs Set-User -PermanentlyClearPreviousMailboxInfo (IRREVERSIBLE) only where the
 something to clear and no cloud mailbox, then proves the result.
 
 Identities: UPN/e-mail, object GUID, alias (or another Exchange identity). An identity
-that cannot be written safely (control or invisible characters, empty, ...) is refused:
-exit 3 and nothing is written. The script is UTF-8 with BOM (for Windows PowerShell 5.1).
+that cannot be written safely (control or invisible characters, empty, ...) or that is a
+search rather than one user (wildcard *, filter expression) is refused: exit 3 and nothing
+is written. The script is UTF-8 with BOM and CRLF (for Windows PowerShell 5.1).
 """
 
 
@@ -79,7 +80,8 @@ def clear_previous_mailbox(
         bool,
         typer.Option(
             "--license-reset",
-            help="Add the fallback: remove the licences, retry, restore exactly the same licences.",
+            help="Add the licence fallback: turn off only the Exchange plans, retry, restore exactly "
+            "(restore file written first; -Restore FILE and resuming in the script).",
         ),
     ] = False,
 ) -> None:

@@ -12,14 +12,16 @@ Accepted (the policy, also in ``runbooks/docs/exchange-mailbox.md``):
   only in case are kept: running the script for the same user twice is harmless (the
   second pass finds nothing to clear), dropping a distinct user silently would not be.
 
-Refused (exit 3, nothing written): empty values; control characters (CR, LF, NUL,
-U+0085, U+2028, U+2029 and every other ``Cc``/``Zl``/``Zp`` character); invisible
-formatting characters (``Cf``: bidi overrides, zero-width space, soft hyphen, BOM; the
-joiners U+200C/U+200D used in some scripts are allowed) because they hide text from the
-reviewer of the script; unassigned and private-use code points (``Cn``/``Co``: no reviewer
-can see what they are); values starting with ``=``, ``+``, ``-`` or ``@`` (not a valid
-identity, and a formula when the result CSV is opened in a spreadsheet); values longer
-than :data:`MAX_LENGTH` characters.
+Refused (exit 3, nothing written): empty values; every character the policy of
+:func:`runbooks.powershell.unsafe_character` refuses in any generated script (control
+characters such as CR, LF, NUL, U+0085, U+2028, U+2029; invisible formatting characters
+such as bidi overrides, zero-width space, soft hyphen, word joiner, BOM, with the joiners
+U+200C/U+200D allowed; unassigned and private-use code points); values starting with
+``=``, ``+``, ``-`` or ``@`` (not a valid identity, and a formula when the result CSV is
+opened in a spreadsheet); values longer than :data:`MAX_LENGTH` characters; and what the
+cmdlets would treat as a search rather than one identity: the wildcard ``*`` anywhere
+(``*``, ``adm*``: ``Get-User -Identity`` matches every user it fits) and filter
+expressions (``Department -eq 'IT'``: OPATH, which ``-Identity`` does not take).
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -37,11 +38,14 @@ from ..powershell import unsafe_character
 
 MAX_LENGTH = 1024
 COLUMN = "identity"
-_ALLOWED_FORMAT = frozenset("\u200c\u200d")
 _FORMULA_START = frozenset("=+-@")
 _GUID = re.compile(r"\{?[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\}?")
 _UPN = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_ALIAS = re.compile(r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.]+")
+_ALIAS = re.compile(r"[A-Za-z0-9!#$%&'+\-/=?^_`{|}~.]+")
+#: An OPATH comparison or logical operator between words (``Department -eq 'IT'``): a search, not an identity.
+_FILTER = re.compile(
+    r"(?i)\s-(?:eq|ne|like|notlike|match|notmatch|gt|ge|lt|le|contains|notcontains|and|or|not)(?:\s|$)"
+)
 
 
 class Identity(NamedTuple):
@@ -93,17 +97,10 @@ def problem_with(value: str) -> str | None:
     """Why *value* (already stripped) cannot be used as an identity, or None when it can."""
     if not value:
         return "empty identity"
-    if value.isprintable():  # fast path: no Cc, Cf, Cs, Co, Cn, Zl, Zp (nor Zs but space)
-        return _edge_problem(value)
-    control = unsafe_character(value)
-    if control is not None:
-        return control
-    for index, char in enumerate(value):
-        category = unicodedata.category(char)
-        if category == "Cf" and char not in _ALLOWED_FORMAT:
-            return f"invisible formatting character U+{ord(char):04X} at position {index + 1}"
-        if category in ("Cn", "Co"):
-            return f"unassigned or private-use character U+{ord(char):04X} at position {index + 1}"
+    if not value.isprintable():  # fast path: no Cc, Cf, Cs, Co, Cn, Zl, Zp (nor Zs but space)
+        problem = unsafe_character(value)
+        if problem is not None:
+            return problem
     return _edge_problem(value)
 
 
@@ -112,6 +109,11 @@ def _edge_problem(value: str) -> str | None:
         return f"starts with {value[0]!r}, which no Exchange identity does"
     if len(value) > MAX_LENGTH:
         return f"longer than {MAX_LENGTH} characters"
+    if "*" in value:
+        return ("wildcard '*': Get-User -Identity would match every user it fits; "
+                "give the UPN, the object id or the alias of one user")
+    if _FILTER.search(value):
+        return "a filter expression, not an identity; give the UPN, the object id or the alias of one user"
     return None
 
 
@@ -125,11 +127,34 @@ def validate(raw: str, source: str) -> Identity:
     return Identity(value, classify(value), source)
 
 
+def _utf16_without_bom(data: bytes) -> str | None:
+    """``little-endian``/``big-endian`` when *data* looks like UTF-16 text without a BOM.
+
+    Text in UTF-16 has a NUL in every other byte for ASCII characters (a header such as
+    ``identity``); UTF-8 text never contains NUL. Looked at: the first 512 bytes.
+    """
+    head = data[:512]
+    if len(head) < 4 or b"\x00" not in head:
+        return None
+    even, odd = head[0::2], head[1::2]
+    if odd.count(0) >= len(odd) * 3 // 4 and even.count(0) == 0:
+        return "little-endian"
+    if even.count(0) >= len(even) * 3 // 4 and odd.count(0) == 0:
+        return "big-endian"
+    return None
+
+
 def _decode(data: bytes, name: str) -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         # Windows PowerShell 5.1's Out-File / '>' and Excel's "Unicode text" write UTF-16.
         raise InputError(
             f"{name}: the file is UTF-16, not UTF-8; save it as UTF-8 "
+            "(Export-Csv -Encoding UTF8, or Excel's 'CSV UTF-8')"
+        )
+    utf16 = _utf16_without_bom(data)
+    if utf16 is not None:
+        raise InputError(
+            f"{name}: the file is UTF-16 ({utf16}, without byte-order mark), not UTF-8; save it as UTF-8 "
             "(Export-Csv -Encoding UTF8, or Excel's 'CSV UTF-8')"
         )
     try:

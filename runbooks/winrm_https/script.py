@@ -5,8 +5,9 @@ Every option value that enters the script goes through :func:`runbooks.powershel
 :mod:`.bind_template`. The values appear once each, as the defaults of the param block,
 so a reviewer sees them in one place and can override them when running the script.
 
-Save the script as UTF-8 *with* a byte-order mark (:func:`encode`): Windows PowerShell 5.1
-reads a .ps1 file without BOM in the ANSI code page, which corrupts non-ASCII CA names.
+Filling the markers, the character policy (control, invisible and bidirectional characters
+refused) and the bytes to save (UTF-8 *with* BOM, CRLF) are those of every generated script:
+:func:`runbooks.powershell.render` and :func:`runbooks.powershell.encode`.
 """
 
 from __future__ import annotations
@@ -17,23 +18,15 @@ from datetime import UTC, datetime
 
 from .. import __version__
 from ..errors import InputError
-from ..powershell import quote
+from ..powershell import BOM, quote, render
+from ..powershell import encode as _encode
 from . import bind_template as template
 
-BOM = "\ufeff"
+__all__ = ["BOM", "DEFAULT_LOG_DIR", "DEFAULT_PORT", "ScriptOptions", "encode", "generate"]
+
 DEFAULT_PORT = 5986
 DEFAULT_LOG_DIR = "C:\\ProgramData\\opsbook\\winrm-https\\logs"
-_MARKER = re.compile(r"@@[A-Z_]+@@")
 _COMMENT_SAFE = re.compile(r"[0-9A-Za-z.:+\- ]*")
-#: Bidirectional controls: they make a line read differently from what it does ("Trojan Source").
-_BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-
-
-def _refuse_bidi(value: str, what: str) -> None:
-    for index, char in enumerate(value):
-        if char in _BIDI_CONTROLS:
-            raise InputError(f"{what} {value!r} refused: bidirectional control character U+{ord(char):04X} "
-                             f"at position {index + 1} (it makes the script read differently from what it does)")
 
 
 @dataclass(frozen=True)
@@ -49,8 +42,6 @@ class ScriptOptions:
         """Refuse values the script cannot carry safely (:class:`InputError`, exit 3)."""
         quote(self.root_ca, what="--root-ca")
         quote(self.log_dir, what="--log-dir")
-        _refuse_bidi(self.root_ca, "--root-ca")
-        _refuse_bidi(self.log_dir, "--log-dir")
         if not self.root_ca.strip():
             raise InputError("--root-ca must not be empty")
         if not self.log_dir.strip():
@@ -64,11 +55,6 @@ def _comment_text(value: str) -> str:
     if not _COMMENT_SAFE.fullmatch(value):  # pragma: no cover - our own values only
         raise ValueError(f"unsafe text for a comment: {value!r}")
     return value
-
-
-def _fill(text: str, values: dict[str, str]) -> str:
-    """Replace the ``@@NAME@@`` markers of *text* in one pass (values are never rescanned)."""
-    return _MARKER.sub(lambda m: values[m.group(0)[2:-2]], text)
 
 
 def generate(opts: ScriptOptions, *, generated_at: datetime | None = None, version: str | None = None) -> str:
@@ -85,15 +71,15 @@ def generate(opts: ScriptOptions, *, generated_at: datetime | None = None, versi
         "REGISTER_CALL": template.REGISTER_CALL if opts.register_renewal_task else "",
     }
     parts = [
-        _fill(template.HELP, values),
-        _fill(template.PARAMS, values),
+        template.HELP,
+        template.PARAMS,
         template.FUNCTIONS,
         template.RENEWAL_FUNCTION if opts.register_renewal_task else "",
-        _fill(template.MAIN, values),
+        template.MAIN,
     ]
-    return "".join(parts)
+    return render("".join(parts), values)
 
 
 def encode(script: str) -> bytes:
-    """The bytes to save: UTF-8 with BOM and CRLF line ends, as Windows tools expect."""
-    return (BOM + script.replace("\r\n", "\n").replace("\n", "\r\n")).encode("utf-8")
+    """The bytes to save: UTF-8 with BOM and CRLF line ends (:func:`runbooks.powershell.encode`)."""
+    return _encode(script)

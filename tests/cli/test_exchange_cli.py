@@ -271,7 +271,7 @@ def test_csv_row_with_a_refused_character_writes_nothing(
 
 def test_csv_crlf_without_bom_every_quote_character(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     ids = ["o'brien@contoso.com", "\u2018l\u2019@contoso.com", "low\u201a9@contoso.com", "rev\u201b@contoso.com",
-           "$(Get-Process)", "back`tick", "x'; Remove-Mailbox -Identity * ;'", 'say "hi"']
+           "$(Get-Process)", "back`tick", "x'; Remove-Mailbox -Identity jane ;'", 'say "hi"']
     rows = "".join('"' + i.replace('"', '""') + '",n\r\n' for i in ids)
     users = tmp_path / "users.csv"
     users.write_bytes(("identity,note\r\n" + rows).encode())
@@ -309,3 +309,47 @@ def test_csv_with_only_a_type_line(capsys: pytest.CaptureFixture[str], tmp_path:
     res = run_main(capsys, *CMD, "--csv", str(users))
     assert res.code == 3
     assert res.err == f"opsbook: error: {users}: no header row; expected a header row with a column 'identity'\n"
+
+
+@pytest.mark.parametrize("value", ["*", "adm*", "*@contoso.com", "jane*doe", "Department -eq 'IT'",
+                                   "x'; Remove-Mailbox -Identity * ;'"])
+def test_wildcards_and_filters_are_refused_from_argv_and_csv(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, value: str
+) -> None:
+    target = tmp_path / "out.ps1"
+    res = run_main(capsys, *CMD, "ok@contoso.com", "--", value, "-o", str(target))
+    assert res.code == 3, res.err
+    assert res.out == "" and res.err.count("\n") == 1 and "Traceback" not in res.err
+    assert res.err.startswith("opsbook: error: argument 2: identity ")
+    assert ("wildcard '*'" in res.err) == ("*" in value)
+    assert os.listdir(tmp_path) == []
+    users = tmp_path / "users.csv"
+    users.write_bytes(("identity\r\nok@contoso.com\r\n\"" + value.replace('"', '""') + "\"\r\n").encode())
+    res = run_main(capsys, *CMD, "--csv", str(users), "-o", str(target), "--license-reset")
+    assert res.code == 3, res.err
+    assert res.err.startswith(f"opsbook: error: {users} row 3: identity ") and res.err.count("\n") == 1
+    assert sorted(os.listdir(tmp_path)) == ["users.csv"]
+
+
+@pytest.mark.parametrize(("codec", "order"), [("utf-16-le", "little-endian"), ("utf-16-be", "big-endian")])
+def test_csv_utf16_without_bom_is_named(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, codec: str, order: str
+) -> None:
+    users = tmp_path / "users.csv"
+    users.write_bytes("identity\r\njane@contoso.com\r\n".encode(codec))
+    target = tmp_path / "out.ps1"
+    res = run_main(capsys, *CMD, "--csv", str(users), "-o", str(target))
+    assert res.code == 3
+    assert res.err == (
+        f"opsbook: error: {users}: the file is UTF-16 ({order}, without byte-order mark), not UTF-8; "
+        "save it as UTF-8 (Export-Csv -Encoding UTF8, or Excel's 'CSV UTF-8')\n"
+    )
+    assert not target.exists()
+
+
+def test_saved_script_has_crlf_line_ends(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    target = tmp_path / "Clear.ps1"
+    assert run_main(capsys, *CMD, "jane@contoso.com", "-o", str(target)).code == 0
+    data = target.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf<#")
+    assert data.count(b"\r\n") > 100 and b"\n" not in data.replace(b"\r\n", b"")

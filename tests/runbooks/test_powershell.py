@@ -5,7 +5,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from runbooks.errors import InputError
-from runbooks.powershell import SINGLE_QUOTES, quote, quote_array, unquote, unsafe_character
+from runbooks.exchange_mailbox.identities import problem_with
+from runbooks.exchange_mailbox.script import encode as exchange_encode
+from runbooks.exchange_mailbox.script import generate as exchange_generate
+from runbooks.powershell import BOM, SINGLE_QUOTES, encode, quote, quote_array, render, unquote, unsafe_character
+from runbooks.winrm_https.script import ScriptOptions
+from runbooks.winrm_https.script import encode as winrm_encode
+from runbooks.winrm_https.script import generate as winrm_generate
 from tests.powershell_grammar import parse
 
 
@@ -65,3 +71,71 @@ def test_quote_round_trips_or_refuses(value: str) -> None:
         else:
             assert run % 2 == 0
             run = 0
+
+
+# ---- one character policy and one renderer for every generated script ----
+
+REFUSED = {
+    "\u200b": "invisible formatting character",  # zero-width space
+    "\u00ad": "invisible formatting character",  # soft hyphen
+    "\u2060": "invisible formatting character",  # word joiner
+    "\ufeff": "invisible formatting character",  # BOM inside a value
+    "\u202e": "bidirectional control character",
+    "\u2066": "bidirectional control character",
+    "\x1b": "control character",
+    "\u2028": "control character",
+    "\ue000": "unassigned or private-use character",
+    "\U000e0001": "invisible formatting character",  # language tag
+}
+
+
+@pytest.mark.parametrize("char", sorted(REFUSED))
+def test_one_policy_for_both_generators(char: str) -> None:
+    value = f"Corp{char}Root"
+    assert unsafe_character(value) is not None and REFUSED[char] in unsafe_character(value)  # type: ignore[operator]
+    with pytest.raises(InputError, match=REFUSED[char]):
+        quote(value)
+    with pytest.raises(InputError, match=REFUSED[char]):
+        winrm_generate(ScriptOptions(root_ca=value))
+    with pytest.raises(InputError, match=REFUSED[char]):
+        exchange_generate([value])
+    assert problem_with(value) == unsafe_character(value)
+
+
+@pytest.mark.parametrize("value", ["ka\u200dr", "a\u200cb", "Zo\u00eb \u00c5ngstr\u00f6m", "\u0928\u092e\u0938\u094d\u200d"])
+def test_joiners_and_visible_unicode_are_allowed_by_both(value: str) -> None:
+    assert unsafe_character(value) is None
+    assert quote(value) == f"'{value}'"
+    assert f"'{value}'" in winrm_generate(ScriptOptions(root_ca=value))
+    assert f"'{value}'" in exchange_generate([value])
+
+
+def test_render_fills_markers_in_one_pass() -> None:
+    out = render("a @@ONE@@ b @@TWO@@\r\n", {"ONE": "@@TWO@@", "TWO": "'x'"})
+    assert out == "a @@TWO@@ b 'x'\n"  # a value is never rescanned; CRLF becomes LF
+
+
+def test_render_refuses_missing_and_unused_values() -> None:
+    with pytest.raises(ValueError, match="@@TWO@@ has no value"):
+        render("@@ONE@@ @@TWO@@", {"ONE": "1"})
+    with pytest.raises(ValueError, match="without a marker"):
+        render("@@ONE@@", {"ONE": "1", "EXTRA": "2"})
+
+
+@pytest.mark.parametrize("char", ["\u200b", "\u202e", "\x07", "\u2028", "\x0b"])
+def test_render_checks_the_whole_script_against_the_policy(char: str) -> None:
+    with pytest.raises(ValueError, match="line 2"):
+        render("ok\nWrite-Host @@V@@\n", {"V": f"'a{char}b'"})
+    with pytest.raises(ValueError, match="line 1"):
+        render(f"# template {char}\n", {})
+    assert render("\tindented\n", {}) == "\tindented\n"
+
+
+def test_encode_is_bom_and_crlf_for_both_generators() -> None:
+    text = "line 1\nline 2\r\nline 3\n"
+    assert encode(text) == b"\xef\xbb\xbfline 1\r\nline 2\r\nline 3\r\n"
+    assert encode(BOM + text) == encode(text)  # never two BOMs
+    for data in (exchange_encode(exchange_generate(["a"])), winrm_encode(winrm_generate(ScriptOptions(root_ca="x")))):
+        assert data.startswith(b"\xef\xbb\xbf")
+        assert b"\r\n" in data and b"\n" not in data.replace(b"\r\n", b"")
+        assert data.count(b"\xef\xbb\xbf") == 1

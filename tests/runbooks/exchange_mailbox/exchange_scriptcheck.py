@@ -99,6 +99,9 @@ def check_script(script: str, identities: list[str], *, license_reset: bool = Fa
     if script.startswith(BOM):
         script = script[len(BOM) :]
     assert BOM not in script
+    if "\r\n" in script:  # as saved (encode): CRLF everywhere, no bare LF or CR
+        assert "\n" not in script.replace("\r\n", "") and "\r" not in script.replace("\r\n", "")
+        script = script.replace("\r\n", "\n")
     parsed = parse(script)
     assert parsed.errors == [], parsed.errors[:5]
 

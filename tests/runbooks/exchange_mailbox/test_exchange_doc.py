@@ -34,6 +34,17 @@ def test_document_states_the_dangers() -> None:
     assert "ExchangeGuid" in DOC and "NoExchangeGuid" in DOC  # the second-mailbox trap is explained
 
 
+def test_document_explains_the_exchange_only_fallback_and_its_restore_file() -> None:
+    assert "only the\n   Exchange Online service plans" in DOC or "only the Exchange Online plans" in DOC
+    assert "EXCHANGE_S_STANDARD" in DOC and "Get-MgUserLicenseDetail" in DOC and "AppliesTo" in DOC
+    assert "-AddLicenses @(@{SkuId='...'; DisabledPlans=@('...')}) -RemoveLicenses @()" in DOC.replace("\n", " ")
+    assert "restore file" in DOC and "-Restore" in DOC and "-HalfDone Finish" in DOC
+    assert "#23786" in DOC and "#10457" in DOC  # why a finally block alone is not enough
+    for blocker in ("LitigationHoldEnabled", "InPlaceHolds", "ArchiveGuid", "-SoftDeletedMailbox", "-ArchiveChecked"):
+        assert blocker in DOC
+    assert "Remove-Mailbox -Identity *" not in DOC  # the example identity would now be refused (wildcard)
+
+
 def _doc_commands() -> list[list[str]]:
     blocks = re.findall(r"```sh\n(.*?)```", DOC, flags=re.S)
     lines = [line for block in blocks for line in block.splitlines() if line.startswith("opsbook exchange")]

@@ -100,8 +100,8 @@ def test_per_user_logic() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
     body = script[script.index("function Invoke-OneUser"):]
     # checks before the change, the change only with -Apply
-    steps = ["Get-OneUser -Identity $Identity", "'HasCloudMailbox'", "Test-NothingToClear $r.PreviousBefore",
-             "if (-not $Apply)", "Invoke-Clear -Id $id", "Wait-Cleared -Id $id", "'Cleared'", "'NotCleared'"]
+    steps = ["Get-OneUser -Identity $Identity", "'HasCloudMailbox'", "if (Test-NothingToClear $r.PreviousBefore) {",
+             "if (-not $Apply)", "$changed = Invoke-Clear -Id $id", "Wait-Cleared -Id $id", "$r.Result = 'Cleared'; $r.Failed = $restoreFailed", "'NotCleared'"]
     positions = [body.index(s) for s in steps]
     assert positions == sorted(positions)
     assert "$r.RecipientTypeDetails -like '*Mailbox' -and $r.RecipientTypeDetails -ne 'MailUser'" in body
@@ -114,7 +114,7 @@ def test_per_user_logic() -> None:
     assert "Write-Host ('RESULT {0}: {1} - {2}'" in script
     assert "Start-Transcript -LiteralPath $LogPath" in script
     assert "Export-Csv -LiteralPath $ResultCsv -NoTypeInformation" in script
-    assert "if ($r.Failed) { $exitCode = 1 }" in script
+    assert "if ($Row.Failed) { $script:exitCode = 1 }" in script
     assert script.rstrip().endswith("exit $exitCode")
     assert "New-MoveRequest -Identity" in script and "Start-MigrationBatch" in script
 
@@ -130,19 +130,21 @@ def test_connection_is_interactive_or_app_only() -> None:
 
 def test_license_reset_fallback() -> None:
     script = generate(["a"], license_reset=True, generated_at=FIXED_TIME)
-    assert "[int]$LicenseWaitSeconds = 900" in _param_block(script)
+    params = _param_block(script)
+    assert "[int]$LicenseWaitSeconds = 900" in params
+    assert "[string]$RestoreFile" in params and "[string]$Restore," in params
+    assert "[ValidateSet('Ask', 'Finish', 'Restore')]\n    [string]$HalfDone = 'Ask'" in params
     assert "$LicenseReset = $true" in script
-    assert "$connect.Scopes = @('User.ReadWrite.All')" in script
+    assert "$connect.Scopes = @('User.ReadWrite.All')" in script and "$connect.Scopes = @('User.Read.All')" in script
     assert "Get-MgUser -UserId $GraphId -Property 'Id,UserPrincipalName,AssignedLicenses,LicenseAssignmentStates'" in script
-    assert "DisabledPlans" in script and "SkuId" in script
-    assert "AssignedByGroup" in script and "cannot be removed per user" in script
-    fn = script[script.index("function Invoke-LicenseReset"): script.index("function Invoke-OneUser")]
-    steps = ["Get-LicenseState", "ByGroup.Count -gt 0", "Set-MgUserLicense -UserId $state.Id -AddLicenses @() -RemoveLicenses",
-             "(Get-Date).AddSeconds($LicenseWaitSeconds)", "'MailUser'", "Invoke-Clear -Id $Id", "} finally {",
-             "Restore-Licenses -GraphId $state.Id -Saved $state.Saved"]
+    assert "AssignedByGroup" in script and "cannot be changed per user" in script
+    fn = script[script.index("function Invoke-LicenseReset"):]
+    fn = fn[: fn.index("\n}\n")]
+    steps = ["Get-LicenseState", "ByGroup.Count -gt 0", "Get-LicensePlan -GraphId $state.Id -Saved $saved",
+             "Save-RestoreFile", "} finally {", "Restore-Entry -Entry $Entry"]
     positions = [fn.index(s) for s in steps]
     assert positions == sorted(positions)
-    restore = script[script.index("function Restore-Licenses"): script.index("function Invoke-LicenseReset")]
+    restore = script[script.index("function Restore-Licenses"): script.index("function Restore-Entry")]
     assert "DisabledPlans = @($l.DisabledPlans)" in restore
     assert "Set-MgUserLicense -UserId $GraphId -AddLicenses $add -RemoveLicenses @()" in restore
     assert "Test-SameLicenses" in restore  # restored licences are verified
@@ -172,3 +174,28 @@ def test_encode_adds_a_bom_and_why_it_matters() -> None:
     # Without the BOM, Windows PowerShell 5.1 reads the file as Windows-1252: U+0452 (D1 92)
     # becomes 'Ñ’' and the ’ (0x92) is a PowerShell quote: the literal would end early.
     assert "\u0452".encode().decode("cp1252") == "\u00d1\u2019"
+
+
+def test_templates_are_package_resources_listed_in_package_data() -> None:
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    from runbooks.exchange_mailbox import script as gen
+
+    folder = Path(gen.__file__).parent / "templates"
+    names = sorted(p.name for p in folder.glob("*.ps1"))
+    assert names == sorted([gen.MAIN, gen.LICENSE_FALLBACK, gen.NO_LICENSE_FALLBACK])
+    project = tomllib.loads((Path(gen.__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["runbooks"]
+    for name in names:
+        assert any(fnmatch(f"exchange_mailbox/templates/{name}", p) for p in patterns), name
+    # both fragment files define the same regions, and together with the generator fill every marker
+    with_fallback, without = gen._fragments(gen.LICENSE_FALLBACK), gen._fragments(gen.NO_LICENSE_FALLBACK)
+    assert set(with_fallback) == set(without) and "LICENSE_FUNCTIONS" in with_fallback
+    assert "function Invoke-LicenseReset" in with_fallback["LICENSE_FUNCTIONS"]
+    markers = set(re.findall(r"@@([A-Z_]+)@@", gen.template_text(gen.MAIN)))
+    assert markers == set(with_fallback) | {"COUNT", "GENERATED_AT", "VERSION", "IDENTITIES", "GENERATED_BY",
+                                             "LICENSE_RESET"}
+    # no PowerShell left in Python source
+    assert not (Path(gen.__file__).parent / "template.py").exists()

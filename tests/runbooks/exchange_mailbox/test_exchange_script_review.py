@@ -29,23 +29,30 @@ EXTERNAL: dict[str, set[str]] = {
     "Connect-ExchangeOnline": set(),  # splatted; keys checked below
     "Get-User": {"Identity"},
     "Get-MailUser": {"Identity"},
+    "Get-Mailbox": {"Identity", "SoftDeletedMailbox"},
     "Set-User": {"Identity", "PermanentlyClearPreviousMailboxInfo"},
     # Microsoft.Graph.Authentication / .Users / .Users.Actions
     "Connect-MgGraph": set(),  # splatted; keys checked below
     "Get-MgContext": set(),
     "Get-MgUser": {"UserId", "Property"},
+    "Get-MgUserLicenseDetail": {"UserId"},
     "Set-MgUserLicense": {"UserId", "AddLicenses", "RemoveLicenses"},
     # Windows PowerShell 5.1 built-ins
     "ConvertTo-Json": {"InputObject", "Compress", "Depth"},
-    "Export-Csv": {"LiteralPath", "NoTypeInformation", "Encoding"},
+    "ConvertFrom-Json": set(),
+    "Export-Csv": {"LiteralPath", "NoTypeInformation", "Encoding", "Append"},
+    "Get-Content": {"LiteralPath", "Raw", "Encoding"},
+    "Read-Host": {"Prompt"},
+    "Test-Path": {"LiteralPath"},
+    "Write-Verbose": set(),
     "ForEach-Object": set(),
     "Get-Command": {"Name"},
     "Get-Date": set(),
     "Get-Location": set(),
     "Join-Path": {"Path", "ChildPath"},
-    "New-Object": {"TypeName"},
+    "New-Object": {"TypeName", "ArgumentList"},
     "Out-Null": set(),
-    "Select-Object": {"Property"},
+    "Select-Object": {"Property", "Unique"},
     "Set-StrictMode": {"Version"},
     "Sort-Object": set(),
     "Start-Sleep": {"Seconds"},
@@ -62,7 +69,11 @@ EXTERNAL: dict[str, set[str]] = {
 USER_PROPERTIES = {
     "ExternalDirectoryObjectId", "Guid", "PreviousRecipientTypeDetails", "RecipientType",
     "RecipientTypeDetails", "SKUAssigned", "UserPrincipalName", "ExchangeGuid",
+    # MailUser: the blockers checked before clearing
+    "LitigationHoldEnabled", "InPlaceHolds", "ArchiveGuid",
 }
+#: Functions only defined with --license-reset, called only behind $LicenseReset / a restore-file entry.
+LICENSE_ONLY = {"Invoke-LicenseReset", "Restore-Entry", "Get-GraphId", "Get-PlanText"}
 
 
 def _functions(script: str) -> dict[str, set[str]]:
@@ -81,7 +92,7 @@ def test_every_command_is_real_and_called_with_real_parameters(license_reset: bo
     calls = parse(script).commands()
     assert len(calls) > 50
     for name, params in calls:
-        if name == "Invoke-LicenseReset" and not license_reset:
+        if name in LICENSE_ONLY and not license_reset:
             continue  # only reached when $LicenseReset is $true (checked below)
         if name in own:
             assert set(params) <= own[name], (name, params, own[name])
@@ -113,7 +124,7 @@ def test_splatted_connection_parameters_are_real() -> None:
 @pytest.mark.parametrize("license_reset", [False, True])
 def test_only_real_user_properties_are_read(license_reset: bool) -> None:
     script = generate(["a"], license_reset=license_reset, generated_at=FIXED_TIME)
-    read = set(re.findall(r"Get-Prop (?:\$\w+|\(.*?\)) '(\w+)'", script))
+    read = set(re.findall(r"Get-Prop (?:\$\w+|\(.*?\)) '(\w+)'", script)) - {"Format"}  # Format: of the restore file
     assert {"PreviousRecipientTypeDetails", "RecipientTypeDetails", "ExchangeGuid"} <= read
     assert read <= USER_PROPERTIES
     graph = re.search(r"-Property '([^']*)'", script)
@@ -131,7 +142,7 @@ def test_exchange_session_is_checked_before_the_first_user() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
     fn = script[script.index("function Assert-ExchangeSession"):]
     fn = fn[: fn.index("\n}\n")]
-    assert "@('Get-User', 'Get-MailUser', 'Set-User')" in fn
+    assert "@('Get-User', 'Get-MailUser', 'Get-Mailbox', 'Set-User')" in fn
     assert ".Parameters.ContainsKey('PermanentlyClearPreviousMailboxInfo')" in fn
     assert "if ($Apply) { throw $message }" in fn and "Write-Warning $message" in fn
     main = script[script.index("# ---- Main ----"):]
@@ -146,9 +157,11 @@ def test_exchange_session_is_checked_before_the_first_user() -> None:
 def test_mail_user_without_exchange_guid_is_refused_before_any_change() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
     body = script[script.index("function Invoke-OneUser"):]
-    steps = ["'HasCloudMailbox'", "Test-NothingToClear $r.PreviousBefore", "if ($r.RecipientTypeDetails -eq 'MailUser')",
-             "Get-MailUser -Identity (Get-UniqueId -User $user -Fallback $Identity) -ErrorAction Stop",
-             "Test-EmptyGuid $r.ExchangeGuid", "'NoExchangeGuid'", "if (-not $Apply)", "Invoke-Clear -Id $id"]
+    steps = ["$id = Get-UniqueId -User $user -Fallback $Identity", "'HasCloudMailbox'",
+             "if (Test-NothingToClear $r.PreviousBefore) {", "if ($r.RecipientTypeDetails -eq 'MailUser')",
+             "$mailUser = Get-MailUser -Identity $id -ErrorAction Stop",
+             "Test-EmptyGuid $r.ExchangeGuid", "'NoExchangeGuid'", "Get-Blockers", "'Blocked'", "if (-not $Apply)",
+             "Invoke-Clear -Id $id"]
     positions = [body.index(s) for s in steps]
     assert positions == sorted(positions)
     assert "$EmptyGuid = '00000000-0000-0000-0000-000000000000'" in script
@@ -159,14 +172,14 @@ def test_mail_user_without_exchange_guid_is_refused_before_any_change() -> None:
 
 def test_cloud_mailbox_is_recognised_by_type_or_details() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
-    assert ("if ($r.RecipientType -eq 'UserMailbox' -or ($r.RecipientTypeDetails -like '*Mailbox' "
+    assert ("($r.RecipientType -eq 'UserMailbox' -or ($r.RecipientTypeDetails -like '*Mailbox' "
             "-and $r.RecipientTypeDetails -ne 'MailUser'))") in script
 
 
 def test_graph_modules_named_right_and_checked_before_connecting() -> None:
     script = generate(["a"], license_reset=True, generated_at=FIXED_TIME)
     fn = script[script.index("function Connect-Graph"): script.index("function Get-LicenseState")]
-    assert "@('Get-MgContext', 'Connect-MgGraph', 'Get-MgUser', 'Set-MgUserLicense')" in fn
+    assert "@('Get-MgContext', 'Connect-MgGraph', 'Get-MgUser', 'Get-MgUserLicenseDetail', 'Set-MgUserLicense')" in fn
     assert "Install-Module Microsoft.Graph.Authentication, Microsoft.Graph.Users, Microsoft.Graph.Users.Actions" in fn
     assert fn.index("Set-MgUserLicense')") < fn.index("Get-MgContext)") < fn.index("Connect-MgGraph @connect")
     assert "Identity.DirectoryManagement" not in script  # Set-MgUserLicense lives in Microsoft.Graph.Users.Actions
@@ -190,7 +203,7 @@ def _hint_pattern(script: str) -> str:
 def test_printed_hints_quote_like_the_generator() -> None:
     script = generate(["a"], license_reset=True, generated_at=FIXED_TIME)
     assert script.count("(ConvertTo-Literal $upn)") == 1
-    assert "(ConvertTo-Literal $state.Id)" in script
+    assert "(ConvertTo-Literal $Entry.GraphId)" in script and "(ConvertTo-Literal $RestoreFile)" in script
     assert "-replace \"'\", \"''\"" not in script  # the old hint doubled only the ASCII quote
     pattern = _hint_pattern(script)
     assert pattern == "(['\\u2018\\u2019\\u201A\\u201B])"  # ASCII in the script, .NET regex escapes
@@ -216,11 +229,10 @@ def test_unrestored_licences_show_in_the_result_even_after_an_error() -> None:
 
 def test_result_csv_has_a_bom_on_both_powershell_versions() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
-    final = script[script.index("} finally {\n    if ($results.Count -gt 0)"):]
-    steps = ["$csvEncoding = 'UTF8'", "if ($PSVersionTable.PSVersion.Major -ge 6) { $csvEncoding = 'utf8BOM' }",
-             "Export-Csv -LiteralPath $ResultCsv -NoTypeInformation -Encoding $csvEncoding"]
-    positions = [final.index(s) for s in steps]
-    assert positions == sorted(positions)
+    steps = ["$CsvEncoding = 'UTF8'", "if ($PSVersionTable.PSVersion.Major -ge 6) { $CsvEncoding = 'utf8BOM' }",
+             "Export-Csv -LiteralPath $ResultCsv -NoTypeInformation -Encoding $CsvEncoding -Append"]
+    positions = [script.index(s) for s in steps]
+    assert positions[0] < positions[1] and script.count("Export-Csv") == 1
 
 
 def test_warning_preference_is_pinned_so_the_no_change_warning_is_seen() -> None:
