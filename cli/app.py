@@ -44,9 +44,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "winrm": ("cli.commands.winrm", "WinRM HTTPS listeners: outside check, authenticated audit, binding script."),
     "adsync": ("cli.commands.adsync",
                "Azure AD Connect / Entra Connect: DNS per server, domain controller ports, tenant sync."),
+    "dns": ("cli.commands.dns", "DNS resolvers: each one asked on its own, answers compared (brown-out, down)."),
     "exchange": ("cli.commands.exchange",
                  "Exchange Online: generate reviewed, injection-proof PowerShell for mailbox fixes."),
-    "run": ("cli.commands.run", "Run a YAML suite of checks (winrm check, adsync check, docker-root status)..."),
+    "run": ("cli.commands.run",
+            "Run a YAML suite of checks (winrm check, adsync check, dns check, docker-root status)..."),
 }
 
 

@@ -30,6 +30,7 @@ from .clickcompat import ClickException, NoArgsIsHelpError, UsageError
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "winrm": ("winrm", "check", "cli.commands.winrm_check"),
     "adsync": ("adsync", "check", "cli.commands.adsync"),
+    "dns": ("dns", "check", "cli.commands.dns"),
     "docker-root": ("docker-root", "status", "cli.commands.docker_root"),
 }
 #: Parameters every check command has that belong to ``opsbook run`` itself.

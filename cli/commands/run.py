@@ -14,7 +14,7 @@ from ..options import FormatOption, TextfileOption, examples
 from ..outputformat import OutputFormat
 
 HELP = (
-    "Run a YAML suite of checks (winrm check, adsync check, docker-root status) concurrently "
+    "Run a YAML suite of checks (winrm check, adsync check, dns check, docker-root status) concurrently "
     "and report them together, in any format. The suite is validated completely before "
     "anything runs; ${ENV_VAR} values are read at run time and never printed."
 )

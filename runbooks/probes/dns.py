@@ -14,6 +14,10 @@ from __future__ import annotations
 import enum
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .targets import HostPort
 
 
 class DnsOutcome(enum.Enum):
@@ -195,4 +199,36 @@ def system_nameservers(path: str = "/etc/resolv.conf") -> list[str]:
                 continue
             if address not in servers:
                 servers.append(address)
+    return servers
+
+
+def parse_servers(
+    entries: list[str] | None, *, option: str = "--dns", resolv_conf: str = "/etc/resolv.conf"
+) -> list[HostPort]:
+    """DNS servers as ``ADDRESS[:PORT]`` (IPv6 as ``[addr]:port``), default: *resolv_conf*'s nameservers.
+
+    Returns :class:`~runbooks.probes.targets.HostPort` items; InputError (exit 3) for a name
+    instead of an address, a server given twice, or no server at all.
+    """
+    import ipaddress
+
+    from ..errors import InputError
+    from .targets import parse_host_port
+
+    texts = list(entries or []) or system_nameservers(resolv_conf)
+    if not texts:
+        raise InputError(f"no {option} given and {resolv_conf} lists no nameserver: give {option} ADDRESS")
+    servers = []
+    seen: set[str] = set()
+    for text in texts:
+        hp = parse_host_port(text, 53)
+        try:
+            ipaddress.ip_address(hp.host)
+        except ValueError:
+            raise InputError(f"invalid {option} {text!r}: give the server's IP address") from None
+        label = server_label(hp.host, hp.port)
+        if label in seen:
+            raise InputError(f"{option} {text!r} is given twice")
+        seen.add(label)
+        servers.append(hp)
     return servers

@@ -96,3 +96,30 @@ def parse_resolve(entries: list[str] | None) -> dict[str, str]:
             raise InputError(f"invalid --resolve {entry!r}: {address!r} is not an IP address") from None
         mapping[host.lower()] = address
     return mapping
+
+
+def dns_name(text: str, option: str) -> str:
+    """*text* as a DNS name for the wire: A-labels for an internationalised name (IDNA 2008 + UTS 46).
+
+    InputError (exit 3) names *option* when it is empty, has an over-long or empty label,
+    or a character no DNS name can hold.
+    """
+    value = (text or "").strip()
+    dot = "." if value.endswith(".") and value != "." else ""
+    name = value[:-1] if dot else value
+    if not name:
+        raise InputError(f"{option} is empty: give a DNS name")
+    try:
+        if name.isascii():
+            name.encode("idna")  # every label 1-63 characters
+            ascii_name = name
+        else:
+            import idna  # IDNA 2008 with the UTS 46 mapping (installed with requests)
+
+            ascii_name = idna.encode(name, uts46=True).decode("ascii")
+    except UnicodeError:  # idna.IDNAError is one
+        raise InputError(f"invalid {option} {text!r}: not a valid DNS name") from None
+    bad = next((ch for ch in ascii_name if not (ch.isalnum() or ch in "-_.")), None)
+    if bad is not None or len(ascii_name) > 253:
+        raise InputError(f"invalid {option} {text!r}: not a valid DNS name")
+    return ascii_name.lower() + dot

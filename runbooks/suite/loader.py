@@ -17,7 +17,7 @@ from .yamlsafe import Mark, SuiteError, YNode, load_file
 
 TOP_KEYS = ("version", "defaults", "include", "checks")
 ENTRY_KEYS = ("name", "runbook", "with", "when", "optional", "deadline", "description")
-WHEN_KEYS = ("path_exists", "env_set")
+WHEN_KEYS = ("path_exists", "any_path_exists", "env_set")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:/+-]{0,99}$")
 #: Most files in one suite (the top file and everything it includes).
 MAX_FILES = 32
@@ -86,12 +86,11 @@ def _when(node: YNode) -> When:
     _expect(node, ("mapping",), "when")
     _unknown_key(node.keys, WHEN_KEYS, "when")
     when = When(mark=node.mark)
-    if "path_exists" in node.value:
-        folder = os.path.dirname(os.path.abspath(node.mark.file))  # relative to the suite file, as include: is
-        when.path_exists = [
-            os.path.normpath(os.path.join(folder, os.path.expanduser(p)))
-            for p in _str_list(node.value["path_exists"], "when.path_exists")
-        ]
+    folder = os.path.dirname(os.path.abspath(node.mark.file))  # relative to the suite file, as include: is
+    for key in ("path_exists", "any_path_exists"):
+        if key in node.value:
+            setattr(when, key, [os.path.normpath(os.path.join(folder, os.path.expanduser(p)))
+                                for p in _str_list(node.value[key], f"when.{key}")])
     if "env_set" in node.value:
         names = _str_list(node.value["env_set"], "when.env_set")
         for name in names:

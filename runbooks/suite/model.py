@@ -11,6 +11,7 @@ from .yamlsafe import Mark, YNode
 RUNBOOKS: dict[str, str] = {
     "winrm": "winrm check",
     "adsync": "adsync check",
+    "dns": "dns check",
     "docker-root": "docker-root status",
 }
 
@@ -37,6 +38,8 @@ class When:
     """Conditions under which an entry runs; all must hold (else the entry is skipped)."""
 
     path_exists: list[str] = field(default_factory=list)
+    #: At least one of these paths exists.
+    any_path_exists: list[str] = field(default_factory=list)
     env_set: list[str] = field(default_factory=list)
     mark: Mark | None = None
 

@@ -6,7 +6,7 @@ Grammar (inside any string value under ``with:`` or ``defaults:``):
   anything runs.
 - ``${NAME:-fallback}``: NAME, or *fallback* when unset or empty; *fallback* may itself
   contain references (``${OPSBOOK_DOMAIN:-${host.domain}}``).
-- ``${host.domain}``, ``${host.nameservers}``, ``${host.hostname}``: facts about this host
+- ``${host.domain}``, ``${host.nameservers}``, ``${host.hostname}``, ``${host.fqdn}``: facts about this host
   read from resolv.conf (``OPSBOOK_RESOLV_CONF`` names another file). A value that is
   exactly ``${host.nameservers}`` becomes a list (one item per server).
 - ``$${`` is a literal ``${``.
@@ -28,7 +28,7 @@ from ..secrets import Secret
 from .yamlsafe import Mark, SuiteError, YNode
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-FACTS = ("host.domain", "host.nameservers", "host.hostname")
+FACTS = ("host.domain", "host.nameservers", "host.hostname", "host.fqdn")
 MAX_REF_DEPTH = 8
 
 #: A resolved option value: a scalar, a Secret (from the environment) or a list of them.
@@ -98,7 +98,19 @@ def host_facts(resolv_conf: str | None = None) -> dict[str, Callable[[], Any]]:
             return name.split(".", 1)[1]
         raise LookupError(f"no 'domain' or 'search' line in {path} and the host name has no domain")
 
-    return {"host.domain": domain, "host.nameservers": nameservers, "host.hostname": socket.gethostname}
+    def fqdn() -> str:
+        # No DNS lookup (socket.getfqdn would ask the very resolvers being checked): the host
+        # name, with the resolv.conf domain when it has none.
+        name = socket.gethostname()
+        if "." in name:
+            return name
+        try:
+            return f"{name}.{domain()}"
+        except LookupError:
+            return name
+
+    return {"host.domain": domain, "host.nameservers": nameservers, "host.hostname": socket.gethostname,
+            "host.fqdn": fqdn}
 
 
 class Resolver:

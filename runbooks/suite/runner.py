@@ -46,6 +46,8 @@ def when_holds(when: When | None, environ: dict[str, str] | None = None) -> tupl
     for path in when.path_exists:
         if not os.path.exists(path):
             return False, f"{path} does not exist"
+    if when.any_path_exists and not any(os.path.exists(p) for p in when.any_path_exists):
+        return False, f"none of {', '.join(when.any_path_exists)} exists"
     for name in when.env_set:
         if not env.get(name):
             return False, f"{name} is not set"

@@ -91,7 +91,7 @@ def test_local_suite_uses_the_host_facts(
     monkeypatch.setattr("socket.gethostname", lambda: "box")
     result = run_main(capsys, "run", "--validate", str(EXAMPLES / "local.yaml"))
     assert result.code == 0, result.err
-    assert "skipped on this host: dns (" in result.out
+    assert "skipped on this host: resolvers (" in result.out and "; dns (" in result.out
 
 
 def opsbook_args(command: str) -> list[str]:

@@ -61,10 +61,14 @@ def test_local_suite_checks_each_dns_server_of_the_host(lab: Path) -> None:
     assert any(c["status"] in ("WARNING", "CRITICAL") and BROWNOUT in c["target"] for c in dns), dns
     discovery = next(c for c in dns if c["id"] == "adsync.dc.discovery")
     assert f"dc1.{DOMAIN}" in discovery["summary"]
+    # the resolvers entry: every nameserver asked on its own for this host's own name
+    resolvers = [c for c in doc["checks"] if c["source"] == "resolvers"]
+    assert {c["target"] for c in resolvers} == {f"{HEALTHY}", f"{BROWNOUT}"}, resolvers
     docker_ran = any(c["source"] == "docker-root" for c in doc["checks"])
-    assert docker_ran == os.path.exists(DOCKER_SOCKET)
+    assert docker_ran == (os.path.exists(DOCKER_SOCKET) or os.path.exists("/etc/docker/daemon.json"))
     if not docker_ran:
-        assert doc["skipped"] == [{"name": "docker-root", "reason": f"{DOCKER_SOCKET} does not exist"}]
+        assert doc["skipped"] == [{"name": "docker-root",
+                                   "reason": f"none of {DOCKER_SOCKET}, /etc/docker/daemon.json exists"}]
 
 
 def test_local_suite_in_every_format(lab: Path, tmp_path: Path) -> None:

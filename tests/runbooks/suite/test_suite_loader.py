@@ -57,7 +57,7 @@ def test_a_valid_suite_loads_with_defaults_and_positions(suite_file: SuiteFile) 
         ("version: 2\nchecks: []\n", r":1:10: unsupported suite version 2"),
         ("version: true\nchecks: []\n", r":1:10: unsupported suite version True"),
         ("version: 1\nchecks: {a: 1}\n", r":2:9: checks must be a list, not a mapping"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: ftp\n", r":4:14: unknown runbook 'ftp' \(expected one of: winrm, adsync, docker-root\)"),
+        ("version: 1\nchecks:\n  - name: a\n    runbook: ftp\n", r":4:14: unknown runbook 'ftp' \(expected one of: winrm, adsync, dns, docker-root\)"),
         ("version: 1\nchecks:\n  - runbook: winrm\n", r":3:5: check has no 'name'"),
         ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: [1]\n", r":5:11: with must be a mapping, not a list"),
         ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    colour: red\n", r":5:5: unknown key 'colour' in a check"),
