@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from .tcp import _CLOSED_ERRNOS, PortState, tcp_connect
+from .tcp import PortState, state_of_errno, tcp_connect
 
 #: OpenSSL verify codes worth naming in a report (X509_V_ERR_*).
 VERIFY_REASONS = {
@@ -241,8 +241,7 @@ def _connect(probe: TlsProbe, address: str, timeout: float) -> socket.socket | N
         if isinstance(last, TimeoutError):
             probe.tcp_state, probe.tcp_error = PortState.FILTERED, f"no answer within {timeout:g}s"
         else:
-            closed = last.errno in _CLOSED_ERRNOS
-            probe.tcp_state = PortState.CLOSED if closed else PortState.ERROR
+            probe.tcp_state = state_of_errno(last.errno)
             probe.tcp_error = last.strerror or str(last)
             probe.tcp_errno = last.errno
         return None

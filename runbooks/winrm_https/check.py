@@ -167,8 +167,10 @@ def _tcp_result(hp: HostPort, probe: TlsProbe, timeout: float) -> CheckResult:
                        f"not checked: {probe.tcp_error} here (raise 'ulimit -n' or lower --concurrency)",
                        details=details)
     if probe.tcp_state is PortState.CLOSED:
-        why = "connection refused" if "refused" in probe.tcp_error.lower() else f"unreachable ({probe.tcp_error})"
-        summary = f"{why}: no HTTPS listener on port {hp.port}, or blocked"
+        why = "connection refused" if "refused" in probe.tcp_error.lower() else f"connection reset ({probe.tcp_error})"
+        summary = f"{why}: the host answered and no HTTPS listener is on port {hp.port}"
+    elif probe.tcp_state is PortState.FILTERED and probe.tcp_errno is not None:
+        summary = f"port {hp.port} filtered: {probe.tcp_error} (a firewall rejects the connection)"
     elif probe.tcp_state is PortState.FILTERED:
         summary = f"no answer within {timeout:g}s: port {hp.port} filtered (firewall) or host down"
     else:
