@@ -166,7 +166,10 @@ def assess_server(
         parts.append(f"no data for {_join(missing_gc)} (no server has it: {GC_HINT})")
     if failing:
         parts.append(f"fails {_join(failing)}")
-    if unreachable and len(unreachable) == len(answers):
+    if unreachable and len(unreachable) == len(answers) and any(a.truncated for a in answers):
+        parts.append(f"answers over UDP only with truncated replies, and no answer comes over TCP "
+                     f"({_describe(next(a for a in answers if a.truncated))})")
+    elif unreachable and len(unreachable) == len(answers):
         parts.append(f"does not answer at all ({_describe(answers[0])})")
     elif unreachable:
         parts.append(f"no answer for {_join(unreachable)}")
