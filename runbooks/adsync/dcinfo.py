@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from ..model import CheckResult, Metric, Status, worst
+from ..model import CheckResult, Metric, MetricValue, Status, worst
 from ..probes.tcp import PortState
 from .ports import PortProbe
 
@@ -76,7 +76,8 @@ def assess_clock(dc: str, probes: Sequence[PortProbe], limits: SkewThresholds) -
     details: dict[str, Any] = {"dc": dc, "source": how, "skew_s": round(skew, 3), "readings": readings,
                                "warn_s": limits.warn, "crit_s": limits.crit,
                                "reference": "this host's clock (keep it synchronised, or the skew is ours)"}
-    metrics = {"clock_skew": Metric(round(abs(skew), 3), "s", warn=limits.warn, crit=limits.crit, min=0)}
+    metrics: dict[str, MetricValue] = {
+        "clock_skew": Metric(round(abs(skew), 3), "s", warn=limits.warn, crit=limits.crit, min=0)}
     if judged >= limits.crit:
         status = Status.CRITICAL
         summary = (f"{dc}: clock {_human(skew)} {direction} this host ({how}): Kerberos fails at 5 minutes of "
@@ -172,7 +173,7 @@ def assess_ldaps(dc: str, probe: PortProbe, ca_file: str | None, *, now: dt.date
         findings.append((Status.WARNING, f"TLS works but no LDAP answer over it ({answer.note})"))
     details: dict[str, Any] = {"dc": dc, "port": probe.spec.port, "version": tls.version, "trust_store": store,
                                "verified": bool(tls.verified), "certificate": info.to_dict()}
-    metrics = {"days_left": Metric(days, "", warn=warn_days, crit=crit_days, low=True)}
+    metrics: dict[str, MetricValue] = {"days_left": Metric(days, "", warn=warn_days, crit=crit_days, low=True)}
     status = worst(s for s, _ in findings)
     if findings:
         ordered = sorted(findings, key=lambda f: -f[0].severity)
