@@ -217,8 +217,10 @@ def build_report(
         )
         graph_mod.validate_options(graph_options)  # exit 3 before any DNS query or HTTPS request
 
+        file_check = graph_mod.secret_file_check(client_secret_file) if client_secret_file is not None else None
+
         def extra() -> list[CheckResult]:
-            return graph_mod.check_tenant(graph_options)
+            return ([file_check] if file_check else []) + graph_mod.check_tenant(graph_options)
 
     return run_check(options, extra)
 
