@@ -29,7 +29,11 @@ from .certinfo import ANY_EKU, SERVER_AUTH, CertInfo, name_matches, parse_certif
 COMMAND = "winrm check"
 DEFAULT_PORT = 5986
 OLD_TLS = {"SSLv3": Status.CRITICAL, "TLSv1": Status.WARNING, "TLSv1.1": Status.WARNING}
-WEAK_HASHES = {"md2": Status.CRITICAL, "md5": Status.CRITICAL, "sha1": Status.WARNING}
+#: The handshake runs at OpenSSL security level 0 to see everything; Python's default context (pywinrm,
+#: Ansible, opsbook's own audit) runs at level 2 and refuses SHA-1/MD5 signatures and RSA keys below 2048 bits.
+WEAK_HASHES = {"md2": Status.CRITICAL, "md5": Status.CRITICAL, "sha1": Status.CRITICAL}
+CLIENTS_REFUSE = ("clients refuse this certificate: Python's default TLS context (pywinrm, Ansible, opsbook winrm "
+                  "audit) runs at OpenSSL security level 2")
 #: The checks that need a TLS handshake (omitted when there is none).
 DEPENDENT_CHECKS = (
     "winrm.tls.version", "winrm.cert.chain", "winrm.cert.name", "winrm.cert.issuer", "winrm.cert.expiry",
@@ -306,8 +310,9 @@ def _key_result(hp: HostPort, info: CertInfo) -> CheckResult:
     label = f"{info.key_type} {info.key_size}" if info.key_size else info.key_type
     weak = info.key_type in ("RSA", "DSA") and (info.key_size or 0) < 2048
     if weak:
-        return _result(hp, "winrm.cert.key", "certificate key", Status.WARNING,
-                       f"{label}-bit key is too small (use RSA >= 2048)", details=details)
+        return _result(hp, "winrm.cert.key", "certificate key", Status.CRITICAL,
+                       f"{label}-bit key is too small — {CLIENTS_REFUSE}, which needs RSA >= 2048; reissue it",
+                       details=details)
     return _result(hp, "winrm.cert.key", "certificate key", Status.OK, f"{label}-bit key", details=details)
 
 
@@ -316,7 +321,7 @@ def _signature_result(hp: HostPort, info: CertInfo) -> CheckResult:
     status = WEAK_HASHES.get(name, Status.OK)
     summary = f"signed with {name.upper()}"
     if status is not Status.OK:
-        summary += ": weak hash, reissue with SHA-256 (modern clients refuse it)"
+        summary += f": weak hash — {CLIENTS_REFUSE}, which refuses {name.upper()} signatures; reissue with SHA-256"
     return _result(hp, "winrm.cert.signature", "certificate signature", status, summary,
                    details={"signature_hash": name})
 

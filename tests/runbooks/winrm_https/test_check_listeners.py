@@ -98,8 +98,9 @@ def test_healthy_listener_is_ok_everywhere(serve, ca_file: str) -> None:
         ("self_signed", "winrm.cert.chain", Status.CRITICAL, "self-signed"),
         ("name_mismatch", "winrm.cert.name", Status.CRITICAL, "not srv1.corp.test"),
         ("client_eku", "winrm.cert.eku", Status.CRITICAL, "Client Authentication"),
-        ("sha1", "winrm.cert.signature", Status.WARNING, "SHA1"),
-        ("weak_key", "winrm.cert.key", Status.WARNING, "1024"),
+        # Issue #12: verified only at SECLEVEL=0; Python's default context refuses them.
+        ("sha1", "winrm.cert.signature", Status.CRITICAL, "SHA1"),
+        ("weak_key", "winrm.cert.key", Status.CRITICAL, "1024"),
     ],
 )
 def test_each_certificate_problem_is_named(serve, ca_file: str, kind: str, failing: str, status: Status, words: str) -> None:
@@ -121,6 +122,9 @@ def test_each_certificate_problem_is_named(serve, ca_file: str, kind: str, faili
         assert chain_reason in res["winrm.cert.chain"].summary
     if kind == "expired":  # the metric agrees with the summary ("expired 5 days ago")
         assert res["winrm.cert.expiry"].metrics["days_left"].value == -5
+    if kind in ("sha1", "weak_key"):
+        assert "clients refuse this certificate" in res[failing].summary
+        _python_default_context_refuses(serve(kind).target, ca_file)
     if kind in ("sha1", "weak_key", "expiring", "name_mismatch"):
         assert res["winrm.cert.chain"].status is Status.OK  # trust is judged apart from strength
 
@@ -474,3 +478,20 @@ def test_expiry_uses_the_given_clock(serve, ca_file: str, corp_ca: TestCA) -> No
     res = by_id(results)
     assert res["winrm.cert.expiry"].status is Status.CRITICAL
     assert res["winrm.cert.expiry"].metrics["days_left"].value in (4, 5)
+
+
+def _python_default_context_refuses(target: str, ca_file: str) -> None:
+    """What pywinrm/Ansible do: the default context against the same listener fails the handshake."""
+    import socket
+    import ssl
+
+    host, _, port = target.rpartition(":")
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.check_hostname = False
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname="srv1.corp.test"):
+                pass
+        except ssl.SSLError:
+            return
+    raise AssertionError("Python's default context accepted the weak certificate")
