@@ -2,8 +2,8 @@
 
 Per host, one TLS connection (two when the chain does not verify: the second, non-verifying
 handshake still fetches the certificate so the report says why), then an unauthenticated
-WS-Man Identify on the same connection; when TLS 1.2+ was negotiated, one more short
-handshake offering only TLS 1.0/1.1 tells whether the legacy protocols are still enabled.
+WS-Man Identify on the same connection; then one short handshake per legacy protocol older
+than the negotiated one (TLS 1.0 alone, TLS 1.1 alone) tells which are still enabled.
 Each finding is its own :class:`CheckResult`; a host that cannot be reached yields one
 CRITICAL result, not a pile of dependent ones. Every step is bounded by the timeout.
 """
@@ -22,13 +22,15 @@ from pathlib import Path
 from ..errors import InputError
 from ..model import CheckResult, Metric, Report, Status
 from ..probes import HostPort, PortState, parse_host_port, run_bounded
-from ..probes.tls import TlsProbe, client_context, legacy_protocol, tls_probe
+from ..probes.tls import DATE_CODES, TlsProbe, client_context, legacy_protocols, tls_probe
 from . import wsman
 from .certinfo import ANY_EKU, SERVER_AUTH, CertInfo, name_matches, parse_certificate
 
 COMMAND = "winrm check"
 DEFAULT_PORT = 5986
 OLD_TLS = {"SSLv3": Status.CRITICAL, "TLSv1": Status.WARNING, "TLSv1.1": Status.WARNING}
+#: What a reader calls the old protocols (``SSLSocket.version()`` says ``TLSv1`` for TLS 1.0).
+PROTOCOL_NAMES = {"SSLv3": "SSL 3.0", "TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1"}
 #: The handshake runs at OpenSSL security level 0 to see everything; Python's default context (pywinrm,
 #: Ansible, opsbook's own audit) runs at level 2 and refuses SHA-1/MD5 signatures and RSA keys below 2048 bits.
 WEAK_HASHES = {"md2": Status.CRITICAL, "md5": Status.CRITICAL, "sha1": Status.CRITICAL}
@@ -202,18 +204,24 @@ def _tls_result(hp: HostPort, probe: TlsProbe, info: CertInfo | None) -> CheckRe
                    f"{probe.version} handshake ({probe.cipher}){thumb}", details=details)
 
 
-def _version_result(hp: HostPort, probe: TlsProbe, legacy: str | None) -> CheckResult:
+def _version_result(hp: HostPort, probe: TlsProbe, legacy: list[str]) -> CheckResult:
+    """The negotiated version, and every legacy protocol the server still accepts (each probed alone)."""
     version = probe.version or "unknown"
-    status = OLD_TLS.get(version, Status.OK)
-    summary = f"{version} negotiated"
+    status = max([OLD_TLS.get(version, Status.OK), *(OLD_TLS.get(v, Status.WARNING) for v in legacy)],
+                 key=lambda s: s.severity)
+    still = " and ".join(PROTOCOL_NAMES.get(v, v) for v in legacy)
+    still = f"{still} {'are' if len(legacy) > 1 else 'is'} still accepted" if legacy else ""
     fix = "disable TLS 1.0/1.1 (SCHANNEL protocols) on the server"
-    if status is not Status.OK:
-        summary += f": obsolete, {fix}"
+    if version in OLD_TLS:
+        also = f"and {still}, " if still else ""
+        summary = f"{PROTOCOL_NAMES.get(version, version)} negotiated: obsolete, {also}{fix}"
     elif legacy:
-        status = OLD_TLS.get(legacy, Status.WARNING)
-        summary += f", but {legacy} is still accepted: {fix}"
+        summary = f"{version} negotiated, but {still}: {fix}"
+    else:
+        summary = f"{version} negotiated"
     return _result(hp, "winrm.tls.version", "TLS protocol version", status, summary,
-                   details={"version": version, "legacy_accepted": legacy})
+                   details={"version": version, "legacy_accepted": legacy[0] if legacy else None,
+                            "legacy_protocols": list(legacy)})
 
 
 def _chain_result(
@@ -228,10 +236,17 @@ def _chain_result(
     reason = probe.verify_reason
     if info.self_issued and probe.verify_code in (18, 19, 20, 21):
         reason = "self-signed certificate"
-    elif probe.verify_code in (9, 10):  # OpenSSL checks validity dates only once the chain is trusted
-        leaf_bad = info.not_after < now if probe.verify_code == 10 else info.not_before > now
-        what = "the certificate" if leaf_bad else "a CA certificate in the chain"
-        reason = f"trusted issuer, but {what} is {reason} (see certificate expiry)"
+    elif probe.verify_code in DATE_CODES:  # OpenSSL checks validity dates only once the chain is trusted
+        leaf_bad = not info.not_before <= now <= info.not_after
+        ca_bad = _ca_out_of_dates(probe.chain_der[1:], now)
+        if leaf_bad and probe.verified_except_dates and not ca_bad:
+            # One root cause, one finding: the leaf's dates, reported by winrm.cert.expiry.
+            details["verified_except_dates"] = True
+            return _result(hp, "winrm.cert.chain", "certificate chain", Status.OK,
+                           f"chain verified against {store}, validity dates aside (see certificate expiry) "
+                           f"(issuer {wsman.clean(info.issuer_cn or info.issuer)})", details=details)
+        what = "a CA certificate in the chain" if ca_bad or not leaf_bad else "the certificate"
+        reason = f"trusted issuer, but {what} is {ca_bad or reason}" + ("" if ca_bad else " (see certificate expiry)")
     elif probe.verify_code == 26 and info.eku is not None and SERVER_AUTH not in info.eku:
         reason = "trusted issuer, but the certificate lacks the Server Authentication EKU"
     details.update({"verify_code": probe.verify_code, "verify_message": probe.verify_message})
@@ -239,6 +254,20 @@ def _chain_result(
                    f"chain verification against {store} failed: {reason} "
                    f"(issuer {wsman.clean(info.issuer_cn or info.issuer)})",
                    details=details)
+
+
+def _ca_out_of_dates(chain_der: tuple[bytes, ...], now: dt.datetime) -> str:
+    """``expired``/``not yet valid`` when a CA certificate of a verified chain is outside its dates, else ''."""
+    for der in chain_der:
+        try:
+            ca = parse_certificate(der)
+        except ValueError:
+            continue
+        if ca.not_after < now:
+            return "expired"
+        if ca.not_before > now:
+            return "not yet valid"
+    return ""
 
 
 def _name_result(hp: HostPort, info: CertInfo) -> CheckResult:
@@ -377,9 +406,10 @@ def check_host(hp: HostPort, opts: CheckOptions, now: dt.datetime | None = None)
                 cert_error = f"cannot parse the certificate: {exc}"
         results.append(_tls_result(hp, probe, info))
         if probe.handshake:
-            legacy = None
-            if probe.version not in OLD_TLS:  # a modern version was negotiated: are old ones still on?
-                legacy = legacy_protocol(wire, hp.port, timeout=opts.timeout, address=hp.address or wire)
+            legacy: list[str] = []
+            if probe.version not in ("SSLv3", "TLSv1"):  # are older protocols than the negotiated one still on?
+                skip = ("TLSv1.1",) if probe.version == "TLSv1.1" else ()
+                legacy = legacy_protocols(wire, hp.port, timeout=opts.timeout, address=hp.address or wire, skip=skip)
             results.append(_version_result(hp, probe, legacy))
             if info is not None:
                 now = now or dt.datetime.now(dt.UTC)
