@@ -103,6 +103,9 @@ class StoreCert:
     ekus: tuple[str, ...]
     has_private_key: bool
     template: str = ""
+    #: The trusted root its chain builds to (validity dates aside); '' when it builds to none.
+    root: str = ""
+    root_thumbprint: str = ""
 
     @property
     def cn(self) -> str | None:
@@ -142,6 +145,7 @@ class StoreCert:
             "not_before": self.not_before.isoformat() if self.not_before else None,
             "not_after": self.not_after.isoformat() if self.not_after else None,
             "eku": list(self.ekus), "has_private_key": self.has_private_key, "template": self.template,
+            "root": self.root, "root_thumbprint": self.root_thumbprint,
         }
 
 
@@ -271,6 +275,8 @@ def parse_inventory(doc: dict[str, Any]) -> Inventory:
             ekus=tuple(str(e) for e in _as_list(_get(raw, "EnhancedKeyUsageList", [])) if e),
             has_private_key=_bool(_get(raw, "HasPrivateKey", False)),
             template=str(_get(raw, "Template") or ""),
+            root=str(_get(raw, "Root") or ""),
+            root_thumbprint=normalise_thumbprint(str(_get(raw, "RootThumbprint") or "")),
         ))
     return inv
 
@@ -288,16 +294,19 @@ def _date_text(when: dt.datetime | None) -> str:
 def replacement(inv: Inventory, bound: StoreCert | None, hostname: str, now: dt.datetime) -> StoreCert | None:
     """The certificate the listener should use instead, chosen as the binding script does.
 
-    Same FQDN (the listener Hostname, else a name of the bound certificate), same issuer as
-    the bound certificate (when known), Server Authentication, private key, valid now, and a
-    later NotAfter than the bound one; the latest NotAfter wins (ties: NotBefore, thumbprint).
+    Same FQDN (the listener Hostname, else a name of the bound certificate), a chain to the
+    same trusted root as the bound certificate (the binding script's ``-RootCA`` test: a
+    renewal may come from another issuing CA of that root; only when the bound certificate's
+    chain builds to no root is the issuer compared instead), Server Authentication, private
+    key, valid now, and a later NotAfter than the bound one; the latest NotAfter wins (ties:
+    NotBefore, thumbprint).
     """
     names = [hostname] if hostname else list(bound.names if bound else ())
     candidates = []
     for cert in inv.certificates:
         if bound is not None and cert.thumbprint == bound.thumbprint:
             continue
-        if bound is not None and cert.issuer != bound.issuer:
+        if bound is not None and not _same_root(cert, bound):
             continue
         if not (cert.has_private_key and cert.server_auth() and cert.valid_at(now)):
             continue
@@ -314,6 +323,13 @@ def replacement(inv: Inventory, bound: StoreCert | None, hostname: str, now: dt.
     best = candidates[0]
     ties = [c for c in candidates if (c.not_after, c.not_before) == (best.not_after, best.not_before)]
     return min(ties, key=lambda c: c.thumbprint)
+
+
+def _same_root(cert: StoreCert, bound: StoreCert) -> bool:
+    """Does *cert* chain to the bound certificate's root (issuer compared when that root is unknown)?"""
+    if bound.root_thumbprint:
+        return cert.root_thumbprint == bound.root_thumbprint
+    return cert.issuer == bound.issuer
 
 
 def findings(

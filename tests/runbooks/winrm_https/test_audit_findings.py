@@ -104,6 +104,34 @@ def test_unsuitable_newer_certificates_are_not_replacements(ca: TestCA, why: str
     assert "no renewed certificate" in r.summary
 
 
+def test_renewal_from_another_issuing_ca_of_the_same_root_is_found() -> None:
+    """Issue #12: the CA renewed from a second issuing CA; the binding script (chain to -RootCA) binds it."""
+    root = TestCA("Corp Root CA", slot=5)
+    first, second = root.intermediate("Corp Issuing CA 1", slot=11), root.intermediate("Corp Issuing CA 2", slot=12)
+    old, new = first.issue(FQDN, days=10.5), second.issue(FQDN, days=365)
+    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+                    [cert_entry(old, root=root), cert_entry(new, root=root)], ssl_hash=old.thumbprint)
+    r = run(doc)["winrm.audit.renewal"]
+    assert r.status is Status.CRITICAL and "renewed but not rebound" in r.summary, r.summary
+    assert r.details["replacement"]["thumbprint"] == new.thumbprint
+    assert r.details["replacement"]["root_thumbprint"] == doc["Certificates"][0]["RootThumbprint"]
+
+
+def test_same_issuer_name_under_another_root_is_not_a_replacement() -> None:
+    root, rogue = TestCA("Corp Root CA", slot=5), TestCA("Rogue Root CA", slot=6)
+    issuing, lookalike = root.intermediate("Corp Issuing CA", slot=11), rogue.intermediate("Corp Issuing CA", slot=13)
+    old, other = issuing.issue(FQDN, days=10.5), lookalike.issue(FQDN, days=365)
+    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+                    [cert_entry(old, root=root), cert_entry(other, root=rogue)])
+    assert doc["Certificates"][0]["Issuer"] == doc["Certificates"][1]["Issuer"]  # same issuer string
+    r = run(doc)["winrm.audit.renewal"]
+    assert r.status is Status.WARNING and "no renewed certificate" in r.summary, r.summary
+    # A candidate whose chain does not build to a trusted root (no Root reported) is never chosen either.
+    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+                    [cert_entry(old, root=root), {**cert_entry(issuing.issue(FQDN, days=365)), "RootThumbprint": ""}])
+    assert run(doc)["winrm.audit.renewal"].status is Status.WARNING
+
+
 def test_replacement_choice_is_deterministic(ca: TestCA) -> None:
     old = ca.issue(FQDN, days=5)
     end = days_from_now(300)
@@ -217,6 +245,12 @@ def test_remote_script_parses_and_fits_a_command_line() -> None:
                    "DnsNameList", "EnhancedKeyUsageList", "HasPrivateKey", "ToString('o')", "1.3.6.1.4.1.311.21.7",
                    "ConvertTo-Json"):
         assert needle in text
+    # The root each certificate chains to, built as the binding script builds it (expired ones too).
+    tree = parse(text)
+    news = [text for name, text, _ in tree.calls() if name == "New-Object"]
+    assert any("X509Chain" in n for n in news), news
+    assert "IgnoreNotTimeValid" in text and "RevocationMode" in text
+    assert "RootThumbprint =" in text and "Root =" in text
     command, args = audit_script.command_line(65535)
     assert command == "powershell.exe" and args[-2] == "-EncodedCommand"
     assert len(command) + 1 + len(" ".join(args)) < 8191

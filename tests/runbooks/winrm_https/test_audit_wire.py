@@ -231,3 +231,22 @@ def test_no_password_ever_reaches_the_results(ca_and_file, fakes, password: str)
     results = audit_host(parse_host_port(fake.target, 5986), opts(ca_file, password=password))
     assert results[0].status is Status.CRITICAL and "login refused" in results[0].summary, results[0].summary
     assert password not in repr([(r.summary, r.details, r.metrics) for r in results])
+
+
+def test_renewal_from_a_second_issuing_ca_is_found_over_the_wire(fakes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue #12: the inventory (over real NTLM + WS-Man) holds a renewal from another issuing CA of the same root."""
+    root = TestCA("Corp Root CA", slot=5)
+    first, second = root.intermediate("Corp Issuing CA 1", slot=11), root.intermediate("Corp Issuing CA 2", slot=12)
+    old = first.issue(FQDN, names=[FQDN, "127.0.0.10"], days=10.5)
+    new = second.issue(FQDN, names=[FQDN, "127.0.0.10"], days=365)
+    fake = fakes(old)
+    fake.behaviour = canned(inventory(
+        [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
+        [cert_entry(old, root=root), cert_entry(new, root=root)], ssl_hash=old.thumbprint, port=fake.port))
+    results = audit_host(parse_host_port(fake.target, 5986), opts(root.write(tmp_path)))
+    res = {r.id: r for r in results}
+    assert res["winrm.audit.login"].status is Status.OK, res["winrm.audit.login"].summary
+    renewal = res["winrm.audit.renewal"]
+    assert renewal.status is Status.CRITICAL and "renewed but not rebound" in renewal.summary, renewal.summary
+    assert new.thumbprint in renewal.summary
+    assert res["winrm.audit.presented"].status is Status.OK  # the chain (leaf + issuing CA 1) verified
