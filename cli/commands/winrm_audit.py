@@ -54,6 +54,7 @@ def build_report(  # noqa: PLR0917 - same names as the Typer parameters
     cert_key_pem: Path | None = None,
     warn_days: int = 30,
     concurrency: int = 8,
+    template: str | None = None,
 ) -> Report:
     """Convert the options (password from env, file or prompt) and run the audit."""
     from runbooks.errors import InputError
@@ -87,6 +88,7 @@ def build_report(  # noqa: PLR0917 - same names as the Typer parameters
         cert_pem=str(cert_pem) if cert_pem is not None else None,
         cert_key_pem=str(cert_key_pem) if cert_key_pem is not None else None,
         warn_days=warn_days,
+        template=template,
     )
     return run_audit(targets, opts, concurrency=concurrency)
 
@@ -134,6 +136,12 @@ def audit(  # noqa: PLR0917 - Typer maps every parameter
         int, typer.Option("--warn-days", min=0, help="A bound certificate closer than this to expiry is 'soon'.")
     ] = 30,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="Hosts audited at once.")] = 8,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", metavar="NAME",
+                     help="Certificate template (name or OID) a replacement must come from. Default: the template "
+                          "of the listener's current certificate.", show_default=False),
+    ] = None,
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
 ) -> None:
@@ -142,6 +150,6 @@ def audit(  # noqa: PLR0917 - Typer maps every parameter
     report = build_report(
         hosts=hosts, username=username, password_file=password_file, transport=transport, ca_file=ca_file,
         port=port, timeout=timeout, cert_pem=cert_pem, cert_key_pem=cert_key_pem, warn_days=warn_days,
-        concurrency=concurrency,
+        concurrency=concurrency, template=template,
     )
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))

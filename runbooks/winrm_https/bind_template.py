@@ -19,8 +19,10 @@ HELP = r"""#Requires -Version 5.1
 
     1. Picks the certificate deterministically from Cert:\LocalMachine\My: Server Authentication
        EKU, subject CN or a DNS SAN equal to this computer's FQDN, chain ending at a trusted root
-       whose CN is -RootCA, private key present, valid now; of those the latest NotAfter (ties:
-       latest NotBefore, then the lowest thumbprint).
+       whose CN is -RootCA, private key present, valid now, issued from the certificate template
+       -Template (default: the template of the listener's current certificate, so a newer
+       Computer-template certificate is not taken for a renewal); of those the latest NotAfter
+       (ties: latest NotBefore, then the lowest thumbprint).
     2. Does nothing when the HTTPS listener (Address=*) already uses it on -Port (idempotent).
     3. Otherwise rebinds the listener in place (Set-WSManInstance); if that fails, replaces it
        and, should creating the new one fail, puts the old thumbprint back: the host is never
@@ -42,6 +44,9 @@ HELP = r"""#Requires -Version 5.1
     Folder for the dated log files.
 .PARAMETER Fqdn
     The name the certificate must carry; default: this computer's DNS host name and domain.
+.PARAMETER Template
+    Certificate template (name or OID) the certificate must come from; empty: the template of the
+    certificate the listener uses now (any template when there is no listener yet).
 .PARAMETER RegisterRenewalTask
     Also register the renewal/startup scheduled task (idempotent).
 
@@ -64,6 +69,8 @@ param(
     [string] $LogDir = @@LOG_DIR@@,
 
     [string] $Fqdn = '',
+
+    [string] $Template = @@TEMPLATE@@,
 
     [bool] $RegisterRenewalTask = @@REGISTER@@
 )
@@ -155,9 +162,52 @@ function Test-CertificateName {
     return $false
 }
 
+function Get-CertificateTemplate {
+    [CmdletBinding()]
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate)
+    # 1.3.6.1.4.1.311.21.7 (v2+ templates): 'Template=Name(OID), Major Version Number=...' (labels translated);
+    # 1.3.6.1.4.1.311.20.2 (v1 templates such as Computer = 'Machine'): the bare name.
+    $result = @{ Name = ''; Oid = '' }
+    if ($null -eq $Certificate) { return $result }
+    foreach ($ext in $Certificate.Extensions) {
+        if ($ext.Oid.Value -eq '1.3.6.1.4.1.311.21.7') {
+            $text = $ext.Format($false)
+            $result.Oid = [regex]::Match($text, '1\.3\.6\.1\.4\.1\.311\.21\.8(\.\d+)+').Value
+            $result.Name = [regex]::Match($text, '^[^=,]+=([^(,]+)\(1\.3\.6\.1\.4\.1\.311\.21\.8').Groups[1].Value.Trim()
+        } elseif ($ext.Oid.Value -eq '1.3.6.1.4.1.311.20.2' -and -not $result.Oid) {
+            $result.Name = $ext.Format($false).Trim()
+        }
+    }
+    return $result
+}
+
+function Test-CertificateTemplate {
+    [CmdletBinding()]
+    param(
+        [System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate,
+        [string] $Wanted,
+        [System.Security.Cryptography.X509Certificates.X509Certificate2] $Like
+    )
+    $mine = Get-CertificateTemplate -Certificate $Certificate
+    if ($Wanted) {
+        return ([string]::Equals($mine.Name, $Wanted, [System.StringComparison]::OrdinalIgnoreCase) -or
+                [string]::Equals($mine.Oid, $Wanted, [System.StringComparison]::OrdinalIgnoreCase))
+    }
+    if ($null -eq $Like) { return $true }
+    $theirs = Get-CertificateTemplate -Certificate $Like
+    if (-not $theirs.Oid -and -not $theirs.Name) { return $true }
+    if ($mine.Oid -and $theirs.Oid) { return ($mine.Oid -eq $theirs.Oid) }
+    return ($mine.Name -and [string]::Equals($mine.Name, $theirs.Name, [System.StringComparison]::OrdinalIgnoreCase))
+}
+
 function Get-BindingCertificate {
     [CmdletBinding()]
-    param([string] $Name, [string] $RootName)
+    param(
+        [string] $Name,
+        [string] $RootName,
+        [string] $TemplateName,
+        [System.Security.Cryptography.X509Certificates.X509Certificate2] $Like
+    )
     $now = Get-Date
     $candidates = foreach ($cert in Get-ChildItem -Path 'Cert:\LocalMachine\My') {
         $ekus = @($cert.EnhancedKeyUsageList | ForEach-Object { $_.ObjectId })
@@ -166,6 +216,7 @@ function Get-BindingCertificate {
         if ($cert.NotBefore -gt $now -or $cert.NotAfter -le $now) { continue }
         if (-not (Test-CertificateName -Certificate $cert -Name $Name)) { continue }
         if (-not (Test-ChainsToRoot -Certificate $cert -RootName $RootName)) { continue }
+        if (-not (Test-CertificateTemplate -Certificate $cert -Wanted $TemplateName -Like $Like)) { continue }
         $cert
     }
     $sorted = @($candidates | Sort-Object -Property @(
@@ -326,12 +377,18 @@ function Invoke-Main {
     param()
     $name = Get-TargetFqdn -Override $Fqdn
     Write-Log -Level Information -Message ('start: FQDN {0}, root CA {1}, port {2}' -f $name, $RootCA, $Port)
-    $cert = Get-BindingCertificate -Name $name -RootName $RootCA
+    $current = Get-HttpsListener
+    $currentCert = $null
+    if ($null -ne $current -and [string]$current.CertificateThumbprint) {
+        $currentCert = Get-Item -LiteralPath ('Cert:\LocalMachine\My\{0}' -f [string]$current.CertificateThumbprint) -ErrorAction SilentlyContinue
+    }
+    $cert = Get-BindingCertificate -Name $name -RootName $RootCA -TemplateName $Template -Like $currentCert
     if ($null -eq $cert) {
-        throw ('no usable certificate for {0} (Server Authentication EKU, CN/SAN = FQDN, chain to {1}, private key, valid now) in Cert:\LocalMachine\My: check auto-enrolment (certutil -pulse)' -f $name, $RootCA)
+        $tpl = Get-CertificateTemplate -Certificate $currentCert
+        $from = if ($Template) { $Template } elseif ($tpl.Name) { $tpl.Name } elseif ($tpl.Oid) { $tpl.Oid } else { 'any' }
+        throw ('no usable certificate for {0} (Server Authentication EKU, CN/SAN = FQDN, chain to {1}, template {2}, private key, valid now) in Cert:\LocalMachine\My: check auto-enrolment (certutil -pulse), or give -Template' -f $name, $RootCA, $from)
     }
     Write-Log -Level Information -Message ('chosen certificate {0} (NotAfter {1:u})' -f $cert.Thumbprint, $cert.NotAfter.ToUniversalTime())
-    $current = Get-HttpsListener
     if ($null -ne $current -and [string]$current.CertificateThumbprint -eq $cert.Thumbprint -and
         [int]$current.Port -eq $Port -and [string]$current.Hostname -eq $name) {
         Write-Log -Level Information -Message ('nothing to do: the HTTPS listener already uses {0} on port {1}' -f $cert.Thumbprint, $Port)

@@ -55,6 +55,17 @@ def test_json_report_finds_renewed_but_not_rebound(peer, capsys, monkeypatch, ca
     assert PASSWORD not in res.out + res.err + caplog.text
 
 
+def test_template_option_limits_the_replacement(peer, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    fake, ca_file, _, new = peer
+    monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", PASSWORD)
+    res = run_main(capsys, "winrm", "audit", fake.target, "-u", USER, "--ca-file", str(ca_file), "-f", "json",
+                   "--template", "Machine")
+    checks = {c["id"]: c for c in json.loads(res.out)["checks"]}
+    renewal = checks["winrm.audit.renewal"]
+    assert renewal["status"] == "WARNING" and new.thumbprint not in renewal["summary"]
+    assert "template Machine" in renewal["summary"]
+
+
 def test_password_file_and_nagios(peer, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
     fake, ca_file, _, _ = peer
     pw = tmp_path / "pw"
@@ -116,6 +127,7 @@ def test_no_password_non_interactive_exit_3(capsys) -> None:  # type: ignore[no-
     ([], "no hosts"),
     (["a..corp.test", "-u", "x"], "invalid host name 'a..corp.test': label empty or too long"),
     (["127.0.0.1", "-u", "x", "--ca-file", __file__], "cannot load --ca-file"),  # not PEM
+    (["127.0.0.1", "-u", "x", "--template", " "], "--template must not be empty"),
 ])
 def test_bad_input_exit_3(capsys, monkeypatch, args, message) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", "x-pass")

@@ -32,6 +32,13 @@ def by_id(results: list) -> dict:
     return out
 
 
+#: The two ways the template shows in Certificate.Extensions.Format(): a v2+ template (OID 1.3.6.1.4.1.311.21.7)
+#: and the v1 name extension (1.3.6.1.4.1.311.20.2) the Computer template ("Machine") carries.
+WINRM_TPL = "Template=WinRM HTTPS(1.3.6.1.4.1.311.21.8.4242.1.7), Major Version Number=100, Minor Version Number=3"
+WINRM_TPL_OID_ONLY = "Template=1.3.6.1.4.1.311.21.8.4242.1.7, Major Version Number=100, Minor Version Number=4"
+COMPUTER_TPL = "Machine"
+
+
 def run(doc: dict, presented: object = None, **kw: object) -> dict:
     inv = parse_inventory(doc)
     return by_id(findings(HP, inv, presented, port=5986, **kw))  # type: ignore[arg-type]
@@ -265,3 +272,38 @@ def test_output_round_trip_and_errors() -> None:
     for bad in (b"", b"hello", b"OPSBOOK-AUDIT:!!!", b"OPSBOOK-AUDIT:" + b"WzFd"):  # WzFd = [1]
         with pytest.raises(audit_script.AuditOutputError):
             audit_script.parse_output(bad)
+
+
+def test_newer_computer_template_certificate_is_not_the_replacement(ca: TestCA) -> None:
+    """Issue #12: a Computer-template certificate (Client + Server Auth, CN=FQDN) is not a WinRM renewal."""
+    old = ca.issue(FQDN, days=10.5)
+    computer = ca.issue(FQDN, eku=["client", "server"], days=365)
+    listener = listener_entry(hostname=FQDN, thumbprint=old.thumbprint)
+    doc = inventory([listener], [cert_entry(old, template=WINRM_TPL), cert_entry(computer, template=COMPUTER_TPL)])
+    r = run(doc)["winrm.audit.renewal"]
+    assert r.status is Status.WARNING and "no renewed certificate" in r.summary, r.summary
+    assert "template WinRM HTTPS" in r.summary and computer.thumbprint not in r.summary
+    assert r.details["template"] == "WinRM HTTPS"
+    # A renewal of the same template (the name unresolved, the OID the same) is chosen over the newer Computer one.
+    renewal = ca.issue(FQDN, days=300)
+    doc = inventory([listener], [cert_entry(old, template=WINRM_TPL), cert_entry(computer, template=COMPUTER_TPL),
+                                 cert_entry(renewal, template=WINRM_TPL_OID_ONLY)])
+    r = run(doc)["winrm.audit.renewal"]
+    assert r.status is Status.CRITICAL and r.details["replacement"]["thumbprint"] == renewal.thumbprint
+    # --template names the template to move to (by name or by OID).
+    r = run(doc, template="Machine")["winrm.audit.renewal"]
+    assert r.details["replacement"]["thumbprint"] == computer.thumbprint
+    r = run(doc, template="1.3.6.1.4.1.311.21.8.4242.1.7")["winrm.audit.renewal"]
+    assert r.details["replacement"]["thumbprint"] == renewal.thumbprint
+
+
+def test_template_identity_is_read_from_either_extension() -> None:
+    from runbooks.winrm_https.audit import template_identity
+
+    assert template_identity(WINRM_TPL) == ("WinRM HTTPS", "1.3.6.1.4.1.311.21.8.4242.1.7")
+    assert template_identity(WINRM_TPL_OID_ONLY) == ("", "1.3.6.1.4.1.311.21.8.4242.1.7")
+    assert template_identity("Machine") == ("Machine", "")
+    assert template_identity("") == ("", "")
+    # German Windows: the labels are translated, the OID is not.
+    assert template_identity("Vorlage=WinRM HTTPS(1.3.6.1.4.1.311.21.8.1.2), Hauptversionsnummer=100")[1] == \
+        "1.3.6.1.4.1.311.21.8.1.2"

@@ -250,3 +250,22 @@ def test_renewal_from_a_second_issuing_ca_is_found_over_the_wire(fakes, tmp_path
     assert renewal.status is Status.CRITICAL and "renewed but not rebound" in renewal.summary, renewal.summary
     assert new.thumbprint in renewal.summary
     assert res["winrm.audit.presented"].status is Status.OK  # the chain (leaf + issuing CA 1) verified
+
+
+def test_computer_template_certificate_over_the_wire(ca_and_file, fakes) -> None:  # type: ignore[no-untyped-def]
+    """Issue #12: a newer Computer-template certificate in the store is not proposed; --template switches."""
+    ca, ca_file = ca_and_file
+    tpl = "Template=WinRM HTTPS(1.3.6.1.4.1.311.21.8.4242.1.7), Major Version Number=100, Minor Version Number=3"
+    old = ca.issue(FQDN, names=[FQDN, "127.0.0.10"], days=10.5)
+    computer = ca.issue(FQDN, eku=["client", "server"], days=365)
+    fake = fakes(old)
+    fake.behaviour = canned(inventory(
+        [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
+        [cert_entry(old, template=tpl), cert_entry(computer, template="Machine")], ssl_hash=old.thumbprint,
+        port=fake.port))
+    res = {r.id: r for r in audit_host(parse_host_port(fake.target, 5986), opts(ca_file))}
+    assert res["winrm.audit.renewal"].status is Status.WARNING, res["winrm.audit.renewal"].summary
+    assert computer.thumbprint not in res["winrm.audit.renewal"].summary
+    res = {r.id: r for r in audit_host(parse_host_port(fake.target, 5986), opts(ca_file, template="Machine"))}
+    assert res["winrm.audit.renewal"].status is Status.CRITICAL
+    assert computer.thumbprint in res["winrm.audit.renewal"].summary

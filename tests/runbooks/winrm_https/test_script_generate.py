@@ -176,3 +176,33 @@ def test_any_root_ca_is_refused_or_round_trips(value: str) -> None:
     assert len(lits) == 1
     assert unquote(lits[0]) == value
     assert text.count("$RootCA = ") == 1
+
+
+def test_template_parameter_and_selection() -> None:
+    """Issue #12: a newer Computer-template certificate must not be bound in place of the WinRM one."""
+    text = script(template="WinRM HTTPS")
+    parsed = parse(text)
+    assert parsed.errors == []
+    assert parsed.parameters()["Template"] == "string"
+    assert "[string] $Template = 'WinRM HTTPS'," in text
+    assert "[string] $Template = ''," in script()  # default: the template of the listener's certificate
+    reader = parsed.function("Get-CertificateTemplate")
+    assert "1.3.6.1.4.1.311.21.7" in reader.source and "1.3.6.1.4.1.311.20.2" in reader.source
+    choose = parsed.function("Get-BindingCertificate")
+    assert {"TemplateName", "Like"} <= set(choose.parameters())
+    assert choose.first_call("Test-CertificateTemplate") >= 0
+    main = parsed.function("Invoke-Main")
+    # The listener (and so its certificate's template) is known before the certificate is chosen.
+    assert 0 <= main.first_call("Get-HttpsListener") < main.first_call("Get-BindingCertificate")
+    call = next(t for n, t, _ in main.calls() if n == "Get-BindingCertificate")
+    assert "-TemplateName $Template" in call and "-Like $currentCert" in call
+
+
+def test_template_value_is_one_verbatim_literal() -> None:
+    value = "O'Neil’s WinRM"
+    lits = new_literals(value, "template")
+    assert len(lits) == 1 and unquote(lits[0]) == value
+    with pytest.raises(InputError, match="bidirectional"):
+        script(template="Win\u202eRM")
+    with pytest.raises(InputError, match="control character"):
+        script(template="a\nb")
