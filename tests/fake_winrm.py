@@ -292,13 +292,13 @@ class FakeWinRM:
         self.auth_log.append(f"basic-{'ok' if ok else 'fail'} {user}")
         return user if ok else None
 
-    def soap(self, body: bytes) -> tuple[int, bytes]:
+    def soap(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """Answer one authenticated SOAP request: (HTTP status, response body)."""
         root = ET.fromstring(body)
         action_uri = (root.findtext("s:Header/a:Action", "", NS) or "").strip()
         message_id = (root.findtext("s:Header/a:MessageID", "", NS) or "").strip()
         action = ACTIONS.get(action_uri, action_uri)
-        self.requests.append(SoapRequest(action, body, {}))
+        self.requests.append(SoapRequest(action, body, dict(headers or {})))
         if action == "create":
             shell = str(uuid.uuid4()).upper()
             self.shells.add(shell)
@@ -457,7 +457,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not body:
             self._send(200)
             return
-        status, answer = fake.soap(body)
+        status, answer = fake.soap(body, {k.lower(): v for k, v in self.headers.items()})
         self._send(status, answer)
 
 

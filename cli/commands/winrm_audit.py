@@ -11,7 +11,7 @@ import typer
 from runbooks.model import Report
 
 from .. import terminal
-from ..options import FormatOption, TextfileOption, check_textfile, examples, timeout_option
+from ..options import FormatOption, ResolveOption, TextfileOption, check_textfile, examples, timeout_option
 from ..outputformat import OutputFormat
 
 PASSWORD_ENV = "OPSBOOK_WINRM_PASSWORD"  # noqa: S105 - the variable name, not a password
@@ -30,6 +30,7 @@ EPILOG = examples(
     "opsbook winrm audit srv1.corp.example.com --transport certificate --cert-pem audit.crt "
     "--cert-key-pem audit.key",
     "opsbook winrm audit srv1.corp.example.com -u 'CORP\\svc-audit' -f nagios   # prompts for the password",
+    "opsbook winrm audit srv1.corp.example.com --resolve srv1.corp.example.com:10.0.0.21 -u 'CORP\\svc-audit'",
 )
 
 
@@ -55,14 +56,16 @@ def build_report(  # noqa: PLR0917 - same names as the Typer parameters
     warn_days: int = 30,
     concurrency: int = 8,
     template: str | None = None,
+    resolve: list[str] | None = None,
 ) -> Report:
     """Convert the options (password from env, file or prompt) and run the audit."""
     from runbooks.errors import InputError
+    from runbooks.probes import parse_resolve
     from runbooks.secrets import Secret, secret_from
     from runbooks.winrm_https.audit import AuditOptions, parse_hosts, run_audit
 
     kind = Transport(transport).value
-    targets = parse_hosts(list(hosts or []), port)
+    targets = parse_hosts(list(hosts or []), port, parse_resolve(resolve))
     if not targets:
         raise InputError("no hosts to audit: give HOST[:PORT] arguments")
     password = None
@@ -142,6 +145,7 @@ def audit(  # noqa: PLR0917 - Typer maps every parameter
                      help="Certificate template (name or OID) a replacement must come from. Default: the template "
                           "of the listener's current certificate.", show_default=False),
     ] = None,
+    resolve: ResolveOption = None,
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
 ) -> None:
@@ -150,6 +154,6 @@ def audit(  # noqa: PLR0917 - Typer maps every parameter
     report = build_report(
         hosts=hosts, username=username, password_file=password_file, transport=transport, ca_file=ca_file,
         port=port, timeout=timeout, cert_pem=cert_pem, cert_key_pem=cert_key_pem, warn_days=warn_days,
-        concurrency=concurrency, template=template,
+        concurrency=concurrency, template=template, resolve=resolve,
     )
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))

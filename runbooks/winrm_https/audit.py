@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..model import CheckResult, Metric, Report, Status
-from ..probes import HostPort, parse_host_port, run_bounded
+from ..probes import HostPort, run_bounded
 from ..secrets import Secret
 from . import audit_script
 from .certinfo import SERVER_AUTH, CertInfo, wildcard_match
@@ -88,7 +88,8 @@ def _require_transport(transport: str) -> None:
 
     have = {"ntlm": wt.HAVE_NTLM, "kerberos": wt.HAVE_KERBEROS, "credssp": wt.HAVE_CREDSSP}.get(transport, True)
     if not have:
-        raise InputError(f"--transport {transport} needs the {_EXTRAS[transport]} package (pip install it)")
+        extra = f"pip install 'opsbook[{transport}]'" if transport in ("kerberos", "credssp") else "pip install it"
+        raise InputError(f"--transport {transport} needs the {_EXTRAS[transport]} package ({extra})")
 
 
 # ------------------------------------------------------------------ inventory
@@ -215,6 +216,8 @@ class Inventory:
     listeners: list[Listener] = field(default_factory=list)
     ssl_bindings: dict[str, str] = field(default_factory=dict)
     certificates: list[StoreCert] = field(default_factory=list)
+    #: ``WSMan:\localhost\Service\Auth`` (Basic, Kerberos, Negotiate, Certificate, CredSSP...): on/off.
+    service_auth: dict[str, bool] = field(default_factory=dict)
 
     def cert(self, thumbprint: str) -> StoreCert | None:
         """The store certificate with *thumbprint* (case/space-insensitive), or None."""
@@ -313,6 +316,10 @@ def parse_inventory(doc: dict[str, Any]) -> Inventory:
             enabled=_bool(_get(raw, "Enabled", True)),
             source=str(_get(raw, "Source") or ""),
         ))
+    auth = _get(doc, "ServiceAuth", None)
+    if isinstance(auth, dict):
+        inv.service_auth = {str(k): _bool(v) for k, v in auth.items()
+                            if str(k).lower() not in ("cbthardeninglevel",)}
     for raw in _as_list(_get(doc, "SslCert", [])):
         if isinstance(raw, dict) and _get(raw, "Hash"):
             inv.ssl_bindings[str(_get(raw, "IpPort"))] = normalise_thumbprint(str(_get(raw, "Hash")))
@@ -425,6 +432,19 @@ def findings(
             details={"listeners": [lst.to_dict() for lst in http]})
     else:
         add("winrm.audit.http", "HTTP listener", Status.OK, "no HTTP listener enabled")
+
+    if inv.service_auth:
+        on = [k for k, v in inv.service_auth.items() if v]
+        weak = [k for k in ("Basic", "CredSSP") if any(a.lower() == k.lower() for a in on)]
+        adetails = {"service_auth": dict(inv.service_auth)}
+        if weak:
+            from .check import AUTH_FIX
+
+            add("winrm.audit.auth", "service authentication", Status.WARNING,
+                f"{' and '.join(weak)} authentication enabled on the WinRM service, {AUTH_FIX}", details=adetails)
+        else:
+            add("winrm.audit.auth", "service authentication", Status.OK,
+                f"enabled: {', '.join(on) or 'none'} (no Basic, no CredSSP)", details=adetails)
 
     https = [lst for lst in inv.listeners if lst.transport == "HTTPS" and lst.port == port]
     if not https:
@@ -645,6 +665,7 @@ def run_remote(hp: HostPort, opts: AuditOptions) -> tuple[bytes, bytes, int, flo
 
     read, operation = _timeouts(opts.timeout)
     password = opts.password.reveal() if opts.password else None
+    pinned = _pinned_name(hp)
     start = time.monotonic()
     try:
         proto = Protocol(
@@ -659,7 +680,10 @@ def run_remote(hp: HostPort, opts: AuditOptions) -> tuple[bytes, bytes, int, flo
             read_timeout_sec=read,
             operation_timeout_sec=operation,
             proxy=None,
+            kerberos_hostname_override=pinned,  # the SPN is HTTP/<name>, not HTTP/<address>
         )
+        if pinned:
+            _pin_name(proto.transport.build_session(), pinned, hp.port)
     except Exception as exc:
         raise AuditFailure(Status.UNKNOWN, _scrub(f"cannot set up WinRM: {exc}", opts.password)) from None
     command, arguments = audit_script.command_line(hp.port)
@@ -695,6 +719,29 @@ def run_remote(hp: HostPort, opts: AuditOptions) -> tuple[bytes, bytes, int, flo
                 proto.close_shell(shell_id)
         with contextlib.suppress(Exception):
             proto.transport.close_session()
+
+
+def _pinned_name(hp: HostPort) -> str | None:
+    """With ``--resolve`` (we connect to an address): the name TLS must verify and Kerberos must use."""
+    if not hp.address:
+        return None
+    from .check import wire_name
+
+    return wire_name(hp.host).rstrip(".")
+
+
+def _pin_name(session: Any, name: str, port: int) -> None:
+    """Connect to the URL's address but send SNI, check the certificate and send ``Host:`` for *name*."""
+    from requests.adapters import HTTPAdapter
+
+    class PinnedName(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["server_hostname"] = name
+            kwargs["assert_hostname"] = name
+            super().init_poolmanager(*args, **kwargs)
+
+    session.mount("https://", PinnedName())
+    session.headers["Host"] = f"{name}:{port}"
 
 
 def _stderr_text(data: bytes) -> str:
@@ -757,16 +804,15 @@ def audit_host(hp: HostPort, opts: AuditOptions, now: dt.datetime | None = None,
     return results
 
 
-def parse_hosts(hosts: list[str], port: int) -> list[HostPort]:
-    """``HOST[:PORT]`` strings to unique :class:`HostPort` (default port *port*)."""
-    from .check import wire_name
+def parse_hosts(hosts: list[str], port: int, resolve: dict[str, str] | None = None) -> list[HostPort]:
+    """``HOST[:PORT]`` strings to unique :class:`HostPort` (default port *port*), ``--resolve`` applied.
 
-    seen: dict[str, HostPort] = {}
-    for text in hosts:
-        hp = parse_host_port(text, port)
-        key = wire_name(hp.host).lower().rstrip(".")  # refuses names no lookup could take (exit 3)
-        seen.setdefault(f"{key}|{hp.port}", hp)
-    return list(seen.values())
+    Same rules as ``winrm check`` (:func:`.check.parse_targets`): a name no lookup could take
+    is an :class:`InputError` (exit 3).
+    """
+    from .check import parse_targets
+
+    return parse_targets(hosts, port, resolve or {})
 
 
 def run_audit(hosts: list[HostPort], opts: AuditOptions, concurrency: int = 8) -> Report:

@@ -59,7 +59,9 @@ foreach ($c in Get-ChildItem 'Cert:\LocalMachine\My') {
         Root = $(if ($rt) { $rt.Subject } else { '' }); RootThumbprint = $(if ($rt) { $rt.Thumbprint } else { '' })
     }
 }
-$o = [ordered]@{ Computer = $env:COMPUTERNAME; Listeners = $ls; SslCert = $ssl; Certificates = $cs }
+$au = [ordered]@{}
+foreach ($i in Get-ChildItem 'WSMan:\localhost\Service\Auth') { $au[$i.Name] = [string]$i.Value }
+$o = [ordered]@{ Computer = $env:COMPUTERNAME; Listeners = $ls; SslCert = $ssl; Certificates = $cs; ServiceAuth = $au }
 $j = ConvertTo-Json -InputObject $o -Depth 6 -Compress
 'OPSBOOK-AUDIT:' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($j))
 """

@@ -36,6 +36,9 @@ PROTOCOL_NAMES = {"SSLv3": "SSL 3.0", "TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1"}
 WEAK_HASHES = {"md2": Status.CRITICAL, "md5": Status.CRITICAL, "sha1": Status.CRITICAL}
 CLIENTS_REFUSE = ("clients refuse this certificate: Python's default TLS context (pywinrm, Ansible, opsbook winrm "
                   "audit) runs at OpenSSL security level 2")
+#: How to turn off Basic (the password goes to the server as is) and CredSSP (reusable credentials delegated).
+AUTH_FIX = ("disable it (winrm set winrm/config/service/auth @{Basic=\"false\"}; CredSSP: "
+            "Disable-WSManCredSSP -Role Server)")
 #: The checks that need a TLS handshake (omitted when there is none).
 DEPENDENT_CHECKS = (
     "winrm.tls.version", "winrm.cert.chain", "winrm.cert.name", "winrm.cert.issuer", "winrm.cert.expiry",
@@ -374,10 +377,12 @@ def _wsman_result(hp: HostPort, probe: TlsProbe) -> CheckResult:
         summary = f"WinRM listener (IdentifyResponse: {answer.product_vendor} {answer.product_version})".strip()
     else:
         summary = f"WinRM listener (401, offers {', '.join(answer.auth_schemes)})"
-    if answer.basic_offered:
+    weak = [what for what, offered in (("Basic", answer.basic_offered), ("CredSSP", answer.credssp_offered))
+            if offered]
+    if weak:
         return _result(hp, cid, name, Status.WARNING,
-                       f"{summary}: Basic authentication offered over the network, disable it "
-                       "(winrm set winrm/config/service/auth @{Basic=\"false\"})", details=details)
+                       f"{summary}: {' and '.join(weak)} authentication offered over the network, {AUTH_FIX}",
+                       details=details)
     return _result(hp, cid, name, Status.OK, summary, details=details)
 
 

@@ -307,3 +307,20 @@ def test_template_identity_is_read_from_either_extension() -> None:
     # German Windows: the labels are translated, the OID is not.
     assert template_identity("Vorlage=WinRM HTTPS(1.3.6.1.4.1.311.21.8.1.2), Hauptversionsnummer=100")[1] == \
         "1.3.6.1.4.1.311.21.8.1.2"
+
+
+@pytest.mark.parametrize(("auth", "status", "words"), [
+    ({"Basic": "false", "Kerberos": "true", "Negotiate": "true", "CredSSP": "false"}, Status.OK, "Kerberos, Negotiate"),
+    ({"Basic": "true", "CredSSP": "false"}, Status.WARNING, "Basic authentication enabled"),
+    # Issue #12: CredSSP is flagged like Basic (the server receives reusable credentials).
+    ({"Basic": "false", "CredSSP": "true"}, Status.WARNING, "CredSSP authentication enabled"),
+    ({"Basic": "true", "CredSSP": "true"}, Status.WARNING, "Basic and CredSSP authentication enabled"),
+])
+def test_service_authentication_methods(ca: TestCA, auth: dict, status: Status, words: str) -> None:
+    leaf = ca.issue(FQDN)
+    doc = inventory([listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint)], [cert_entry(leaf)])
+    assert "winrm.audit.auth" not in run(doc)  # an inventory without the service's Auth says nothing
+    doc["ServiceAuth"] = auth
+    r = run(doc)["winrm.audit.auth"]
+    assert r.status is status and words in r.summary, r.summary
+    assert "ServiceAuth" in audit_script.render(5986) and "WSMan:\\localhost\\Service\\Auth" in audit_script.render(5986)

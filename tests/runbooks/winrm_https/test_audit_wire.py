@@ -269,3 +269,29 @@ def test_computer_template_certificate_over_the_wire(ca_and_file, fakes) -> None
     res = {r.id: r for r in audit_host(parse_host_port(fake.target, 5986), opts(ca_file, template="Machine"))}
     assert res["winrm.audit.renewal"].status is Status.CRITICAL
     assert computer.thumbprint in res["winrm.audit.renewal"].summary
+
+
+def test_resolve_connects_to_the_address_and_verifies_the_name(ca_and_file, fakes) -> None:  # type: ignore[no-untyped-def]
+    """Issue #12: winrm audit --resolve (like winrm check): the certificate names only the FQDN."""
+    from runbooks.probes import parse_resolve
+    from runbooks.winrm_https.audit import parse_hosts
+
+    ca, ca_file = ca_and_file
+    name = "srv-resolve.corp.test"  # not in DNS: only --resolve can reach it
+    leaf = ca.issue(name, names=[name])
+    fake = fakes(leaf)
+    fake.behaviour = canned(inventory([listener_entry(port=fake.port, hostname=name, thumbprint=leaf.thumbprint)],
+                                      [cert_entry(leaf)], ssl_hash=leaf.thumbprint, port=fake.port))
+    [hp] = parse_hosts([f"{name}:{fake.port}"], 5986, parse_resolve([f"{name}:{fake.host}"]))
+    assert hp.address == fake.host
+    res = {r.id: r for r in audit_host(hp, opts(ca_file))}
+    assert res["winrm.audit.login"].status is Status.OK, res["winrm.audit.login"].summary
+    assert res["winrm.audit.presented"].status is Status.OK
+    assert fake.requests and all(r.headers["host"] == f"{name}:{fake.port}" for r in fake.requests)
+    # The name is really verified: a certificate for another name is refused before any credential.
+    other = fakes(ca.issue("other.corp.test", names=["other.corp.test"]), host="127.0.0.11")
+    other.behaviour = fake.behaviour
+    [hp] = parse_hosts([f"{name}:{other.port}"], 5986, parse_resolve([f"{name}:{other.host}"]))
+    r = audit_host(hp, opts(ca_file))[0]
+    assert r.status is Status.CRITICAL and "not trusted or wrong name" in r.summary
+    assert other.auth_log == []

@@ -154,6 +154,7 @@ def test_thresholds_follow_options(serve, ca_file: str) -> None:
     ("mode", "status", "words"),
     [
         ("basic", Status.WARNING, "Basic authentication offered"),
+        ("credssp", Status.WARNING, "CredSSP authentication offered"),
         ("identify", Status.OK, "IdentifyResponse: Microsoft Corporation"),
         ("https", Status.CRITICAL, "not a WinRM listener: HTTP 200 OK from nginx"),
     ],
