@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from runbooks.errors import InputError
 
 from .outputformat import OutputFormat
 
@@ -54,3 +57,14 @@ def examples(*lines: str) -> str:
     """An epilog of examples that Click prints as written (no re-wrapping)."""
     body = "\n".join(f"  {line}" for line in lines)
     return f"\b\nExamples:\n{body}"
+
+
+def check_textfile(textfile: Path | None) -> None:
+    """Refuse a --textfile that cannot be written before any probe runs (not after the whole check)."""
+    if textfile is None:
+        return
+    folder = Path(textfile).parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} is not writable")

@@ -66,6 +66,9 @@ class Scenario:
     users_status: int = 200
     #: UPNs of users with a PropertyConflict provisioning error.
     provisioning_errors: list[str] = field(default_factory=list)
+    #: The app's Graph permission on the organization: with "User.Read" alone, every property except
+    #: id, displayName and verifiedDomains comes back null (what Graph really does).
+    org_permission: str = "Organization.Read.All"
     #: Misbehave: put the submitted client secret into the token error text.
     echo_secret_in_error: bool = False
     #: Misbehave: put the bearer token into Graph error messages.
@@ -297,6 +300,8 @@ class FakeGraph:
         org: dict[str, Any] = {
             "id": sc.tenant_id,
             "displayName": "Contoso Fake",
+            "verifiedDomains": [{"name": "contoso.onmicrosoft.com", "isDefault": True}],
+            "createdDateTime": "2019-03-04T10:11:12Z",
             "onPremisesSyncEnabled": sc.sync_enabled,
             "onPremisesLastSyncDateTime": None if sc.last_sync_age is None else _iso(sc.last_sync_age),
         }
@@ -304,6 +309,8 @@ class FakeGraph:
             org["onPremisesLastPasswordSyncDateTime"] = (
                 None if sc.password_sync_age is None else _iso(sc.password_sync_age)
             )
+        if sc.org_permission == "User.Read":
+            org = {k: (v if k in ("id", "displayName", "verifiedDomains") else None) for k, v in org.items()}
         select = [s.strip() for s in query.get("$select", "").split(",") if s.strip()]
         if select:
             unknown = [s for s in select if s not in org]

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from runbooks.winrm_https.audit_script import make_output
-from tests.tlspeers import Leaf, server_context
+from tests.tlspeers import Leaf, TestCA, server_context
 
 NS = {
     "s": "http://www.w3.org/2003/05/soap-envelope",
@@ -82,11 +82,23 @@ def cert_entry(
     has_private_key: bool = True,
     template: str = "WinRM Web Server",
     ekus: list[str] | None = None,
+    root: TestCA | None = None,
 ) -> dict[str, Any]:
-    """A ``Certificates`` entry as the remote audit script reports *leaf*."""
+    """A ``Certificates`` entry as the remote audit script reports *leaf*.
+
+    ``Root``/``RootThumbprint``: the root CA its chain builds to (*root*; by default the
+    issuer when that is a self-signed CA, else none: a leaf from an intermediate needs *root*).
+    """
+    import hashlib
+
     from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
 
     cert = leaf.cert
+    root_cert = root.cert if root is not None else None
+    if root_cert is None and leaf.issuer_pem:
+        issuer = x509.load_pem_x509_certificate(leaf.issuer_pem)
+        root_cert = issuer if issuer.subject == issuer.issuer else None
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         dns = san.get_values_for_type(x509.DNSName)
@@ -111,6 +123,9 @@ def cert_entry(
         "EnhancedKeyUsageList": ekus,
         "HasPrivateKey": has_private_key,
         "Template": template,
+        "Root": win_dn(root_cert.subject) if root_cert is not None else "",
+        "RootThumbprint": hashlib.sha1(root_cert.public_bytes(Encoding.DER)).hexdigest().upper()
+        if root_cert is not None else "",
     }
 
 
@@ -277,13 +292,13 @@ class FakeWinRM:
         self.auth_log.append(f"basic-{'ok' if ok else 'fail'} {user}")
         return user if ok else None
 
-    def soap(self, body: bytes) -> tuple[int, bytes]:
+    def soap(self, body: bytes, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
         """Answer one authenticated SOAP request: (HTTP status, response body)."""
         root = ET.fromstring(body)
         action_uri = (root.findtext("s:Header/a:Action", "", NS) or "").strip()
         message_id = (root.findtext("s:Header/a:MessageID", "", NS) or "").strip()
         action = ACTIONS.get(action_uri, action_uri)
-        self.requests.append(SoapRequest(action, body, {}))
+        self.requests.append(SoapRequest(action, body, dict(headers or {})))
         if action == "create":
             shell = str(uuid.uuid4()).upper()
             self.shells.add(shell)
@@ -442,7 +457,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if not body:
             self._send(200)
             return
-        status, answer = fake.soap(body)
+        status, answer = fake.soap(body, {k.lower(): v for k, v in self.headers.items()})
         self._send(status, answer)
 
 

@@ -88,6 +88,103 @@ class ParsedScript:
         return [s for s in self.string_literals() if s[:1] in "'\u2018\u2019\u201a\u201b"]
 
 
+    def nodes_of(self, node_type: str) -> list[ts.Node]:
+        """Every node of *node_type*, in source order."""
+        return [n for n in self._nodes() if n.type == node_type]
+
+    def text_of(self, node: ts.Node) -> str:
+        """The source text of *node*."""
+        return self.source.encode("utf-8")[node.start_byte : node.end_byte].decode("utf-8")
+
+    def function(self, name: str) -> ParsedScript:
+        """The script of function *name* (its definition parsed on its own); KeyError when absent."""
+        for node in self.nodes_of("function_statement"):
+            fname = next((c for c in node.children if c.type == "function_name"), None)
+            if fname is not None and self.text_of(fname).lower() == name.lower():
+                return parse(self.text_of(node))
+        raise KeyError(f"no function {name}")
+
+    def function_names(self) -> list[str]:
+        """Names of every function defined, in source order."""
+        out = []
+        for node in self.nodes_of("function_statement"):
+            fname = next((c for c in node.children if c.type == "function_name"), None)
+            if fname is not None:
+                out.append(self.text_of(fname))
+        return out
+
+    def parameters(self) -> dict[str, str]:
+        """The first param block's parameters: ``{name: type}`` (``$`` stripped; type '' when none)."""
+        blocks = self.nodes_of("param_block")
+        if not blocks:
+            return {}
+        out: dict[str, str] = {}
+        for param in self.nodes_of("script_parameter"):
+            if not (blocks[0].start_byte <= param.start_byte < blocks[0].end_byte):
+                continue
+            var = next(c for c in param.children if c.type == "variable")
+            types = [self.text_of(t) for t in _descendants(param) if t.type == "type_literal"]
+            out[self.text_of(var).lstrip("$")] = types[-1].strip("[]") if types else ""
+        return out
+
+    def calls(self) -> list[tuple[str, str, int]]:
+        """Every command in source order: (name, the whole command's text, start byte)."""
+        out = []
+        for node in self.nodes_of("command"):  # ``& netsh.exe ...`` names its command in a command_name_expr
+            name = next((c for c in node.children if c.type in ("command_name", "command_name_expr")), None)
+            if name is not None:
+                out.append((self.text_of(name), self.text_of(node), node.start_byte))
+        return sorted(out, key=lambda c: c[2])
+
+    def first_call(self, name: str) -> int:
+        """Start byte of the first call of command *name* (case-insensitive); -1 when never called."""
+        return next((pos for n, _, pos in self.calls() if n.lower() == name.lower()), -1)
+
+    def call_contexts(self, name: str) -> list[list[str]]:
+        """For every call of command *name*: the source text of each enclosing if/try/catch, innermost first.
+
+        Each entry is prefixed with its kind: ``if:<condition text>``, ``try:<try block>``,
+        ``catch:<catch block>``, ``function:<name>``.
+        """
+        out = []
+        for node in self.nodes_of("command"):
+            cname = next((c for c in node.children if c.type in ("command_name", "command_name_expr")), None)
+            if cname is None or self.text_of(cname).lower() != name.lower():
+                continue
+            chain: list[str] = []
+            child, parent = node, node.parent
+            while parent is not None:
+                if parent.type == "elseif_clause" and child.type == "statement_block":
+                    cond = next((c for c in parent.children if c.type == "pipeline"), None)
+                    chain.append("if:" + (self.text_of(cond) if cond is not None else ""))
+                elif parent.type == "if_statement":
+                    cond = next((c for c in parent.children if c.type == "pipeline"), None)
+                    # inside the condition itself, or in an else/elseif branch: not guarded by it
+                    blocks = [c for c in parent.children if c.type == "statement_block"]
+                    if blocks and blocks[0].start_byte <= child.start_byte < blocks[0].end_byte:
+                        chain.append("if:" + (self.text_of(cond) if cond is not None else ""))
+                elif parent.type == "try_statement" and child.type == "statement_block":
+                    chain.append("try:" + self.text_of(child))
+                elif parent.type == "catch_clause":
+                    chain.append("catch:" + self.text_of(parent))
+                elif parent.type == "function_statement":
+                    fname = next((c for c in parent.children if c.type == "function_name"), None)
+                    chain.append("function:" + (self.text_of(fname) if fname is not None else ""))
+                child, parent = parent, parent.parent
+            out.append(chain)
+        return out
+
+
+def _descendants(node: ts.Node) -> list[ts.Node]:
+    out: list[ts.Node] = []
+    stack = list(node.children)
+    while stack:
+        n = stack.pop()
+        out.append(n)
+        stack.extend(n.children)
+    return out
+
+
 def parse(source: str) -> ParsedScript:
     """Parse *source* with tree-sitter-powershell."""
     return ParsedScript(source, _PARSER.parse(source.encode("utf-8")))

@@ -30,6 +30,7 @@ Servers (threaded; use as context managers or call ``stop()``; they record what 
                        (200 IdentifyResponse when the request carries WSMANIDENTIFY: unauthenticated)
            "identify"  POST /wsman -> 200 IdentifyResponse, whatever the headers
            "basic"     like "winrm" but also offers Basic
+           "credssp"   like "winrm" but also offers CredSSP
            "https"     a plain HTTPS web server (200 text/html for everything): not WinRM
            "handler"   your own callable ``handler(request: HttpRequest) -> HttpResponse``
     HangServer(host)   accepts TCP and never sends a byte (a handshake that never completes)
@@ -437,6 +438,7 @@ MODES: dict[str, Callable[[HttpRequest], HttpResponse]] = {
     "winrm": _winrm_handler(("Negotiate", "Kerberos"), identify_always=False),
     "identify": _winrm_handler(("Negotiate", "Kerberos"), identify_always=True),
     "basic": _winrm_handler(("Negotiate", "Kerberos", 'Basic realm="WSMAN"'), identify_always=False),
+    "credssp": _winrm_handler(("Negotiate", "Kerberos", "CredSSP"), identify_always=False),
     "https": _web_handler,
 }
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,7 +12,7 @@ import typer
 from runbooks.errors import InputError
 
 from .. import terminal
-from ..options import FormatOption, ResolveOption, TextfileOption, examples, timeout_option
+from ..options import FormatOption, ResolveOption, TextfileOption, check_textfile, examples, timeout_option
 from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -118,17 +117,6 @@ def _dcs(entries: list[str] | None) -> list[str]:
     return out
 
 
-def _check_textfile(textfile: Path | None) -> None:
-    """Refuse a --textfile that cannot be written before any probe runs (not after the whole check)."""
-    if textfile is None:
-        return
-    folder = Path(textfile).parent
-    if not folder.is_dir():
-        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} is not writable")
-
-
 def build_report(
     *,
     domain: str,
@@ -147,21 +135,42 @@ def build_report(
     max_sync_age: str | None = None,
     max_password_sync_age: str | None = None,
     provisioning_errors: bool = False,
+    site: str | None = None,
+    max_dcs: int | None = None,
+    max_skew: str | None = None,
+    ca_file: Path | None = None,
 ) -> Report:
     """Convert the options and run ``adsync check`` (also used by ``opsbook run``)."""
-    from runbooks.adsync.check import AdsyncOptions, run_check
+    from runbooks.adsync.check import MAX_DCS, AdsyncOptions, run_check
+    from runbooks.adsync.dcinfo import SkewThresholds, parse_skew
     from runbooks.adsync.ports import DEFAULT_PORTS, parse_ports
     from runbooks.probes.targets import parse_resolve
 
     if not timeout or timeout <= 0:
         raise InputError("--timeout must be greater than zero")
+    if max_dcs is not None and not 1 <= max_dcs <= 1000:
+        raise InputError(f"invalid --max-dcs {max_dcs}: give 1 to 1000")
+    if site is not None:
+        site_value = site.strip()
+        if not site_value or not _DOMAIN_RE.match(_ascii_name(site_value, "--site", site)) or "." in site_value:
+            raise InputError(f"invalid --site {site!r}: give the AD site name, e.g. Default-First-Site-Name")
+        site = _ascii_name(site_value, "--site", site)
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise InputError(f"cannot read --ca-file {ca_file}: no such file")
+    port_list = parse_ports(ports) if ports is not None else list(DEFAULT_PORTS)
+    asked_ldaps = ports is not None and any(p.proto == "tcp" and p.port in (636, 3269) for p in port_list)
     options = AdsyncOptions(
         domain=_domain(domain),
         dns_servers=_dns_servers(dns),
         dns_from_resolv_conf=not dns,
         dcs=_dcs(dc),
-        ports=parse_ports(ports) if ports is not None else list(DEFAULT_PORTS),
+        ports=port_list,
         timeout=float(timeout),
+        site=site,
+        max_dcs=max_dcs if max_dcs is not None else MAX_DCS,
+        skew=parse_skew(max_skew) if max_skew is not None else SkewThresholds(),
+        ca_file=str(ca_file) if ca_file is not None else None,
+        ldaps_certs=asked_ldaps or ca_file is not None,
         resolve={_ascii_name(host, "--resolve", host): address for host, address in parse_resolve(resolve).items()},
     )
     graph_values = (tenant_id, client_id, client_secret_file, client_cert, authority_host, graph_endpoint,
@@ -196,8 +205,10 @@ def build_report(
         )
         graph_mod.validate_options(graph_options)  # exit 3 before any DNS query or HTTPS request
 
+        file_check = graph_mod.secret_file_check(client_secret_file) if client_secret_file is not None else None
+
         def extra() -> list[CheckResult]:
-            return graph_mod.check_tenant(graph_options)
+            return ([file_check] if file_check else []) + graph_mod.check_tenant(graph_options)
 
     return run_check(options, extra)
 
@@ -219,8 +230,9 @@ def check(  # noqa: PLR0917 - one parameter per option
         str | None,
         typer.Option("--ports", metavar="LIST",
                      help="Comma list of PORT/PROTO or FIRST-LAST/PROTO replacing the default AD ports "
-                          "(53/tcp,53/udp,88/tcp,88/udp,135/tcp,389/tcp,389/udp,445/tcp,636/tcp,3268/tcp); "
-                          "the RPC range is probed only when listed, e.g. 49152-65535/tcp."),
+                          "(53/tcp,53/udp,88/tcp,88/udp,135/tcp,389/tcp,389/udp,445/tcp,636/tcp,3268/tcp, "
+                          "Microsoft's Entra Connect port list); the RPC range is probed only when listed, "
+                          "e.g. 49152-65535/tcp; 3269/tcp, 123/udp and 464 on request."),
     ] = None,
     timeout: Annotated[float, timeout_option(2)] = 2.0,
     resolve: ResolveOption = None,
@@ -257,14 +269,35 @@ def check(  # noqa: PLR0917 - one parameter per option
         bool,
         typer.Option("--provisioning-errors", help="Also count users with provisioning errors (--graph)."),
     ] = False,
+    site: Annotated[
+        str | None,
+        typer.Option("--site", metavar="NAME", help="AD site: find DCs through _ldap._tcp.NAME._sites.dc._msdcs."),
+    ] = None,
+    max_dcs: Annotated[
+        int | None,
+        typer.Option("--max-dcs", metavar="N", help="Most DCs taken from SRV answers (default 50; the rest "
+                                                     "are reported, not probed)."),
+    ] = None,
+    max_skew: Annotated[
+        str | None,
+        typer.Option("--max-skew", metavar="WARN[,CRIT]",
+                     help="DC clock skew thresholds (default 2m,5m; Kerberos fails at 5 minutes)."),
+    ] = None,
+    ca_file: Annotated[
+        Path | None,
+        typer.Option("--ca-file", metavar="PEM", dir_okay=False,
+                     help="AD CS root(s) for the LDAPS certificates (checked when given, or when --ports "
+                          "lists 636/3269)."),
+    ] = None,
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
 ) -> None:
     """Check DNS per server, DC ports and (with --graph) the tenant's sync freshness."""
-    _check_textfile(textfile)
+    check_textfile(textfile)
     raise typer.Exit(terminal.emit_report(build_report(
         domain=domain, dns=dns, dc=dc, ports=ports, timeout=timeout, resolve=resolve, graph=graph,
         tenant_id=tenant_id, client_id=client_id, client_secret_file=client_secret_file, client_cert=client_cert,
         authority_host=authority_host, graph_endpoint=graph_endpoint, max_sync_age=max_sync_age,
         max_password_sync_age=max_password_sync_age, provisioning_errors=provisioning_errors,
+        site=site, max_dcs=max_dcs, max_skew=max_skew, ca_file=ca_file,
     ), fmt, textfile=textfile))

@@ -11,7 +11,7 @@ import typer
 from runbooks.model import Report
 
 from .. import terminal
-from ..options import FormatOption, TextfileOption, examples, timeout_option
+from ..options import FormatOption, ResolveOption, TextfileOption, check_textfile, examples, timeout_option
 from ..outputformat import OutputFormat
 
 PASSWORD_ENV = "OPSBOOK_WINRM_PASSWORD"  # noqa: S105 - the variable name, not a password
@@ -30,6 +30,7 @@ EPILOG = examples(
     "opsbook winrm audit srv1.corp.example.com --transport certificate --cert-pem audit.crt "
     "--cert-key-pem audit.key",
     "opsbook winrm audit srv1.corp.example.com -u 'CORP\\svc-audit' -f nagios   # prompts for the password",
+    "opsbook winrm audit srv1.corp.example.com --resolve srv1.corp.example.com:10.0.0.21 -u 'CORP\\svc-audit'",
 )
 
 
@@ -54,14 +55,17 @@ def build_report(  # noqa: PLR0917 - same names as the Typer parameters
     cert_key_pem: Path | None = None,
     warn_days: int = 30,
     concurrency: int = 8,
+    template: str | None = None,
+    resolve: list[str] | None = None,
 ) -> Report:
     """Convert the options (password from env, file or prompt) and run the audit."""
     from runbooks.errors import InputError
+    from runbooks.probes import parse_resolve
     from runbooks.secrets import Secret, secret_from
     from runbooks.winrm_https.audit import AuditOptions, parse_hosts, run_audit
 
     kind = Transport(transport).value
-    targets = parse_hosts(list(hosts or []), port)
+    targets = parse_hosts(list(hosts or []), port, parse_resolve(resolve))
     if not targets:
         raise InputError("no hosts to audit: give HOST[:PORT] arguments")
     password = None
@@ -87,6 +91,7 @@ def build_report(  # noqa: PLR0917 - same names as the Typer parameters
         cert_pem=str(cert_pem) if cert_pem is not None else None,
         cert_key_pem=str(cert_key_pem) if cert_key_pem is not None else None,
         warn_days=warn_days,
+        template=template,
     )
     return run_audit(targets, opts, concurrency=concurrency)
 
@@ -134,13 +139,21 @@ def audit(  # noqa: PLR0917 - Typer maps every parameter
         int, typer.Option("--warn-days", min=0, help="A bound certificate closer than this to expiry is 'soon'.")
     ] = 30,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="Hosts audited at once.")] = 8,
+    template: Annotated[
+        str | None,
+        typer.Option("--template", metavar="NAME",
+                     help="Certificate template (name or OID) a replacement must come from. Default: the template "
+                          "of the listener's current certificate.", show_default=False),
+    ] = None,
+    resolve: ResolveOption = None,
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
 ) -> None:
     """Audit WinRM HTTPS listeners over WinRM."""
+    check_textfile(textfile)  # refuse an unwritable --textfile before logging in anywhere
     report = build_report(
         hosts=hosts, username=username, password_file=password_file, transport=transport, ca_file=ca_file,
         port=port, timeout=timeout, cert_pem=cert_pem, cert_key_pem=cert_key_pem, warn_days=warn_days,
-        concurrency=concurrency,
+        concurrency=concurrency, template=template, resolve=resolve,
     )
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))

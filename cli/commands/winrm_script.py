@@ -13,7 +13,8 @@ from ..options import examples
 HELP = """Write the PowerShell script that binds the auto-enrolled certificate to the WinRM HTTPS listener.
 
 The script picks the certificate deterministically (Server Authentication EKU, CN/SAN = the
-computer's FQDN, chain to --root-ca, private key, valid now, latest NotAfter), does nothing when
+computer's FQDN, chain to --root-ca, from --template or else the template of the listener's current
+certificate, private key, valid now, latest NotAfter), does nothing when
 the listener already uses it, rebinds safely otherwise (the old thumbprint is put back on
 failure), opens the port for the Domain profile, logs to a dated file and the event log,
 exits non-zero on failure and supports -WhatIf. With --register-renewal-task it also registers
@@ -50,12 +51,19 @@ def script(  # noqa: PLR0917 - Typer maps every parameter
         typer.Option("--register-renewal-task",
                      help="The script also registers a task that reruns it at startup and on certificate renewal."),
     ] = False,
+    template: Annotated[
+        str,
+        typer.Option("--template", metavar="NAME",
+                     help="Certificate template (name or OID) the certificate must come from. Default: the template "
+                          "of the listener's current certificate.", show_default=False),
+    ] = "",
 ) -> None:
     """Write the WinRM HTTPS binding script (see HELP)."""
     from runbooks.fsutil import write_output
     from runbooks.winrm_https.script import ScriptOptions, encode, generate
 
-    opts = ScriptOptions(root_ca=root_ca, port=port, log_dir=log_dir, register_renewal_task=register_renewal_task)
+    opts = ScriptOptions(root_ca=root_ca, port=port, log_dir=log_dir, register_renewal_task=register_renewal_task,
+                         template=template)
     data = encode(generate(opts))
     summary = f"root CA CN {root_ca!r}, port {port}" + (", with the renewal task" if register_renewal_task else "")
     if output is None or str(output) == "-":

@@ -18,8 +18,14 @@ from ..errors import OpsbookError
 from ..model import CheckResult, Report, Status
 from ..probes.dns import DnsAnswer, DnsOutcome, dns_query, server_label
 from ..probes.targets import HostPort
+from .dcinfo import SkewThresholds, assess_clock, assess_ldap, assess_ldaps
 from .dns_health import Question, assess_dns, assess_dns_source, base_questions, dc_locator_question
 from .ports import DEFAULT_PORTS, PortProbe, PortSpec, assess_dc, probe_port, unresolved_dc
+
+#: Most DCs taken from SRV answers: the DNS server chooses these addresses, so their number is bounded.
+MAX_DCS = 50
+#: Most addresses (A and AAAA) probed per DC.
+MAX_ADDRESSES = 8
 
 
 @dataclass
@@ -36,6 +42,15 @@ class AdsyncOptions:
     concurrency: int = 256
     #: True when ``dns_servers`` came from this host's resolv.conf (no ``--dns``).
     dns_from_resolv_conf: bool = False
+    #: AD site: discover DCs through ``_ldap._tcp.SITE._sites.dc._msdcs.DOMAIN``.
+    site: str | None = None
+    #: At most this many DCs from SRV answers (the rest are reported, not probed).
+    max_dcs: int = MAX_DCS
+    skew: SkewThresholds = field(default_factory=SkewThresholds)
+    #: CA bundle for the LDAPS ports (default: the system store).
+    ca_file: str | None = None
+    #: Judge the LDAPS certificates (chain, name, expiry, EKU): when 636/3269 are asked for or --ca-file given.
+    ldaps_certs: bool = False
 
 
 def _is_ip(text: str) -> bool:
@@ -49,9 +64,12 @@ def _is_ip(text: str) -> bool:
 @dataclass
 class _Dc:
     name: str
-    address: str | None = None
-    probes_started: bool = False
-    probes: dict[PortSpec, PortProbe] = field(default_factory=dict)
+    addresses: list[str] = field(default_factory=list)
+    probes: dict[tuple[str, PortSpec], PortProbe] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str | None:
+        return self.addresses[0] if self.addresses else None
 
 
 class _Run:
@@ -67,7 +85,13 @@ class _Run:
         self.dcs: dict[str, _Dc] = {}
         self.extra: list[CheckResult] = []
         self.extra_error: BaseException | None = None
-        self.locator = dc_locator_question(options.domain)
+        self.locator = dc_locator_question(options.domain, options.site)
+        #: The DCs each server's own SRV answer lists (a server is judged by what it advertises).
+        self.advertised: dict[str, set[str]] = {}
+        #: DCs in SRV answers beyond --max-dcs (not probed).
+        self.cut: list[str] = []
+        #: AAAA answers (not judged as DNS health: an IPv4-only DC has none).
+        self.aaaa: dict[tuple[str, str], DnsAnswer] = {}
 
     def submit(self, kind: str, key: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
         self.pending[self.pool.submit(func, *args, **kwargs)] = (kind, key)
@@ -77,55 +101,73 @@ class _Run:
         self.submit("tcp" if tcp else "q", (label, question), dns_query, server.host, question[0], question[1],
                     port=server.port, timeout=self.o.timeout, tcp=tcp)
 
-    def add_dc(self, name: str, hint: str | None = None) -> None:
+    def add_dc(self, name: str, hints: tuple[str, ...] = (), from_srv: bool = False) -> None:
         key = name.rstrip(".").lower()
         if key in self.dcs:
             dc = self.dcs[key]
+        elif from_srv and len(self.dcs) >= self.o.max_dcs:
+            if key not in self.cut:
+                self.cut.append(key)
+            return
         else:
             dc = self.dcs[key] = _Dc(key)
             if _is_ip(key):
-                dc.address = key
+                self.add_address(dc, key)
             else:
                 for server in self.o.dns_servers:
                     self.ask(server, (key, "A"))
-                dc.address = self.o.resolve.get(key)
-        if dc.address is None and hint:
-            dc.address = hint
-        self.start_probes(dc)
+                    label = server_label(server.host, server.port)
+                    self.submit("aaaa", (label, key), dns_query, server.host, key, "AAAA", port=server.port,
+                                timeout=self.o.timeout)
+                if key in self.o.resolve:
+                    self.add_address(dc, self.o.resolve[key])
+        if key not in self.o.resolve:
+            for hint in hints:
+                if _is_ip(hint):
+                    self.add_address(dc, hint)
 
-    def start_probes(self, dc: _Dc) -> None:
-        if dc.probes_started or dc.address is None:
+    def add_address(self, dc: _Dc, address: str) -> None:
+        """Probe every port of one more address of *dc* (each A and AAAA, at most MAX_ADDRESSES)."""
+        if address in dc.addresses or len(dc.addresses) >= MAX_ADDRESSES:
             return
-        dc.probes_started = True
+        if dc.name in self.o.resolve and dc.addresses:
+            return  # --resolve pins the address
+        dc.addresses.append(address)
         for spec in self.o.ports:
-            self.submit("port", (dc.name, spec), probe_port, dc.address, spec, self.o.domain, self.o.timeout)
+            self.submit("port", (dc.name, address, spec), probe_port, address, spec, self.o.domain, self.o.timeout,
+                        dc=dc.name if not _is_ip(dc.name) else address, ca_file=self.o.ca_file)
 
     def handle(self, kind: str, key: Any, value: Any) -> None:
         if kind == "q":
             answer: DnsAnswer = value
             self.answers[key] = answer
             question = key[1]
-            if question == self.locator and not self.o.dcs and answer.outcome is DnsOutcome.DATA:
-                for target, _port in answer.srv_targets():
-                    addresses = answer.additional.get(target, ())
-                    hint = next((a for a in addresses if _is_ip(a)), None)
-                    self.add_dc(target, hint)
+            if question == self.locator and answer.outcome is DnsOutcome.DATA:
+                targets = [t for t, _port in answer.srv_targets()]
+                self.advertised[key[0]] = set(targets)
+                if not self.o.dcs:
+                    for target in targets:
+                        self.add_dc(target, answer.additional.get(target, ()), from_srv=True)
             elif question[1] == "A" and question[0] in self.dcs and answer.outcome is DnsOutcome.DATA:
-                dc = self.dcs[question[0]]
-                if dc.address is None:
-                    dc.address = answer.records[0]
-                    self.start_probes(dc)
+                for record in answer.records:
+                    self.add_address(self.dcs[question[0]], record)
+        elif kind == "aaaa":
+            answer = value
+            self.aaaa[key] = answer
+            if key[1] in self.dcs and answer.outcome is DnsOutcome.DATA:
+                for record in answer.records:
+                    self.add_address(self.dcs[key[1]], record)
         elif kind == "tcp":
             self.tcp[key[0]] = value
         elif kind == "port":
-            name, spec = key
-            self.dcs[name].probes[spec] = value
+            name, address, spec = key
+            self.dcs[name].probes[(address, spec)] = value
         elif kind == "extra":
             self.extra.extend(value)
 
     def run(self, extra: Callable[[], list[CheckResult]] | None) -> None:
         for server in self.o.dns_servers:
-            for question in base_questions(self.o.domain):
+            for question in self.base():
                 self.ask(server, question)
             self.ask(server, self.locator, tcp=True)
         if extra is not None:
@@ -145,14 +187,18 @@ class _Run:
                     continue
                 self.handle(kind, key, value)
 
+    def base(self) -> list[Question]:
+        questions = base_questions(self.o.domain)
+        return questions if self.locator in questions else [*questions, self.locator]
+
     def questions(self) -> list[Question]:
         dc_questions = [(name, "A") for name in self.dcs if not _is_ip(name)]
-        return [*base_questions(self.o.domain), *dc_questions]
+        return [*self.base(), *dc_questions]
 
 
 def _discovery(options: AdsyncOptions, run: _Run) -> CheckResult:
     domain = options.domain
-    rows = [{"dc": dc.name, "address": dc.address} for dc in run.dcs.values()]
+    rows = [{"dc": dc.name, "address": dc.address, "addresses": list(dc.addresses)} for dc in run.dcs.values()]
     per_server: dict[str, list[str]] = {}
     for server in run.servers:
         answer = run.answers.get((server, run.locator))
@@ -160,6 +206,8 @@ def _discovery(options: AdsyncOptions, run: _Run) -> CheckResult:
             per_server[server] = sorted(t for t, _ in answer.srv_targets())
     details: dict[str, Any] = {"source": "--dc" if options.dcs else f"SRV {run.locator[0]}", "dcs": rows,
                                "srv_targets_per_server": per_server}
+    if run.cut:
+        details["not_probed"] = {"count": len(run.cut), "max_dcs": options.max_dcs, "sample": run.cut[:20]}
     if not run.dcs:
         return CheckResult("adsync.dc.discovery", domain, "domain controller discovery", Status.CRITICAL,
                            f"no domain controller found: no DNS server returns SRV {run.locator[0]}",
@@ -170,7 +218,15 @@ def _discovery(options: AdsyncOptions, run: _Run) -> CheckResult:
     status = Status.OK
     if len({tuple(v) for v in per_server.values()}) > 1:
         status = Status.WARNING
-        summary += "; the DNS servers disagree on the DC list (stale SRV records?)"
+        everyone = set.intersection(*(set(v) for v in per_server.values()))
+        extra = [f"{server} also lists {', '.join(sorted(set(v) - everyone))}"
+                 for server, v in per_server.items() if set(v) - everyone]
+        summary += ("; the DNS servers disagree on the DC list (stale SRV records?)"
+                    + (f": {'; '.join(extra)}" if extra else ""))
+    if run.cut:
+        status = Status.WARNING
+        summary += (f"; {len(run.cut)} more DC(s) in the SRV answers not probed (at most {options.max_dcs}, "
+                    "--max-dcs; the DNS server chooses these addresses)")
     return CheckResult("adsync.dc.discovery", domain, "domain controller discovery", status, summary,
                        details=details, metrics={"dcs": len(run.dcs)})
 
@@ -193,7 +249,8 @@ def collect(options: AdsyncOptions, extra: Callable[[], list[CheckResult]] | Non
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    results = assess_dns(options.domain, run.servers, run.answers, run.questions(), run.tcp)
+    advertised = None if options.dcs else run.advertised
+    results = assess_dns(options.domain, run.servers, run.answers, run.questions(), run.tcp, advertised=advertised)
     if options.dns_from_resolv_conf:
         source = assess_dns_source(run.servers, [s.host for s in options.dns_servers])
         if source is not None:
@@ -204,8 +261,20 @@ def collect(options: AdsyncOptions, extra: Callable[[], list[CheckResult]] | Non
         if dc.address is None:
             results.append(unresolved_dc(dc.name, run.servers))
             continue
-        probes = [dc.probes[spec] for spec in options.ports if spec in dc.probes]
-        results.append(assess_dc(dc.name, dc.address, probes, asked_rpc))
+        every: list[PortProbe] = []
+        for address in dc.addresses:
+            probes = [dc.probes[(address, spec)] for spec in options.ports if (address, spec) in dc.probes]
+            every.extend(probes)
+            target = dc.name if len(dc.addresses) == 1 or address == dc.address else f"{dc.name} [{address}]"
+            results.append(assess_dc(dc.name, address, probes, asked_rpc, target=target))
+        for found in (assess_clock(dc.name, every, options.skew), assess_ldap(dc.name, every)):
+            if found is not None:
+                results.append(found)
+        for probe in every if options.ldaps_certs else ():
+            if probe.spec.proto == "tcp" and probe.spec.port in (636, 3269):
+                ldaps = assess_ldaps(dc.name, probe, options.ca_file)
+                if ldaps is not None and all((r.id, r.target) != (ldaps.id, ldaps.target) for r in results):
+                    results.append(ldaps)
     results.extend(run.extra)
     if run.extra_error is not None:
         exc = run.extra_error

@@ -24,6 +24,8 @@ from ..probes.dns import DnsAnswer, DnsOutcome
 SLOW_S = 0.5
 #: How long the Windows DNS client waits for one server before it asks the next one.
 WINDOWS_FAILOVER_WAIT_S = 1.0
+#: After a failure Windows moves the answering server to the front, and resets the order this often (KB320760).
+WINDOWS_RESET_MIN = 15
 
 Question = tuple[str, str]  # (qname, rdtype)
 
@@ -38,8 +40,10 @@ def base_questions(domain: str) -> list[Question]:
     ]
 
 
-def dc_locator_question(domain: str) -> Question:
-    """The SRV question whose answer lists the domain controllers."""
+def dc_locator_question(domain: str, site: str | None = None) -> Question:
+    """The SRV question whose answer lists the domain controllers (of one AD site, when given)."""
+    if site:
+        return (f"_ldap._tcp.{site}._sites.dc._msdcs.{domain}", "SRV")
     return (f"_ldap._tcp.dc._msdcs.{domain}", "SRV")
 
 
@@ -95,10 +99,14 @@ def assess_server(
     server: str,
     answers: Sequence[DnsAnswer],
     others_with_data: Mapping[Question, list[str]],
+    primary: str = "",
 ) -> CheckResult:
     """One server's answers: OK with data; CRITICAL for a brown-out or missing records.
 
-    *others_with_data* maps each question to the servers that answered it with data.
+    *others_with_data* maps each question to the servers that answered it with data. A
+    brown-out on a server behind a *primary* that answers the same question with data is a
+    WARNING: Windows resolves through the primary and asks this one only when the primary
+    does not answer.
     """
     by_status: dict[Status, list[str]] = {}
     brownout: list[str] = []
@@ -108,6 +116,7 @@ def assess_server(
     unreachable: list[str] = []
     slow: list[str] = []
     healthy_elsewhere: set[str] = set()
+    covered = True  # every brown-out of this server is answered with data by the primary
     for answer in answers:
         question = (answer.qname, answer.rdtype)
         label = answer.question
@@ -121,7 +130,9 @@ def assess_server(
             if elsewhere:
                 brownout.append(f"{label} ({answer.outcome.name})")
                 healthy_elsewhere.update(elsewhere)
-                by_status.setdefault(Status.CRITICAL, []).append(label)
+                behind_primary = position > 1 and primary in elsewhere
+                covered = covered and behind_primary
+                by_status.setdefault(Status.WARNING if behind_primary else Status.CRITICAL, []).append(label)
             elif is_gc_question(question):
                 missing_gc.append(f"{label} ({answer.outcome.name})")
                 by_status.setdefault(Status.WARNING, []).append(label)
@@ -138,10 +149,13 @@ def assess_server(
     role = "primary" if position == 1 else f"DNS server #{position}"
     parts: list[str] = []
     if brownout:
-        consequence = (
-            "Windows will not fail over past it" if position == 1 else
-            "Windows asks it only when the servers before it do not answer, and then these lookups fail"
-        )
+        if position == 1:
+            consequence = "Windows will not fail over past it"
+        elif covered:
+            consequence = (f"Windows resolves these through the primary {primary} and asks this server only when "
+                           "the primary does not answer; then these lookups fail")
+        else:
+            consequence = "Windows asks it only when the servers before it do not answer, and then these lookups fail"
         parts.append(
             f"BROWN-OUT: {role} answers without data for {_join(brownout)} while "
             f"{_join(sorted(healthy_elsewhere))} answer(s) with data — {consequence}"
@@ -152,7 +166,10 @@ def assess_server(
         parts.append(f"no data for {_join(missing_gc)} (no server has it: {GC_HINT})")
     if failing:
         parts.append(f"fails {_join(failing)}")
-    if unreachable and len(unreachable) == len(answers):
+    if unreachable and len(unreachable) == len(answers) and any(a.truncated for a in answers):
+        parts.append(f"answers over UDP only with truncated replies, and no answer comes over TCP "
+                     f"({_describe(next(a for a in answers if a.truncated))})")
+    elif unreachable and len(unreachable) == len(answers):
         parts.append(f"does not answer at all ({_describe(answers[0])})")
     elif unreachable:
         parts.append(f"no answer for {_join(unreachable)}")
@@ -349,8 +366,10 @@ def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question
     if delayed:
         first = delayed[0]
         findings.append((Status.WARNING, (
-            f"{who(first.skipped[0])} does not answer: Windows resolves {names(delayed)} through {first.server}, "
-            f"but every lookup first waits ~{WINDOWS_FAILOVER_WAIT_S * len(first.skipped):.0f} s"
+            f"{who(first.skipped[0])} does not answer: Windows resolves {names(delayed)} through {first.server} "
+            f"after waiting ~{WINDOWS_FAILOVER_WAIT_S * len(first.skipped):.0f} s; it then puts {first.server} "
+            f"first, and resets the order every {WINDOWS_RESET_MIN} minutes (KB320760), so a lookup waits again "
+            "after each reset"
         )))
     status = worst(s for s, _ in findings)
     if findings:
@@ -370,6 +389,13 @@ def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question
     }
     return CheckResult("adsync.dns.failover", domain, "Windows DNS failover prediction", status, summary,
                        details=details, metrics=metrics)
+
+
+def _is_dc_question(question: Question, advertised: Mapping[str, set[str]] | None) -> bool:
+    """The A question of a DC found in an SRV answer."""
+    if advertised is None or question[1] != "A":
+        return False
+    return any(question[0] in names for names in advertised.values())
 
 
 def assess_dns_source(servers: Sequence[str], addresses: Sequence[str]) -> CheckResult | None:
@@ -399,18 +425,51 @@ def assess_dns(
     answers: Mapping[tuple[str, Question], DnsAnswer],
     questions: Sequence[Question],
     tcp_answers: Mapping[str, DnsAnswer],
+    *,
+    advertised: Mapping[str, set[str]] | None = None,
 ) -> list[CheckResult]:
-    """All DNS checks: one per server, one TCP check per server, and the failover prediction."""
+    """All DNS checks: one per server, one TCP check per server, and the failover prediction.
+
+    *advertised* maps each server to the DCs its own SRV answer lists (None: the DCs were
+    given, judge every DC question everywhere). A server is judged on a DC's A record only
+    when it advertises that DC itself: a stale SRV record on one server says nothing about
+    another server that never lists that DC. Windows' prediction looks at the DCs of the
+    server it takes the SRV answer from.
+    """
+    base = [q for q in questions if not _is_dc_question(q, advertised)]
+    dc_questions = [q for q in questions if _is_dc_question(q, advertised)]
+
+    def judged(server: str) -> list[Question]:
+        if advertised is None:
+            return list(questions)
+        mine = advertised.get(server, set())
+        return [*base, *(q for q in dc_questions if q[0] in mine)]
+
     with_data: dict[Question, list[str]] = {}
     table: dict[Question, list[DnsAnswer]] = {}
     for question in questions:
         row = [answers[(s, question)] for s in servers if (s, question) in answers]
-        table[question] = row
         with_data[question] = [a.server for a in row if a.outcome is DnsOutcome.DATA]
+    for question in base:
+        table[question] = [answers[(s, question)] for s in servers if (s, question) in answers]
+    windows_dcs: set[str] | None = None
+    if advertised is not None:
+        # The DCs Windows learns: those of the server it takes the locator SRV answer from.
+        locators = [q for q in base if q[1] == "SRV" and q[0].startswith("_ldap._tcp.") and ".dc._msdcs." in q[0]]
+        locator = next((q for q in locators if "._sites." in q[0]), locators[0] if locators else None)
+        verdict = predict_windows(locator, table.get(locator, [])) if locator else None
+        if verdict is not None and verdict.verdict == "resolved":
+            windows_dcs = set(advertised.get(verdict.server, set()))
+        else:
+            windows_dcs = set().union(*advertised.values())
+    for question in dc_questions:
+        if windows_dcs is None or question[0] in windows_dcs:
+            table[question] = [answers[(s, question)] for s in servers if (s, question) in answers]
     results: list[CheckResult] = []
+    primary = servers[0] if servers else ""
     for position, server in enumerate(servers, start=1):
-        own = [answers[(server, q)] for q in questions if (server, q) in answers]
-        results.append(assess_server(position, server, own, with_data))
+        own = [answers[(server, q)] for q in judged(server) if (server, q) in answers]
+        results.append(assess_server(position, server, own, with_data, primary))
     for server in servers:
         if server in tcp_answers:
             results.append(assess_tcp(server, tcp_answers[server]))

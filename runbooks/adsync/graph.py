@@ -178,6 +178,27 @@ def _https_base(url: str, what: str) -> str:
     return f"https://{parts.netloc}"
 
 
+_GUID_RE = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+
+
+def secret_file_check(path: Path) -> CheckResult | None:
+    """A WARNING when the client secret file can be read by its group or by others (None: it is private)."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if not mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return None
+    return CheckResult(
+        "adsync.graph.secret_file", str(path), "client secret file permissions", Status.WARNING,
+        f"the client secret file {path} is readable by {'group and others' if mode & stat.S_IRWXO else 'its group'} "
+        f"(mode {stat.S_IMODE(mode):04o}): anyone who reads it can act as the app — chmod 600 {path}",
+        details={"path": str(path), "mode": f"{stat.S_IMODE(mode):04o}"},
+    )
+
+
 def _validate(options: GraphOptions) -> tuple[str, str]:
     tenant = (options.tenant_id or "").strip()
     if not tenant:
@@ -188,7 +209,7 @@ def _validate(options: GraphOptions) -> tuple[str, str]:
         raise InputError(f"invalid --tenant-id {tenant!r}: expected a GUID or a domain name")
     if not (options.client_id or "").strip():
         raise InputError("--client-id is required with --graph (the app registration's application id)")
-    if not re.fullmatch(r"[A-Za-z0-9._:-]{1,200}", options.client_id.strip()):
+    if not _GUID_RE.fullmatch(options.client_id.strip()):
         raise InputError(f"invalid --client-id {options.client_id!r}: expected the application (client) id GUID")
     has_secret = options.client_secret is not None and bool(options.client_secret)
     if has_secret and options.client_cert is not None:
@@ -595,7 +616,8 @@ def _organization_checks(ctx: _Context) -> list[CheckResult]:
     v1_path = "/v1.0/organization"
     try:
         with Timer() as timer:
-            body = _graph_get(ctx, v1_path, {"$select": "id,onPremisesSyncEnabled,onPremisesLastSyncDateTime"},
+            body = _graph_get(ctx, v1_path,
+                              {"$select": "id,createdDateTime,onPremisesSyncEnabled,onPremisesLastSyncDateTime"},
                               _PERMISSION_HINT)
     except _GraphError as exc:
         return [_result(ctx.tenant, "adsync.graph.sync_enabled", "directory sync enabled", Status.UNKNOWN,
@@ -607,6 +629,15 @@ def _organization_checks(ctx: _Context) -> list[CheckResult]:
     org = orgs[0]
     enabled = org.get("onPremisesSyncEnabled")
     base = {"api": "v1.0", "path": v1_path}
+    if org.get("id") and org.get("createdDateTime") is None:
+        # With User.Read alone Graph returns the organization with every property except id, displayName
+        # and verifiedDomains null: a null sync date then means "not allowed to read", not "never synced".
+        return [_result(
+            ctx.tenant, "adsync.graph.sync_enabled", "directory sync enabled", Status.UNKNOWN,
+            "missing permission: Graph returned the organization with only id, displayName and verifiedDomains "
+            "(createdDateTime is null too), so the sync dates cannot be read — "
+            + _PERMISSION_HINT, details={**base, "createdDateTime": None, "missing_permission": True},
+            duration_s=timer.s)]
     if enabled is True:
         results.append(_result(ctx.tenant, "adsync.graph.sync_enabled", "directory sync enabled", Status.OK,
                                "directory synchronisation is enabled for the tenant (onPremisesSyncEnabled=true)",

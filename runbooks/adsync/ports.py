@@ -1,9 +1,13 @@
 """The ports AD Connect needs on each domain controller, probed in three states like PortQry.
 
-open (an answer), closed (RST, or ICMP port unreachable for UDP) and filtered (no answer
-in time). UDP ports get a real protocol request (:mod:`runbooks.probes.udp`), because a
-UDP service only answers what it understands. Each closed or filtered port is reported
-with the AD Connect functions it breaks.
+open (an answer), closed (the DC answered and nothing listens: RST, or ICMP port unreachable
+for UDP) and filtered (no answer in time, or a firewall's ICMP admin-prohibited /
+host-unreachable, or this machine's own firewall). UDP ports get a real protocol request
+(:mod:`runbooks.probes.udp`), and the reply counts only when it parses as that protocol
+(:mod:`runbooks.probes.adproto`): junk on 389/udp is "open, not CLDAP", not OK. On TCP, LDAP
+(389, 3268) gets an anonymous rootDSE search, Kerberos (88) an AS-REQ, LDAPS (636, 3269) a
+TLS handshake and the same search. Each closed or filtered port is reported with the AD
+Connect functions it breaks.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..model import CheckResult, MetricValue, Status, worst
+from ..probes.adproto import ProtocolAnswer
 from ..probes.tcp import PortState, tcp_probe
 from ..probes.udp import payload_for, udp_probe
 
@@ -65,10 +70,20 @@ ROLES: dict[tuple[int, str], PortRole] = {
                            Status.WARNING),
     (3268, "tcp"): PortRole("Global catalog", "forest-wide lookups by the wizard and multi-domain forests",
                             Status.WARNING),
+    (3269, "tcp"): PortRole("Global catalog over SSL", "forest-wide lookups when AD Connect uses LDAP over SSL",
+                            Status.WARNING),
+    (123, "udp"): PortRole("NTP", "time from the DC (Kerberos fails at 5 minutes of clock skew)", Status.WARNING),
+    (464, "tcp"): PortRole("Kerberos password change", "password writeback (kpasswd)", Status.WARNING),
+    (464, "udp"): PortRole("Kerberos password change", "password writeback (kpasswd)", Status.WARNING),
 }
 RPC_ROLE = PortRole("RPC dynamic", "password hash sync (DRS GetNCChanges) and the configuration wizard")
 
+#: Microsoft's Entra Connect port reference (AD Connect to AD); 3269, 123/udp and 464 on request.
 DEFAULT_PORTS_TEXT = "53/tcp,53/udp,88/tcp,88/udp,135/tcp,389/tcp,389/udp,445/tcp,636/tcp,3268/tcp"
+#: Which protocol each port is expected to speak (the reply is checked against it).
+PROTOCOLS = {(53, "udp"): "DNS", (88, "udp"): "Kerberos", (464, "udp"): "Kerberos", (389, "udp"): "CLDAP",
+             (123, "udp"): "NTP", (389, "tcp"): "LDAP", (3268, "tcp"): "LDAP", (88, "tcp"): "Kerberos",
+             (636, "tcp"): "LDAPS", (3269, "tcp"): "LDAPS"}
 
 
 def role_of(spec: PortSpec) -> PortRole:
@@ -113,26 +128,159 @@ def parse_ports(text: str) -> list[PortSpec]:
 DEFAULT_PORTS = parse_ports(DEFAULT_PORTS_TEXT)
 
 
-@dataclass(frozen=True)
+@dataclass
 class PortProbe:
-    """The state of one port of one DC."""
+    """The state of one port of one DC, and what answered there.
+
+    ``answer`` is set when a protocol request was sent and the port was open: whether the
+    reply speaks the protocol, and the server's clock when it carries it. ``tls`` holds the
+    TLS probe of an LDAPS port (certificate, chain) for :func:`assess_ldaps`.
+    """
 
     spec: PortSpec
     state: PortState
     latency_s: float
     error: str = ""
+    answer: ProtocolAnswer | None = None
+    tls: Any = None
+
+    @property
+    def not_protocol(self) -> bool:
+        """Open, but what answered does not speak the protocol asked."""
+        return self.state is PortState.OPEN and self.answer is not None and not self.answer.speaks
 
 
-def probe_port(address: str, spec: PortSpec, domain: str, timeout: float) -> PortProbe:
-    """Probe one port of one DC address (TCP connect, or UDP with the protocol's request)."""
+def _udp_answer(port: int, payload: bytes, reply: bytes) -> ProtocolAnswer | None:
+    from ..probes import adproto
+
+    if port == 53:
+        return adproto.dns_reply(payload, reply)
+    if port == 389:
+        return adproto.ldap_search_reply(1, reply, "CLDAP")
+    if port in (88, 464):
+        return adproto.kerberos_reply(reply)
+    if port == 123:
+        return adproto.ntp_reply(payload, reply)
+    return None
+
+
+def _kerberos_tcp(address: str, port: int, domain: str, timeout: float) -> PortProbe:
+    """88/tcp: an AS-REQ with its 4-byte length prefix; the KRB-ERROR carries the KDC's clock."""
+    import time
+
+    from ..probes import adproto
+    from ..probes.tcp import state_of_errno, tcp_connect
+
+    spec = PortSpec(port, "tcp")
+    start = time.perf_counter()
+    try:
+        sock = tcp_connect(address, port, timeout)
+    except TimeoutError:
+        return PortProbe(spec, PortState.FILTERED, time.perf_counter() - start, "timed out")
+    except OSError as exc:
+        return PortProbe(spec, state_of_errno(exc.errno), time.perf_counter() - start, exc.strerror or str(exc))
+    latency = time.perf_counter() - start
+    deadline = time.monotonic() + timeout
+    request = payload_for(port, domain)
+    sent = time.time()
+    with sock:
+        try:
+            sock.sendall(len(request).to_bytes(4, "big") + request)
+            data = b""
+            while len(data) < 4 or len(data) < 4 + int.from_bytes(data[:4], "big"):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                sock.settimeout(remaining)
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                if len(data) > 1 << 20:
+                    break
+        except TimeoutError:
+            return PortProbe(spec, PortState.OPEN, latency, answer=ProtocolAnswer(
+                "Kerberos", False, f"accepts connections but sends no Kerberos answer within {timeout:g}s"))
+        except OSError as exc:
+            data = b""
+            error = exc.strerror or str(exc)
+            return PortProbe(spec, PortState.OPEN, latency, answer=ProtocolAnswer(
+                "Kerberos", False, f"connection failed after the request: {error}"))
+    if len(data) < 4:
+        answer = ProtocolAnswer("Kerberos", False, "the connection closed without a Kerberos answer")
+    else:
+        answer = adproto.kerberos_reply(data[4:4 + int.from_bytes(data[:4], "big")])
+        answer.local_time = adproto.midpoint(sent, time.time())
+    return PortProbe(spec, PortState.OPEN, latency, answer=answer)
+
+
+def _ldap_tcp(address: str, port: int, timeout: float) -> PortProbe:
+    """389/3268: connect, then an anonymous rootDSE search (an open port that never answers is not LDAP)."""
+    import time
+
+    from ..probes import adproto
+    from ..probes.tcp import state_of_errno, tcp_connect
+
+    spec = PortSpec(port, "tcp")
+    start = time.perf_counter()
+    try:
+        sock = tcp_connect(address, port, timeout)
+    except TimeoutError:
+        return PortProbe(spec, PortState.FILTERED, time.perf_counter() - start, "timed out")
+    except OSError as exc:
+        return PortProbe(spec, state_of_errno(exc.errno), time.perf_counter() - start, exc.strerror or str(exc))
+    latency = time.perf_counter() - start
+    with sock:
+        answer = adproto.ldap_rootdse(sock, timeout)
+    return PortProbe(spec, PortState.OPEN, latency, answer=answer)
+
+
+def _ldaps(address: str, port: int, dc: str, timeout: float, ca_file: str | None) -> PortProbe:
+    """636/3269: a TLS handshake (chain against *ca_file* or the system store), then the rootDSE search."""
+    from ..probes import adproto
+    from ..probes.tls import tls_probe
+
+    spec = PortSpec(port, "tcp")
+    probe = tls_probe(dc, port, timeout=timeout, address=address, ca_file=ca_file,
+                      then=lambda sock: adproto.ldap_rootdse(sock, timeout, protocol="LDAPS"))
+    if probe.tcp_state is not PortState.OPEN:
+        return PortProbe(spec, probe.tcp_state, probe.connect_s, probe.tcp_error)
+    answer = probe.after if isinstance(probe.after, ProtocolAnswer) else ProtocolAnswer(
+        "LDAPS", False, probe.handshake_error or probe.after_error or "no LDAP answer over TLS")
+    return PortProbe(spec, PortState.OPEN, probe.connect_s, answer=answer, tls=probe)
+
+
+def probe_port(address: str, spec: PortSpec, domain: str, timeout: float, *, dc: str = "",
+               ca_file: str | None = None) -> PortProbe:
+    """Probe one port of one DC address, with the request of the protocol expected there."""
+    import time
+
     if spec.proto == "udp":
-        u = udp_probe(address, spec.port, payload_for(spec.port, domain), timeout)
-        return PortProbe(spec, u.state, u.latency_s, u.error)
+        payload = payload_for(spec.port, domain)
+        sent = time.time()
+        u = udp_probe(address, spec.port, payload, timeout)
+        received = time.time()
+        answer = None
+        if u.state is PortState.OPEN:
+            from ..probes.adproto import midpoint
+
+            answer = _udp_answer(spec.port, payload, u.reply)
+            if answer is not None:
+                answer.local_time = midpoint(sent, received)
+        return PortProbe(spec, u.state, u.latency_s, u.error, answer=answer)
+    if spec.port in (389, 3268):
+        return _ldap_tcp(address, spec.port, timeout)
+    if spec.port == 88:
+        return _kerberos_tcp(address, spec.port, domain, timeout)
+    if spec.port in (636, 3269):
+        return _ldaps(address, spec.port, dc or address, timeout, ca_file)
     t = tcp_probe(address, spec.port, timeout)
     return PortProbe(spec, t.state, t.latency_s, t.error)
 
 
 def _port_status(probe: PortProbe) -> Status:
+    if probe.not_protocol:
+        return Status.WARNING
     if probe.state is PortState.OPEN:
         return Status.OK
     if probe.state is PortState.ERROR:
@@ -143,7 +291,7 @@ def _port_status(probe: PortProbe) -> Status:
     return role_of(probe.spec).severity
 
 
-def assess_dc(dc: str, address: str, probes: Sequence[PortProbe], asked_rpc: bool) -> CheckResult:
+def assess_dc(dc: str, address: str, probes: Sequence[PortProbe], asked_rpc: bool, target: str = "") -> CheckResult:
     """One DC's port matrix as a check: the closed/filtered ports and what each breaks."""
     plain = [p for p in probes if not p.spec.rpc_dynamic]
     rpc = [p for p in probes if p.spec.rpc_dynamic]
@@ -159,9 +307,20 @@ def assess_dc(dc: str, address: str, probes: Sequence[PortProbe], asked_rpc: boo
         }
         if probe.error:
             row["error"] = probe.error
-        if status is not Status.OK:
+        if probe.answer is not None:
+            row["protocol"] = probe.answer.protocol
+            row["speaks_protocol"] = probe.answer.speaks
+            if probe.answer.note:
+                row["answer"] = probe.answer.note
+        if probe.not_protocol and probe.answer is not None:
             row["breaks"] = role.breaks
-            problems.append((status, f"{probe.spec} {probe.state.value} ({role.service})"))
+            problems.append((status, f"{probe.spec} open, not {probe.answer.protocol} ({probe.answer.note})"))
+            breaks.append(f"{role.service}: {role.breaks}")
+        elif status is not Status.OK:
+            row["breaks"] = role.breaks
+            how = f": {probe.error}" if probe.error and probe.state is PortState.FILTERED and \
+                "timeout" not in probe.error and "timed out" not in probe.error else ""
+            problems.append((status, f"{probe.spec} {probe.state.value} ({role.service}{how})"))
             breaks.append(f"{role.service}: {role.breaks}")
         rows.append(row)
     details: dict[str, Any] = {"dc": dc, "address": address, "ports": rows}
@@ -196,13 +355,16 @@ def assess_dc(dc: str, address: str, probes: Sequence[PortProbe], asked_rpc: boo
         elif unique:
             summary += " — see details for what each breaks"
     else:
+        spoke = sum(1 for p in plain if p.answer is not None and p.answer.speaks)
         summary = f"{who}: all {len(probes)} ports open"
+        if spoke:
+            summary += f" ({spoke} answered in their protocol)"
         if rpc:
             summary = f"{who}: all {len(plain)} ports open, RPC dynamic range reachable"
     if not asked_rpc:
         summary += "; RPC dynamic range not probed"
     metrics: dict[str, MetricValue] = {state: count for state, count in counts.items() if state != "error" or count}
-    return CheckResult("adsync.dc.ports", dc, "ports from the sync server to the DC", status, summary,
+    return CheckResult("adsync.dc.ports", target or dc, "ports from the sync server to the DC", status, summary,
                        details=details, metrics=metrics,
                        duration_s=round(max((p.latency_s for p in probes), default=0.0), 4))
 

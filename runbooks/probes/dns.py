@@ -129,6 +129,9 @@ def dns_query(
     truncated = False
 
     def result(outcome: DnsOutcome, **kw: object) -> DnsAnswer:
+        if truncated and not tcp and outcome in (DnsOutcome.TIMEOUT, DnsOutcome.ERROR):
+            # Say what happened on each transport: UDP did answer (TC set), TCP then failed.
+            kw["error"] = f"UDP: truncated reply (TC set); TCP: {kw.get('error') or outcome.value}"
         return DnsAnswer(
             label, qname, rdtype, outcome, time.perf_counter() - start,
             transport=transport, truncated=truncated, **kw,  # type: ignore[arg-type]

@@ -13,8 +13,8 @@ class PortState(enum.Enum):
     """What a port probe saw."""
 
     OPEN = "open"
-    CLOSED = "closed"  # RST, or an ICMP unreachable
-    FILTERED = "filtered"  # no answer within the timeout
+    CLOSED = "closed"  # the host answered and nothing listens: RST (TCP), ICMP port unreachable (UDP)
+    FILTERED = "filtered"  # no answer in time, an ICMP admin-prohibited/host-unreachable, or a local firewall
     ERROR = "error"  # name resolution or local failure
 
     def __str__(self) -> str:
@@ -32,14 +32,28 @@ class TcpResult:
     error: str = ""
 
 
+#: The host itself answered "nothing listens here" (a TCP RST, an ICMP port unreachable).
 _CLOSED_ERRNOS = {
     errno.ECONNREFUSED,
+    errno.ECONNRESET,
+}
+#: A firewall answered instead of the host (ICMP admin-prohibited, host/net unreachable: an explicit
+#: REJECT), or this machine's own firewall refused to send (EPERM/EACCES): "filtered", as nmap says.
+_FILTERED_ERRNOS = {
     errno.EHOSTUNREACH,
     errno.ENETUNREACH,
-    errno.ECONNRESET,
     errno.EACCES,
     errno.EPERM,
 }
+
+
+def state_of_errno(number: int | None) -> PortState:
+    """The port state an ``OSError`` errno from connect/send/recv means (closed, filtered, or error)."""
+    if number in _CLOSED_ERRNOS:
+        return PortState.CLOSED
+    if number in _FILTERED_ERRNOS:
+        return PortState.FILTERED
+    return PortState.ERROR
 
 
 def tcp_connect(host: str, port: int, timeout: float) -> socket.socket:
@@ -79,7 +93,7 @@ def tcp_probe(host: str, port: int, timeout: float) -> TcpResult:
     except socket.gaierror as exc:
         return TcpResult(host, port, PortState.ERROR, time.perf_counter() - start, f"cannot resolve: {exc.strerror}")
     except OSError as exc:
-        state = PortState.CLOSED if exc.errno in _CLOSED_ERRNOS else PortState.ERROR
+        state = state_of_errno(exc.errno)
         return TcpResult(host, port, state, time.perf_counter() - start, exc.strerror or str(exc))
     sock.close()
     return TcpResult(host, port, PortState.OPEN, time.perf_counter() - start)

@@ -7,7 +7,10 @@ trickling one byte at a time cannot stretch it.
 Both handshakes accept TLS 1.0 and up and weak keys/signatures (OpenSSL security level 0):
 the caller judges the protocol version, key size and signature hash itself and reports them
 as separate findings, rather than failing the whole handshake on them. The verifying
-handshake only adds the chain check against the CA file (or the system store).
+handshake only adds the chain check against the CA file (or the system store). When that
+check fails on validity dates alone (OpenSSL checks them last), the retry verifies again with
+the dates ignored, so a caller can report an expired certificate once, as expired, rather
+than also as an untrusted chain.
 Name resolution is bounded by the timeout too (the system resolver has no timeout of its own).
 """
 
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
-from .tcp import _CLOSED_ERRNOS, PortState, tcp_connect
+from .tcp import PortState, state_of_errno, tcp_connect
 
 #: OpenSSL verify codes worth naming in a report (X509_V_ERR_*).
 VERIFY_REASONS = {
@@ -69,6 +72,10 @@ class TlsProbe:
     verified: bool | None = None
     verify_code: int | None = None
     verify_message: str = ""
+    #: After a failure on dates (verify codes 9/10): did the chain verify with the dates ignored?
+    verified_except_dates: bool | None = None
+    #: The verified chain, leaf first, as DER (when a verifying handshake completed).
+    chain_der: tuple[bytes, ...] = ()
     version: str | None = None
     cipher: str | None = None
     cert_der: bytes | None = None
@@ -97,24 +104,35 @@ def _base_context() -> ssl.SSLContext:
 _CONTEXT_LOCK = threading.Lock()
 
 
-def client_context(ca_file: str | None = None, *, verify: bool = True) -> ssl.SSLContext:
+#: X509_V_FLAG_NO_CHECK_TIME (OpenSSL 1.1+; Python's ssl.VerifyFlags does not name it).
+NO_CHECK_TIME = 0x200000
+#: The OpenSSL verify codes for a certificate outside its validity dates.
+DATE_CODES = (9, 10)
+
+
+def client_context(ca_file: str | None = None, *, verify: bool = True, ignore_dates: bool = False) -> ssl.SSLContext:
     """A cached client context: verifying against *ca_file* (or the system store), or not.
+
+    *ignore_dates* verifies the chain without checking validity dates (to tell "expired" from
+    "untrusted").
 
     Built once even when a whole fleet of probe threads asks at the same moment (loading the
     system store costs tens of milliseconds of CPU; 200 threads loading it at once cost seconds).
     Raises :class:`InputError` when *ca_file* cannot be read as PEM certificates.
     """
     with _CONTEXT_LOCK:
-        return _client_context(ca_file, verify)
+        return _client_context(ca_file, verify, ignore_dates and verify)
 
 
 @functools.lru_cache(maxsize=32)
-def _client_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
+def _client_context(ca_file: str | None, verify: bool, ignore_dates: bool = False) -> ssl.SSLContext:
     ctx = _base_context()
     if not verify:
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     ctx.verify_mode = ssl.CERT_REQUIRED
+    if ignore_dates:
+        ctx.verify_flags |= NO_CHECK_TIME
     if ca_file:
         try:
             ctx.load_verify_locations(cafile=ca_file)
@@ -125,36 +143,64 @@ def _client_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
     return ctx
 
 
-def legacy_context() -> ssl.SSLContext:
-    """A non-verifying context that offers only TLS 1.0 and 1.1 (to see whether a server still accepts them)."""
+#: The legacy protocols, oldest first, as ``SSLSocket.version()`` names them.
+LEGACY_PROTOCOLS = ("TLSv1", "TLSv1.1")
+_LEGACY_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1}
+
+
+def legacy_context(version: str | None = None) -> ssl.SSLContext:
+    """A non-verifying context that offers only *version* (``TLSv1``/``TLSv1.1``), or both when None."""
     with _CONTEXT_LOCK:
-        return _legacy_context()
+        return _legacy_context(version)
 
 
-@functools.lru_cache(maxsize=1)
-def _legacy_context() -> ssl.SSLContext:
+@functools.lru_cache(maxsize=4)
+def _legacy_context(version: str | None) -> ssl.SSLContext:
     ctx = _base_context()
     ctx.verify_mode = ssl.CERT_NONE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+        if version is not None:
+            ctx.minimum_version = _LEGACY_VERSIONS[version]
+            ctx.maximum_version = _LEGACY_VERSIONS[version]
+        else:
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
     return ctx
+
+
+def legacy_protocols(
+    host: str, port: int, *, timeout: float = 5.0, address: str | None = None, server_name: str | None = None,
+    skip: tuple[str, ...] = (),
+) -> list[str]:
+    """The legacy protocols (``TLSv1``, ``TLSv1.1``, oldest first) the server accepts, each offered alone.
+
+    Offering both in one ClientHello would only show the newer one a server prefers (1.1), and
+    hide that TLS 1.0 is still on. One connection per protocol not in *skip* (at most two),
+    bounded by *timeout* per step; a server that refuses answers with an alert at once. A
+    server that cannot be reached or does not answer accepts nothing here.
+    """
+    accepted = []
+    for version in LEGACY_PROTOCOLS:
+        if version in skip:
+            continue
+        probe = TlsProbe(host=host, port=port, server_name=_sni(server_name if server_name is not None else host))
+        tls = _attempt(probe, address or host, legacy_context(version), timeout)
+        if tls is None:
+            if probe.tcp_state is not PortState.OPEN:
+                break  # the host went away: do not wait for it twice
+            continue
+        tls.close()
+        if probe.version == version:
+            accepted.append(version)
+    return accepted
 
 
 def legacy_protocol(
     host: str, port: int, *, timeout: float = 5.0, address: str | None = None, server_name: str | None = None
 ) -> str | None:
-    """The legacy protocol (``TLSv1``/``TLSv1.1``) the server accepts when offered nothing newer, or None.
-
-    One extra connection, bounded by *timeout* per step; a server that refuses answers with
-    an alert at once. ``None`` also when the server cannot be reached or does not answer.
-    """
-    probe = TlsProbe(host=host, port=port, server_name=_sni(server_name if server_name is not None else host))
-    tls = _attempt(probe, address or host, legacy_context(), timeout)
-    if tls is None:
-        return None
-    tls.close()
-    return probe.version
+    """The oldest legacy protocol (``TLSv1``/``TLSv1.1``) the server accepts, or None (see :func:`legacy_protocols`)."""
+    found = legacy_protocols(host, port, timeout=timeout, address=address, server_name=server_name)
+    return found[0] if found else None
 
 
 def handshake(sock: ssl.SSLSocket, deadline: float) -> None:
@@ -241,8 +287,7 @@ def _connect(probe: TlsProbe, address: str, timeout: float) -> socket.socket | N
         if isinstance(last, TimeoutError):
             probe.tcp_state, probe.tcp_error = PortState.FILTERED, f"no answer within {timeout:g}s"
         else:
-            closed = last.errno in _CLOSED_ERRNOS
-            probe.tcp_state = PortState.CLOSED if closed else PortState.ERROR
+            probe.tcp_state = state_of_errno(last.errno)
             probe.tcp_error = last.strerror or str(last)
             probe.tcp_errno = last.errno
         return None
@@ -286,7 +331,24 @@ def _attempt(
     cipher = tls.cipher()
     probe.cipher = cipher[0] if cipher else None
     probe.cert_der = tls.getpeercert(binary_form=True)
+    if ctx.verify_mode is ssl.CERT_REQUIRED:
+        probe.chain_der = _verified_chain(tls)
     return tls
+
+
+def _verified_chain(tls: ssl.SSLSocket) -> tuple[bytes, ...]:
+    """The verified chain, leaf first, as DER (``get_verified_chain`` is public from Python 3.13)."""
+    sslobj: Any = getattr(tls, "_sslobj", None)
+    getter = getattr(tls, "get_verified_chain", None) or getattr(sslobj, "get_verified_chain", None)
+    if getter is None:  # pragma: no cover - every supported Python has one of them
+        return ()
+    try:
+        import _ssl  # ENCODING_DER for the private Certificate objects before 3.13
+
+        chain = getter() or []
+        return tuple(c if isinstance(c, bytes) else c.public_bytes(_ssl.ENCODING_DER) for c in chain)
+    except (AttributeError, ValueError, ssl.SSLError):  # pragma: no cover
+        return ()
 
 
 def _ssl_error_text(exc: BaseException) -> str:
@@ -332,7 +394,13 @@ def tls_probe(
     tls = _attempt(probe, where, client_context(ca_file, verify=verify), timeout)
     if tls is not None and verify:
         probe.verified = True
-    elif tls is None and probe.verified is False:
+    elif tls is None and probe.verified is False and probe.verify_code in DATE_CODES:
+        # Dates are checked last: is everything else about the chain right?
+        code, message = probe.verify_code, probe.verify_message
+        tls = _attempt(probe, where, client_context(ca_file, verify=True, ignore_dates=True), timeout)
+        probe.verified, probe.verify_code, probe.verify_message = False, code, message
+        probe.verified_except_dates = tls is not None
+    if tls is None and probe.verified is False:
         tls = _attempt(probe, where, client_context(None, verify=False), timeout)
     if tls is not None:
         try:

@@ -4,10 +4,12 @@ A UDP service answers only a message it understands, so an empty datagram proves
 nothing. :func:`udp_probe` sends a real request from one of the payload builders and
 classifies like PortQry:
 
-* ``open``: any reply came back;
+* ``open``: a reply came back (``reply`` holds it: the caller checks that it speaks the
+  protocol asked, see :mod:`runbooks.probes.adproto`);
 * ``closed``: an ICMP port unreachable came back (``ECONNREFUSED`` on a connected socket);
 * ``filtered``: nothing came back within the timeout (a firewall dropping the datagram,
-  or a service that ignored the request).
+  or a service that ignored the request), an ICMP admin-prohibited / host-unreachable
+  (a firewall REJECT), or this machine's firewall refused to send (``EPERM``).
 
 Payload builders: :func:`dns_payload` (53/udp), :func:`cldap_payload` (389/udp, a
 connectionless LDAP rootDSE search) and :func:`kerberos_payload` (88/udp, an AS-REQ).
@@ -15,16 +17,13 @@ connectionless LDAP rootDSE search) and :func:`kerberos_payload` (88/udp, an AS-
 
 from __future__ import annotations
 
-import errno
 import secrets
 import socket
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from .tcp import PortState
-
-_CLOSED_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EACCES, errno.EPERM}
+from .tcp import PortState, state_of_errno
 
 
 @dataclass(frozen=True)
@@ -37,6 +36,8 @@ class UdpResult:
     latency_s: float
     error: str = ""
     reply_bytes: int = 0
+    #: The first datagram that came back (empty when none).
+    reply: bytes = b""
 
 
 def udp_probe(host: str, port: int, payload: bytes, timeout: float) -> UdpResult:
@@ -47,8 +48,8 @@ def udp_probe(host: str, port: int, payload: bytes, timeout: float) -> UdpResult
     """
     start = time.perf_counter()
 
-    def result(state: PortState, error: str = "", size: int = 0) -> UdpResult:
-        return UdpResult(host, port, state, time.perf_counter() - start, error, size)
+    def result(state: PortState, error: str = "", data: bytes = b"") -> UdpResult:
+        return UdpResult(host, port, state, time.perf_counter() - start, error, len(data), data)
 
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
@@ -66,13 +67,14 @@ def udp_probe(host: str, port: int, payload: bytes, timeout: float) -> UdpResult
                     return result(PortState.FILTERED, "no answer within the timeout")
                 sock.settimeout(remaining)
                 data = sock.recv(65535)
-                return result(PortState.OPEN, size=len(data))
+                return result(PortState.OPEN, data=data)
         except TimeoutError:
             return result(PortState.FILTERED, "no answer within the timeout")
         except OSError as exc:
-            if exc.errno in _CLOSED_ERRNOS:
-                return result(PortState.CLOSED, exc.strerror or "port unreachable")
-            return result(PortState.ERROR, exc.strerror or exc.__class__.__name__)
+            state = state_of_errno(exc.errno)
+            if state is PortState.CLOSED:
+                return result(state, exc.strerror or "port unreachable")
+            return result(state, exc.strerror or exc.__class__.__name__)
 
 
 # --------------------------------------------------------------------------- DNS
@@ -172,6 +174,13 @@ def kerberos_payload(realm: str, client: str = "opsbook-probe", nonce: int | Non
     return _tlv(0x6A, kdc_req)  # [APPLICATION 10] AS-REQ
 
 
+def ntp_payload() -> bytes:
+    """An NTP v4 client request (mode 3) whose transmit timestamp is now (the server echoes it)."""
+    now = time.time() + 2208988800
+    stamp = int(now).to_bytes(4, "big") + int((now % 1) * 2**32).to_bytes(4, "big")
+    return b"\x23" + b"\x00" * 39 + stamp
+
+
 def payload_for(port: int, domain: str) -> bytes:
     """The request to send to UDP *port* of a domain controller of *domain*."""
     if port == 53:
@@ -180,4 +189,6 @@ def payload_for(port: int, domain: str) -> bytes:
         return cldap_payload()
     if port in (88, 464):
         return kerberos_payload(domain)
+    if port == 123:
+        return ntp_payload()
     return b"\x00"

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import InputError
 from ..model import CheckResult, Metric, Report, Status
-from ..probes import HostPort, parse_host_port, run_bounded
+from ..probes import HostPort, run_bounded
 from ..secrets import Secret
 from . import audit_script
 from .certinfo import SERVER_AUTH, CertInfo, wildcard_match
@@ -49,9 +49,13 @@ class AuditOptions:
     cert_pem: str | None = None
     cert_key_pem: str | None = None
     warn_days: int = 30
+    #: The certificate template a replacement must come from (name or OID); None: the bound one's.
+    template: str | None = None
 
     def validate(self) -> None:
         """Refuse inconsistent options (:class:`InputError`), before any connection."""
+        if self.template is not None and not self.template.strip():
+            raise InputError("--template must not be empty (a template name or OID)")
         if self.transport not in TRANSPORTS:
             raise InputError(f"--transport {self.transport!r}: expected one of {', '.join(TRANSPORTS)}")
         if not (self.timeout >= 2 and math.isfinite(self.timeout)):
@@ -84,7 +88,8 @@ def _require_transport(transport: str) -> None:
 
     have = {"ntlm": wt.HAVE_NTLM, "kerberos": wt.HAVE_KERBEROS, "credssp": wt.HAVE_CREDSSP}.get(transport, True)
     if not have:
-        raise InputError(f"--transport {transport} needs the {_EXTRAS[transport]} package (pip install it)")
+        extra = f"pip install 'opsbook[{transport}]'" if transport in ("kerberos", "credssp") else "pip install it"
+        raise InputError(f"--transport {transport} needs the {_EXTRAS[transport]} package ({extra})")
 
 
 # ------------------------------------------------------------------ inventory
@@ -103,6 +108,9 @@ class StoreCert:
     ekus: tuple[str, ...]
     has_private_key: bool
     template: str = ""
+    #: The trusted root its chain builds to (validity dates aside); '' when it builds to none.
+    root: str = ""
+    root_thumbprint: str = ""
 
     @property
     def cn(self) -> str | None:
@@ -134,6 +142,32 @@ class StoreCert:
             self.not_after is not None and now < self.not_after
         )
 
+    @property
+    def template_name(self) -> str:
+        """The certificate template's name ('' when unknown), see :func:`template_identity`."""
+        return template_identity(self.template)[0]
+
+    @property
+    def template_oid(self) -> str:
+        """The certificate template's OID ('' for a v1 template or when absent)."""
+        return template_identity(self.template)[1]
+
+    @property
+    def template_label(self) -> str:
+        """The template as a reader knows it: its name, else its OID ('' when none)."""
+        return self.template_name or self.template_oid
+
+    def from_template(self, wanted: str) -> bool:
+        """Was this certificate issued from template *wanted* (a name or an OID, case-insensitive)?"""
+        want = wanted.strip().lower()
+        return bool(want) and want in (self.template_name.lower(), self.template_oid.lower())
+
+    def same_template(self, other: StoreCert) -> bool:
+        """Same template as *other*: the OIDs when both have one, else the names."""
+        if self.template_oid and other.template_oid:
+            return self.template_oid == other.template_oid
+        return bool(self.template_name) and self.template_name.lower() == other.template_name.lower()
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary for report details."""
         return {
@@ -142,6 +176,8 @@ class StoreCert:
             "not_before": self.not_before.isoformat() if self.not_before else None,
             "not_after": self.not_after.isoformat() if self.not_after else None,
             "eku": list(self.ekus), "has_private_key": self.has_private_key, "template": self.template,
+            "root": self.root, "root_thumbprint": self.root_thumbprint,
+            "template_name": self.template_name, "template_oid": self.template_oid,
         }
 
 
@@ -180,11 +216,36 @@ class Inventory:
     listeners: list[Listener] = field(default_factory=list)
     ssl_bindings: dict[str, str] = field(default_factory=dict)
     certificates: list[StoreCert] = field(default_factory=list)
+    #: ``WSMan:\localhost\Service\Auth`` (Basic, Kerberos, Negotiate, Certificate, CredSSP...): on/off.
+    service_auth: dict[str, bool] = field(default_factory=dict)
 
     def cert(self, thumbprint: str) -> StoreCert | None:
         """The store certificate with *thumbprint* (case/space-insensitive), or None."""
         want = normalise_thumbprint(thumbprint)
         return next((c for c in self.certificates if normalise_thumbprint(c.thumbprint) == want), None)
+
+
+_TEMPLATE_OID = re.compile(r"1\.3\.6\.1\.4\.1\.311\.21\.8(?:\.\d+)+")
+_TEMPLATE_NAME = re.compile(r"^[^=,]+=([^(,]+)\(1\.3\.6\.1\.4\.1\.311\.21\.8[.\d]*\)")
+
+
+def template_identity(text: str) -> tuple[str, str]:
+    """(name, OID) of a certificate template from what ``Extension.Format($false)`` printed.
+
+    Certificate Template Information (1.3.6.1.4.1.311.21.7, v2+ templates) reads
+    ``Template=WinRM HTTPS(1.3.6.1.4.1.311.21.8.…), Major Version Number=100, …`` (only the OID
+    when Windows cannot resolve the name; the labels are translated on non-English systems);
+    the v1 Certificate Template Name (1.3.6.1.4.1.311.20.2) is the bare name (``Machine`` for
+    the Computer template). Either part is '' when unknown.
+    """
+    text = (text or "").strip()
+    if not text:
+        return "", ""
+    oid = _TEMPLATE_OID.search(text)
+    if oid is None:
+        return ("" if "=" in text else text), ""
+    name = _TEMPLATE_NAME.match(text)
+    return (name.group(1).strip() if name else ""), oid.group(0)
 
 
 def normalise_thumbprint(value: str) -> str:
@@ -255,6 +316,10 @@ def parse_inventory(doc: dict[str, Any]) -> Inventory:
             enabled=_bool(_get(raw, "Enabled", True)),
             source=str(_get(raw, "Source") or ""),
         ))
+    auth = _get(doc, "ServiceAuth", None)
+    if isinstance(auth, dict):
+        inv.service_auth = {str(k): _bool(v) for k, v in auth.items()
+                            if str(k).lower() not in ("cbthardeninglevel",)}
     for raw in _as_list(_get(doc, "SslCert", [])):
         if isinstance(raw, dict) and _get(raw, "Hash"):
             inv.ssl_bindings[str(_get(raw, "IpPort"))] = normalise_thumbprint(str(_get(raw, "Hash")))
@@ -271,6 +336,8 @@ def parse_inventory(doc: dict[str, Any]) -> Inventory:
             ekus=tuple(str(e) for e in _as_list(_get(raw, "EnhancedKeyUsageList", [])) if e),
             has_private_key=_bool(_get(raw, "HasPrivateKey", False)),
             template=str(_get(raw, "Template") or ""),
+            root=str(_get(raw, "Root") or ""),
+            root_thumbprint=normalise_thumbprint(str(_get(raw, "RootThumbprint") or "")),
         ))
     return inv
 
@@ -285,19 +352,31 @@ def _date_text(when: dt.datetime | None) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M UTC") if when else "unknown"
 
 
-def replacement(inv: Inventory, bound: StoreCert | None, hostname: str, now: dt.datetime) -> StoreCert | None:
+def replacement(
+    inv: Inventory, bound: StoreCert | None, hostname: str, now: dt.datetime, template: str | None = None,
+) -> StoreCert | None:
     """The certificate the listener should use instead, chosen as the binding script does.
 
-    Same FQDN (the listener Hostname, else a name of the bound certificate), same issuer as
-    the bound certificate (when known), Server Authentication, private key, valid now, and a
-    later NotAfter than the bound one; the latest NotAfter wins (ties: NotBefore, thumbprint).
+    Same FQDN (the listener Hostname, else a name of the bound certificate), a chain to the
+    same trusted root as the bound certificate (the binding script's ``-RootCA`` test: a
+    renewal may come from another issuing CA of that root; only when the bound certificate's
+    chain builds to no root is the issuer compared instead), Server Authentication, private
+    key, valid now, and a later NotAfter than the bound one; the latest NotAfter wins (ties:
+    NotBefore, thumbprint). The certificate template must be *template* (name or OID) when
+    given, else the bound certificate's (when known): a newer Computer-template certificate
+    (Client + Server Authentication, CN = FQDN) is not a renewal of the WinRM one.
     """
     names = [hostname] if hostname else list(bound.names if bound else ())
     candidates = []
     for cert in inv.certificates:
         if bound is not None and cert.thumbprint == bound.thumbprint:
             continue
-        if bound is not None and cert.issuer != bound.issuer:
+        if bound is not None and not _same_root(cert, bound):
+            continue
+        if template is not None:
+            if not cert.from_template(template):
+                continue
+        elif bound is not None and bound.template_label and not cert.same_template(bound):
             continue
         if not (cert.has_private_key and cert.server_auth() and cert.valid_at(now)):
             continue
@@ -316,6 +395,13 @@ def replacement(inv: Inventory, bound: StoreCert | None, hostname: str, now: dt.
     return min(ties, key=lambda c: c.thumbprint)
 
 
+def _same_root(cert: StoreCert, bound: StoreCert) -> bool:
+    """Does *cert* chain to the bound certificate's root (issuer compared when that root is unknown)?"""
+    if bound.root_thumbprint:
+        return cert.root_thumbprint == bound.root_thumbprint
+    return cert.issuer == bound.issuer
+
+
 def findings(
     hp: HostPort,
     inv: Inventory,
@@ -324,8 +410,12 @@ def findings(
     port: int,
     warn_days: int = 30,
     now: dt.datetime | None = None,
+    template: str | None = None,
 ) -> list[CheckResult]:
-    """Every finding for one host from its inventory (and the certificate it presents)."""
+    """Every finding for one host from its inventory (and the certificate it presents).
+
+    *template*: the certificate template a replacement must come from (default: the bound one's).
+    """
     now = now or dt.datetime.now(dt.UTC)
     target = str(hp)
     out: list[CheckResult] = []
@@ -343,6 +433,19 @@ def findings(
     else:
         add("winrm.audit.http", "HTTP listener", Status.OK, "no HTTP listener enabled")
 
+    if inv.service_auth:
+        on = [k for k, v in inv.service_auth.items() if v]
+        weak = [k for k in ("Basic", "CredSSP") if any(a.lower() == k.lower() for a in on)]
+        adetails = {"service_auth": dict(inv.service_auth)}
+        if weak:
+            from .check import AUTH_FIX
+
+            add("winrm.audit.auth", "service authentication", Status.WARNING,
+                f"{' and '.join(weak)} authentication enabled on the WinRM service, {AUTH_FIX}", details=adetails)
+        else:
+            add("winrm.audit.auth", "service authentication", Status.OK,
+                f"enabled: {', '.join(on) or 'none'} (no Basic, no CredSSP)", details=adetails)
+
     https = [lst for lst in inv.listeners if lst.transport == "HTTPS" and lst.port == port]
     if not https:
         seen = ", ".join(lst.label for lst in inv.listeners) or "none"
@@ -354,13 +457,13 @@ def findings(
     for index, listener in enumerate(https):
         tgt = target if index == 0 else f"{target} ({listener.address})"
         out += _listener_findings(hp, tgt, inv, listener, presented, port=port, warn_days=warn_days, now=now,
-                                  add_first=index == 0)
+                                  add_first=index == 0, template=template)
     return out
 
 
 def _listener_findings(
     hp: HostPort, tgt: str, inv: Inventory, listener: Listener, presented: Presented,
-    *, port: int, warn_days: int, now: dt.datetime, add_first: bool,
+    *, port: int, warn_days: int, now: dt.datetime, add_first: bool, template: str | None = None,
 ) -> list[CheckResult]:
     out: list[CheckResult] = []
 
@@ -376,7 +479,9 @@ def _listener_findings(
         details=ldetails)
 
     bound = inv.cert(listener.thumbprint) if listener.thumbprint else None
-    better = replacement(inv, bound, listener.hostname, now)
+    better = replacement(inv, bound, listener.hostname, now, template)
+    wanted = template if template is not None else (bound.template_label if bound is not None else "")
+    of_template = f" from template {wanted}" if wanted else ""
     fix = (f"; rebind to {better.thumbprint} (valid until {_date_text(better.not_after)}) with the script "
            "from 'opsbook winrm script'") if better else ""
 
@@ -407,13 +512,13 @@ def _listener_findings(
         left = math.floor(days)
         outage = _date_text(bound.not_after)
         rdetails: dict[str, Any] = {"bound": bound.to_dict(), "replacement": better.to_dict() if better else None,
-                                    "outage_starts": bound.not_after.isoformat()}
+                                    "outage_starts": bound.not_after.isoformat(), "template": wanted or None}
         metrics = {"days_left": Metric(left, "", warn=float(warn_days), crit=0.0, low=True)}
         if days <= 0:
             status = Status.CRITICAL
             summary = f"listener serves certificate {bound.thumbprint}, expired since {outage}"
             summary += " although a renewed one is in the store (renewed but not rebound)" + fix if better \
-                else ": no renewed certificate in the store, check auto-enrolment (certutil -pulse)"
+                else f": no renewed certificate{of_template} in the store, check auto-enrolment (certutil -pulse)"
         elif better is not None:
             status = Status.CRITICAL if days < warn_days else Status.WARNING
             summary = (f"renewed but not rebound: listener still uses {bound.thumbprint}; outage starts {outage} "
@@ -421,7 +526,7 @@ def _listener_findings(
         elif days < warn_days:
             status = Status.WARNING
             summary = (f"listener certificate {bound.thumbprint} expires {outage} ({left} days) and no renewed "
-                       "certificate is in the store: check auto-enrolment")
+                       f"certificate{of_template} is in the store: check auto-enrolment")
         else:
             status = Status.OK
             summary = f"listener certificate valid until {outage} ({left} days); no newer certificate to bind"
@@ -560,6 +665,7 @@ def run_remote(hp: HostPort, opts: AuditOptions) -> tuple[bytes, bytes, int, flo
 
     read, operation = _timeouts(opts.timeout)
     password = opts.password.reveal() if opts.password else None
+    pinned = _pinned_name(hp)
     start = time.monotonic()
     try:
         proto = Protocol(
@@ -574,7 +680,10 @@ def run_remote(hp: HostPort, opts: AuditOptions) -> tuple[bytes, bytes, int, flo
             read_timeout_sec=read,
             operation_timeout_sec=operation,
             proxy=None,
+            kerberos_hostname_override=pinned,  # the SPN is HTTP/<name>, not HTTP/<address>
         )
+        if pinned:
+            _pin_name(proto.transport.build_session(), pinned, hp.port)
     except Exception as exc:
         raise AuditFailure(Status.UNKNOWN, _scrub(f"cannot set up WinRM: {exc}", opts.password)) from None
     command, arguments = audit_script.command_line(hp.port)
@@ -610,6 +719,29 @@ def run_remote(hp: HostPort, opts: AuditOptions) -> tuple[bytes, bytes, int, flo
                 proto.close_shell(shell_id)
         with contextlib.suppress(Exception):
             proto.transport.close_session()
+
+
+def _pinned_name(hp: HostPort) -> str | None:
+    """With ``--resolve`` (we connect to an address): the name TLS must verify and Kerberos must use."""
+    if not hp.address:
+        return None
+    from .check import wire_name
+
+    return wire_name(hp.host).rstrip(".")
+
+
+def _pin_name(session: Any, name: str, port: int) -> None:
+    """Connect to the URL's address but send SNI, check the certificate and send ``Host:`` for *name*."""
+    from requests.adapters import HTTPAdapter
+
+    class PinnedName(HTTPAdapter):
+        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+            kwargs["server_hostname"] = name
+            kwargs["assert_hostname"] = name
+            super().init_poolmanager(*args, **kwargs)
+
+    session.mount("https://", PinnedName())
+    session.headers["Host"] = f"{name}:{port}"
 
 
 def _stderr_text(data: bytes) -> str:
@@ -664,23 +796,23 @@ def audit_host(hp: HostPort, opts: AuditOptions, now: dt.datetime | None = None,
                 f"{seconds:.1f}s", details=login_details, metrics={"audit_time": Metric(round(seconds, 3), "s")},
     )]
     presented = presented_fetcher(hp, opts)
-    results += findings(hp, inv, presented, port=hp.port, warn_days=opts.warn_days, now=now)
+    results += findings(hp, inv, presented, port=hp.port, warn_days=opts.warn_days, now=now,
+                        template=opts.template)
     elapsed = round(time.perf_counter() - start, 6)
     for result in results:
         result.duration_s = elapsed
     return results
 
 
-def parse_hosts(hosts: list[str], port: int) -> list[HostPort]:
-    """``HOST[:PORT]`` strings to unique :class:`HostPort` (default port *port*)."""
-    from .check import wire_name
+def parse_hosts(hosts: list[str], port: int, resolve: dict[str, str] | None = None) -> list[HostPort]:
+    """``HOST[:PORT]`` strings to unique :class:`HostPort` (default port *port*), ``--resolve`` applied.
 
-    seen: dict[str, HostPort] = {}
-    for text in hosts:
-        hp = parse_host_port(text, port)
-        key = wire_name(hp.host).lower().rstrip(".")  # refuses names no lookup could take (exit 3)
-        seen.setdefault(f"{key}|{hp.port}", hp)
-    return list(seen.values())
+    Same rules as ``winrm check`` (:func:`.check.parse_targets`): a name no lookup could take
+    is an :class:`InputError` (exit 3).
+    """
+    from .check import parse_targets
+
+    return parse_targets(hosts, port, resolve or {})
 
 
 def run_audit(hosts: list[HostPort], opts: AuditOptions, concurrency: int = 8) -> Report:

@@ -40,6 +40,12 @@ foreach ($ip in @('0.0.0.0', '[::]')) {
 }
 $cs = @()
 foreach ($c in Get-ChildItem 'Cert:\LocalMachine\My') {
+    $ch = New-Object System.Security.Cryptography.X509Certificates.X509Chain
+    $ch.ChainPolicy.RevocationMode = 'NoCheck'
+    $ch.ChainPolicy.VerificationFlags = 'IgnoreNotTimeValid'
+    $rt = $null
+    if ($ch.Build($c) -and $ch.ChainElements.Count -ge 2) { $rt = $ch.ChainElements[$ch.ChainElements.Count - 1].Certificate }
+    $ch.Reset()
     $tpl = ''
     foreach ($e in $c.Extensions) {
         if ($e.Oid.Value -eq '1.3.6.1.4.1.311.21.7' -or $e.Oid.Value -eq '1.3.6.1.4.1.311.20.2') { $tpl = $e.Format($false) }
@@ -50,9 +56,12 @@ foreach ($c in Get-ChildItem 'Cert:\LocalMachine\My') {
         NotBefore = $c.NotBefore.ToUniversalTime().ToString('o'); NotAfter = $c.NotAfter.ToUniversalTime().ToString('o')
         EnhancedKeyUsageList = @($c.EnhancedKeyUsageList | ForEach-Object { [string]$_.ObjectId })
         HasPrivateKey = [bool]$c.HasPrivateKey; Template = $tpl
+        Root = $(if ($rt) { $rt.Subject } else { '' }); RootThumbprint = $(if ($rt) { $rt.Thumbprint } else { '' })
     }
 }
-$o = [ordered]@{ Computer = $env:COMPUTERNAME; Listeners = $ls; SslCert = $ssl; Certificates = $cs }
+$au = [ordered]@{}
+foreach ($i in Get-ChildItem 'WSMan:\localhost\Service\Auth') { $au[$i.Name] = [string]$i.Value }
+$o = [ordered]@{ Computer = $env:COMPUTERNAME; Listeners = $ls; SslCert = $ssl; Certificates = $cs; ServiceAuth = $au }
 $j = ConvertTo-Json -InputObject $o -Depth 6 -Compress
 'OPSBOOK-AUDIT:' + [Convert]::ToBase64String([Text.Encoding]::UTF8.GetBytes($j))
 """

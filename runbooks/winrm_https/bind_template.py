@@ -19,20 +19,27 @@ HELP = r"""#Requires -Version 5.1
 
     1. Picks the certificate deterministically from Cert:\LocalMachine\My: Server Authentication
        EKU, subject CN or a DNS SAN equal to this computer's FQDN, chain ending at a trusted root
-       whose CN is -RootCA, private key present, valid now; of those the latest NotAfter (ties:
-       latest NotBefore, then the lowest thumbprint).
-    2. Does nothing when the HTTPS listener (Address=*) already uses it on -Port (idempotent).
+       whose CN is -RootCA, private key present, valid now, issued from the certificate template
+       -Template (default: the template of the listener's current certificate, so a newer
+       Computer-template certificate is not taken for a renewal); of those the latest NotAfter
+       (ties: latest NotBefore, then the lowest thumbprint).
+    2. Does nothing when the HTTPS listener (Address=*) already uses it on -Port and HTTP.sys
+       serves it (idempotent); when only the HTTP.sys binding is stale, repairs that binding.
     3. Otherwise rebinds the listener in place (Set-WSManInstance); if that fails, replaces it
-       and, should creating the new one fail, puts the old thumbprint back: the host is never
-       left without an HTTPS listener. The new binding is verified (WSMan and HTTP.sys).
+       (WinRM allows one HTTPS listener per address, so the old one is removed first) and, should
+       creating or verifying the new one fail, puts the old listener back and verifies it: the host
+       is left without an HTTPS listener only if even that fails, which is logged as an error with
+       the command to run by hand. The new binding is verified (WSMan and HTTP.sys).
     4. Adds the inbound firewall rule for -Port (Domain profile) when it is missing.
     5. With -RegisterRenewalTask: installs a copy of this script under Program Files and a
        scheduled task (SYSTEM) that runs it at startup and whenever auto-enrolment renews or
        installs a certificate (CertificateServicesClient-Lifecycle-System events 1001, 1006).
 
+    Waits (up to 5 minutes) for the WinRM service to answer first: at startup it may not be up yet.
     Logs to a dated file in -LogDir and to the Application event log (source opsbook-winrm-https).
     Exit code 0: bound (or nothing to do); 1: failed (the previous listener was kept or restored).
-    Supports -WhatIf and -Verbose.
+    Supports -Verbose and -WhatIf (which changes nothing at all: no log file or folder, no event
+    source, no event; the log lines go to the console only).
 
 .PARAMETER RootCA
     Common name (CN) of the root CA the certificate must chain to.
@@ -42,8 +49,13 @@ HELP = r"""#Requires -Version 5.1
     Folder for the dated log files.
 .PARAMETER Fqdn
     The name the certificate must carry; default: this computer's DNS host name and domain.
+.PARAMETER Template
+    Certificate template (name or OID) the certificate must come from; empty: the template of the
+    certificate the listener uses now (any template when there is no listener yet).
 .PARAMETER RegisterRenewalTask
-    Also register the renewal/startup scheduled task (idempotent).
+    Also register the renewal/startup scheduled task (idempotent: an up-to-date task and copy are
+    left alone). A switch; turn it off with -RegisterRenewalTask:$false (the task itself runs the
+    installed copy that way).
 
 .EXAMPLE
     .\Bind-WinRMHttps.ps1 -WhatIf
@@ -65,11 +77,14 @@ param(
 
     [string] $Fqdn = '',
 
-    [bool] $RegisterRenewalTask = @@REGISTER@@
+    [string] $Template = @@TEMPLATE@@,
+
+    [switch] $RegisterRenewalTask = @@REGISTER@@
 )
 
 Set-StrictMode -Version 2.0
 $ErrorActionPreference = 'Stop'
+$script:DryRun = [bool]$WhatIfPreference
 """
 
 FUNCTIONS = r"""
@@ -89,24 +104,56 @@ function Write-Log {
     $line = '{0} {1} {2}' -f $stamp, $Level.ToUpperInvariant(), $Message
     if ($Level -eq 'Error') { Write-Warning $line } else { Write-Verbose $line }
     Write-Information $line -InformationAction Continue
-    try {
-        if (-not (Test-Path -LiteralPath $LogDir)) {
-            New-Item -ItemType Directory -Path $LogDir -Force -WhatIf:$false | Out-Null
+    if (-not $script:DryRun) {
+        # -WhatIf changes nothing: no log folder, no log file, no event source, no event.
+        try {
+            if (-not (Test-Path -LiteralPath $LogDir)) {
+                New-Item -ItemType Directory -Path $LogDir -Force | Out-Null
+            }
+            $file = Join-Path $LogDir ('winrm-https-{0}.log' -f (Get-Date -Format 'yyyy-MM-dd'))
+            Add-Content -LiteralPath $file -Value $line -Encoding UTF8
+        } catch {
+            Write-Warning ('cannot write the log file: {0}' -f $_.Exception.Message)
         }
-        $file = Join-Path $LogDir ('winrm-https-{0}.log' -f (Get-Date -Format 'yyyy-MM-dd'))
-        Add-Content -LiteralPath $file -Value $line -Encoding UTF8 -WhatIf:$false
-    } catch {
-        Write-Warning ('cannot write the log file: {0}' -f $_.Exception.Message)
+        try {
+            if (-not [System.Diagnostics.EventLog]::SourceExists($script:EventSource)) {
+                New-EventLog -LogName Application -Source $script:EventSource
+            }
+            $ids = @{ Information = 1000; Warning = 1001; Error = 1002 }
+            Write-EventLog -LogName Application -Source $script:EventSource -EntryType $Level `
+                -EventId $ids[$Level] -Message $Message
+        } catch {
+            Write-Warning ('cannot write to the event log: {0}' -f $_.Exception.Message)
+        }
     }
-    try {
-        if (-not [System.Diagnostics.EventLog]::SourceExists($script:EventSource)) {
-            New-EventLog -LogName Application -Source $script:EventSource
+}
+
+function Wait-WinRMService {
+    [CmdletBinding()]
+    param([int] $TimeoutSeconds = 300)
+    # At startup the task may run before WinRM is up: wait for it (bounded), rather than fail the run.
+    $deadline = (Get-Date).AddSeconds($TimeoutSeconds)
+    while ($true) {
+        $service = Get-Service -Name WinRM -ErrorAction SilentlyContinue
+        if ($null -eq $service) { throw 'the WinRM service is not installed' }
+        if ([string]$service.StartType -eq 'Disabled') { throw 'the WinRM service is disabled (Enable-PSRemoting)' }
+        $why = ''
+        if ([string]$service.Status -eq 'Running') {
+            try {
+                # the local configuration answers without any listener (Test-WSMan needs the HTTP one)
+                Get-WSManInstance -ResourceURI 'winrm/config' -ErrorAction Stop | Out-Null
+                return
+            } catch {
+                $why = $_.Exception.Message
+            }
+        } else {
+            $why = 'service {0}' -f $service.Status
         }
-        $ids = @{ Information = 1000; Warning = 1001; Error = 1002 }
-        Write-EventLog -LogName Application -Source $script:EventSource -EntryType $Level `
-            -EventId $ids[$Level] -Message $Message
-    } catch {
-        Write-Warning ('cannot write to the event log: {0}' -f $_.Exception.Message)
+        if ((Get-Date) -ge $deadline) {
+            throw ('WinRM did not answer within {0} s ({1})' -f $TimeoutSeconds, $why)
+        }
+        Write-Verbose ('waiting for WinRM ({0})' -f $why)
+        Start-Sleep -Seconds 10
     }
 }
 
@@ -155,9 +202,52 @@ function Test-CertificateName {
     return $false
 }
 
+function Get-CertificateTemplate {
+    [CmdletBinding()]
+    param([System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate)
+    # 1.3.6.1.4.1.311.21.7 (v2+ templates): 'Template=Name(OID), Major Version Number=...' (labels translated);
+    # 1.3.6.1.4.1.311.20.2 (v1 templates such as Computer = 'Machine'): the bare name.
+    $result = @{ Name = ''; Oid = '' }
+    if ($null -eq $Certificate) { return $result }
+    foreach ($ext in $Certificate.Extensions) {
+        if ($ext.Oid.Value -eq '1.3.6.1.4.1.311.21.7') {
+            $text = $ext.Format($false)
+            $result.Oid = [regex]::Match($text, '1\.3\.6\.1\.4\.1\.311\.21\.8(\.\d+)+').Value
+            $result.Name = [regex]::Match($text, '^[^=,]+=([^(,]+)\(1\.3\.6\.1\.4\.1\.311\.21\.8').Groups[1].Value.Trim()
+        } elseif ($ext.Oid.Value -eq '1.3.6.1.4.1.311.20.2' -and -not $result.Oid) {
+            $result.Name = $ext.Format($false).Trim()
+        }
+    }
+    return $result
+}
+
+function Test-CertificateTemplate {
+    [CmdletBinding()]
+    param(
+        [System.Security.Cryptography.X509Certificates.X509Certificate2] $Certificate,
+        [string] $Wanted,
+        [System.Security.Cryptography.X509Certificates.X509Certificate2] $Like
+    )
+    $mine = Get-CertificateTemplate -Certificate $Certificate
+    if ($Wanted) {
+        return ([string]::Equals($mine.Name, $Wanted, [System.StringComparison]::OrdinalIgnoreCase) -or
+                [string]::Equals($mine.Oid, $Wanted, [System.StringComparison]::OrdinalIgnoreCase))
+    }
+    if ($null -eq $Like) { return $true }
+    $theirs = Get-CertificateTemplate -Certificate $Like
+    if (-not $theirs.Oid -and -not $theirs.Name) { return $true }
+    if ($mine.Oid -and $theirs.Oid) { return ($mine.Oid -eq $theirs.Oid) }
+    return ($mine.Name -and [string]::Equals($mine.Name, $theirs.Name, [System.StringComparison]::OrdinalIgnoreCase))
+}
+
 function Get-BindingCertificate {
     [CmdletBinding()]
-    param([string] $Name, [string] $RootName)
+    param(
+        [string] $Name,
+        [string] $RootName,
+        [string] $TemplateName,
+        [System.Security.Cryptography.X509Certificates.X509Certificate2] $Like
+    )
     $now = Get-Date
     $candidates = foreach ($cert in Get-ChildItem -Path 'Cert:\LocalMachine\My') {
         $ekus = @($cert.EnhancedKeyUsageList | ForEach-Object { $_.ObjectId })
@@ -166,6 +256,7 @@ function Get-BindingCertificate {
         if ($cert.NotBefore -gt $now -or $cert.NotAfter -le $now) { continue }
         if (-not (Test-CertificateName -Certificate $cert -Name $Name)) { continue }
         if (-not (Test-ChainsToRoot -Certificate $cert -RootName $RootName)) { continue }
+        if (-not (Test-CertificateTemplate -Certificate $cert -Wanted $TemplateName -Like $Like)) { continue }
         $cert
     }
     $sorted = @($candidates | Sort-Object -Property @(
@@ -210,6 +301,26 @@ function Test-ListenerBinding {
     return (@($hashes | Where-Object { $_ -ne $Thumbprint }).Count -eq 0)
 }
 
+function Repair-HttpSysBinding {
+    [CmdletBinding(SupportsShouldProcess = $true)]
+    param([string] $Thumbprint, [int] $ListenPort)
+    # The listener is right but HTTP.sys still serves an old certificate (netsh http show sslcert).
+    $winrmAppId = '{afebb9ad-9b97-4a91-9ab5-daf4d59122f6}'
+    foreach ($ip in @('0.0.0.0', '[::]')) {
+        $ipport = '{0}:{1}' -f $ip, $ListenPort
+        $text = (& netsh.exe http show sslcert ('ipport={0}' -f $ipport)) -join ' '
+        $hash = [regex]::Match($text, '\b[0-9a-fA-F]{40}\b').Value
+        if (-not $hash -or $hash -eq $Thumbprint) { continue }
+        if ($PSCmdlet.ShouldProcess(('HTTP.sys binding {0}' -f $ipport), ('serve {0} instead of {1}' -f $Thumbprint, $hash))) {
+            $output = & netsh.exe http update sslcert ('ipport={0}' -f $ipport) ('certhash={0}' -f $Thumbprint) ('appid={0}' -f $winrmAppId)
+            if ($LASTEXITCODE -ne 0) {
+                throw ('netsh http update sslcert ipport={0} failed (exit {1}): {2}' -f $ipport, $LASTEXITCODE, ($output -join ' '))
+            }
+            Write-Log -Level Information -Message ('HTTP.sys binding {0} repaired: {1} (was {2})' -f $ipport, $Thumbprint, $hash)
+        }
+    }
+}
+
 function Set-ListenerCertificate {
     [CmdletBinding(SupportsShouldProcess = $true)]
     param($Current, [string] $Thumbprint, [string] $HostName, [int] $ListenPort)
@@ -235,13 +346,21 @@ function Set-ListenerCertificate {
     } catch {
         Write-Log -Level Warning -Message ('in-place rebind failed ({0}); replacing the listener' -f $_.Exception.Message)
     }
-    Remove-WSManInstance -ResourceURI 'winrm/config/Listener' -SelectorSet $selector
+    # WinRM keys listeners by Address and Transport: the new HTTPS listener for Address=* cannot exist
+    # next to the old one. Remove, create, and check the new one serves; on any failure put the old one back.
     try {
+        Remove-WSManInstance -ResourceURI 'winrm/config/Listener' -SelectorSet $selector
         New-HttpsListener -Thumbprint $Thumbprint -HostName $HostName -ListenPort $ListenPort
+        if (-not (Test-ListenerBinding -Thumbprint $Thumbprint -ListenPort $ListenPort)) {
+            throw ('the new listener does not serve {0}' -f $Thumbprint)
+        }
     } catch {
         $reason = $_.Exception.Message
-        Write-Log -Level Error -Message ('creating the new listener failed ({0}); restoring {1}' -f $reason, $old.Thumbprint)
-        New-HttpsListener -Thumbprint $old.Thumbprint -HostName $old.HostName -ListenPort $old.Port
+        Write-Log -Level Error -Message ('replacing the listener failed ({0}); restoring {1}' -f $reason, $old.Thumbprint)
+        Restore-Listener -Previous $Current
+        if (-not (Test-ListenerBinding -Thumbprint $old.Thumbprint -ListenPort $old.Port)) {
+            throw ('rebinding failed ({0}) and the restored listener does not serve {1}: check winrm enumerate winrm/config/listener' -f $reason, $old.Thumbprint)
+        }
         throw ('rebinding failed and the previous listener was restored: {0}' -f $reason)
     }
 }
@@ -256,11 +375,25 @@ function Restore-Listener {
         CertificateThumbprint = [string]$Previous.CertificateThumbprint
         Port = [int]$Previous.Port
     }
+    $byHand = "New-WSManInstance -ResourceURI winrm/config/Listener -SelectorSet @{{Address='*';Transport='HTTPS'}} -ValueSet @{{Hostname='{0}';CertificateThumbprint='{1}';Port={2}}}" -f $values.Hostname, $values.CertificateThumbprint, $values.Port
     try {
-        Set-WSManInstance -ResourceURI 'winrm/config/Listener' -SelectorSet $selector -ValueSet $values | Out-Null
+        if ($null -eq (Get-HttpsListener)) {
+            New-WSManInstance -ResourceURI 'winrm/config/Listener' -SelectorSet $selector -ValueSet $values | Out-Null
+        } else {
+            try {
+                Set-WSManInstance -ResourceURI 'winrm/config/Listener' -SelectorSet $selector -ValueSet $values | Out-Null
+            } catch {
+                Remove-WSManInstance -ResourceURI 'winrm/config/Listener' -SelectorSet $selector
+                New-WSManInstance -ResourceURI 'winrm/config/Listener' -SelectorSet $selector -ValueSet $values | Out-Null
+            }
+        }
     } catch {
-        Remove-WSManInstance -ResourceURI 'winrm/config/Listener' -SelectorSet $selector -ErrorAction SilentlyContinue
-        New-WSManInstance -ResourceURI 'winrm/config/Listener' -SelectorSet $selector -ValueSet $values | Out-Null
+        Write-Log -Level Error -Message ('restoring the previous listener failed ({0}); restore it by hand: {1}' -f $_.Exception.Message, $byHand)
+        throw
+    }
+    if (-not (Test-ListenerBinding -Thumbprint $values.CertificateThumbprint -ListenPort $values.Port)) {
+        Write-Log -Level Error -Message ('the restored listener does not serve {0}; check it by hand: {1}' -f $values.CertificateThumbprint, $byHand)
+        throw ('the restored listener does not serve {0}' -f $values.CertificateThumbprint)
     }
 }
 
@@ -296,8 +429,14 @@ function Register-RenewalTask {
     if (-not $PSCmdlet.ShouldProcess(('scheduled task {0}' -f $script:TaskName), 'register (startup, certificate renewal)')) {
         return
     }
-    if (-not (Test-Path -LiteralPath $folder)) { New-Item -ItemType Directory -Path $folder -Force | Out-Null }
+    $existing = Get-ScheduledTask -TaskPath '\opsbook\' -TaskName $script:TaskName -ErrorAction SilentlyContinue
+    $sameCopy = $true
     if ($PSCommandPath -and ($PSCommandPath -ne $installed)) {
+        $sameCopy = (Test-Path -LiteralPath $installed) -and
+            ((Get-FileHash -LiteralPath $PSCommandPath).Hash -eq (Get-FileHash -LiteralPath $installed).Hash)
+    }
+    if (-not (Test-Path -LiteralPath $folder)) { New-Item -ItemType Directory -Path $folder -Force | Out-Null }
+    if (-not $sameCopy) {
         Copy-Item -LiteralPath $PSCommandPath -Destination $installed -Force
     }
     if (-not (Test-Path -LiteralPath $installed)) {
@@ -310,13 +449,23 @@ function Register-RenewalTask {
     $onRenewal.Enabled = $true
     $onRenewal.Subscription = $query
     $atStartup = New-ScheduledTaskTrigger -AtStartup
-    $arguments = '-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "{0}"' -f $installed
+    $atStartup.Delay = 'PT1M'
+    # The task runs the installed copy with the switch off: it must not re-register itself on every run.
+    $arguments = '-NoProfile -NonInteractive -ExecutionPolicy Bypass -File "{0}" -RegisterRenewalTask:$false' -f $installed
     $action = New-ScheduledTaskAction -Execute 'powershell.exe' -Argument $arguments
     $principal = New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest
-    $settings = New-ScheduledTaskSettingsSet -StartWhenAvailable -ExecutionTimeLimit (New-TimeSpan -Minutes 10) -MultipleInstances IgnoreNew
-    Register-ScheduledTask -TaskName $script:TaskName -TaskPath '\opsbook\' -Action $action `
-        -Trigger @($atStartup, $onRenewal) -Principal $principal -Settings $settings -Force | Out-Null
-    Write-Log -Level Information -Message ('scheduled task \opsbook\{0} registered: runs {1} at startup and on certificate events 1001/1006' -f $script:TaskName, $installed)
+    # A run that fails (WinRM not up yet at boot) is retried; the script also waits for WinRM itself.
+    $settings = New-ScheduledTaskSettingsSet -StartWhenAvailable -ExecutionTimeLimit (New-TimeSpan -Minutes 10) `
+        -MultipleInstances IgnoreNew -RestartCount 3 -RestartInterval (New-TimeSpan -Minutes 5)
+    $upToDate = ($null -ne $existing) -and $sameCopy -and ([string]$existing.Actions[0].Arguments -eq $arguments)
+    if ($upToDate) {
+        Write-Log -Level Information -Message ('scheduled task \opsbook\{0} is up to date' -f $script:TaskName)
+    }
+    if (-not $upToDate) {
+        Register-ScheduledTask -TaskName $script:TaskName -TaskPath '\opsbook\' -Action $action `
+            -Trigger @($atStartup, $onRenewal) -Principal $principal -Settings $settings -Force | Out-Null
+        Write-Log -Level Information -Message ('scheduled task \opsbook\{0} registered: runs {1} at startup and on certificate events 1001/1006' -f $script:TaskName, $installed)
+    }
 }
 """
 
@@ -326,15 +475,30 @@ function Invoke-Main {
     param()
     $name = Get-TargetFqdn -Override $Fqdn
     Write-Log -Level Information -Message ('start: FQDN {0}, root CA {1}, port {2}' -f $name, $RootCA, $Port)
-    $cert = Get-BindingCertificate -Name $name -RootName $RootCA
+    Wait-WinRMService
+    $current = Get-HttpsListener
+    $currentCert = $null
+    if ($null -ne $current -and [string]$current.CertificateThumbprint) {
+        $currentCert = Get-Item -LiteralPath ('Cert:\LocalMachine\My\{0}' -f [string]$current.CertificateThumbprint) -ErrorAction SilentlyContinue
+    }
+    $cert = Get-BindingCertificate -Name $name -RootName $RootCA -TemplateName $Template -Like $currentCert
     if ($null -eq $cert) {
-        throw ('no usable certificate for {0} (Server Authentication EKU, CN/SAN = FQDN, chain to {1}, private key, valid now) in Cert:\LocalMachine\My: check auto-enrolment (certutil -pulse)' -f $name, $RootCA)
+        $tpl = Get-CertificateTemplate -Certificate $currentCert
+        $from = if ($Template) { $Template } elseif ($tpl.Name) { $tpl.Name } elseif ($tpl.Oid) { $tpl.Oid } else { 'any' }
+        throw ('no usable certificate for {0} (Server Authentication EKU, CN/SAN = FQDN, chain to {1}, template {2}, private key, valid now) in Cert:\LocalMachine\My: check auto-enrolment (certutil -pulse), or give -Template' -f $name, $RootCA, $from)
     }
     Write-Log -Level Information -Message ('chosen certificate {0} (NotAfter {1:u})' -f $cert.Thumbprint, $cert.NotAfter.ToUniversalTime())
-    $current = Get-HttpsListener
-    if ($null -ne $current -and [string]$current.CertificateThumbprint -eq $cert.Thumbprint -and
-        [int]$current.Port -eq $Port -and [string]$current.Hostname -eq $name) {
+    $listenerOk = ($null -ne $current -and [string]$current.CertificateThumbprint -eq $cert.Thumbprint -and
+        [int]$current.Port -eq $Port -and [string]$current.Hostname -eq $name)
+    $bindingOk = Test-ListenerBinding -Thumbprint $cert.Thumbprint -ListenPort $Port
+    if ($listenerOk -and $bindingOk) {
         Write-Log -Level Information -Message ('nothing to do: the HTTPS listener already uses {0} on port {1}' -f $cert.Thumbprint, $Port)
+    } elseif ($listenerOk -and -not $bindingOk) {
+        Write-Log -Level Warning -Message ('the listener uses {0} but HTTP.sys serves another certificate (stale binding); repairing it' -f $cert.Thumbprint)
+        Repair-HttpSysBinding -Thumbprint $cert.Thumbprint -ListenPort $Port
+        if (-not $script:DryRun -and -not (Test-ListenerBinding -Thumbprint $cert.Thumbprint -ListenPort $Port)) {
+            throw ('HTTP.sys still does not serve {0} on port {1} after the repair (netsh http show sslcert)' -f $cert.Thumbprint, $Port)
+        }
     } else {
         Set-ListenerCertificate -Current $current -Thumbprint $cert.Thumbprint -HostName $name -ListenPort $Port
         if (-not $WhatIfPreference) {

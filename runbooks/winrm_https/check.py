@@ -2,8 +2,8 @@
 
 Per host, one TLS connection (two when the chain does not verify: the second, non-verifying
 handshake still fetches the certificate so the report says why), then an unauthenticated
-WS-Man Identify on the same connection; when TLS 1.2+ was negotiated, one more short
-handshake offering only TLS 1.0/1.1 tells whether the legacy protocols are still enabled.
+WS-Man Identify on the same connection; then one short handshake per legacy protocol older
+than the negotiated one (TLS 1.0 alone, TLS 1.1 alone) tells which are still enabled.
 Each finding is its own :class:`CheckResult`; a host that cannot be reached yields one
 CRITICAL result, not a pile of dependent ones. Every step is bounded by the timeout.
 """
@@ -22,14 +22,23 @@ from pathlib import Path
 from ..errors import InputError
 from ..model import CheckResult, Metric, Report, Status
 from ..probes import HostPort, PortState, parse_host_port, run_bounded
-from ..probes.tls import TlsProbe, client_context, legacy_protocol, tls_probe
+from ..probes.tls import DATE_CODES, TlsProbe, client_context, legacy_protocols, tls_probe
 from . import wsman
 from .certinfo import ANY_EKU, SERVER_AUTH, CertInfo, name_matches, parse_certificate
 
 COMMAND = "winrm check"
 DEFAULT_PORT = 5986
 OLD_TLS = {"SSLv3": Status.CRITICAL, "TLSv1": Status.WARNING, "TLSv1.1": Status.WARNING}
-WEAK_HASHES = {"md2": Status.CRITICAL, "md5": Status.CRITICAL, "sha1": Status.WARNING}
+#: What a reader calls the old protocols (``SSLSocket.version()`` says ``TLSv1`` for TLS 1.0).
+PROTOCOL_NAMES = {"SSLv3": "SSL 3.0", "TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1"}
+#: The handshake runs at OpenSSL security level 0 to see everything; Python's default context (pywinrm,
+#: Ansible, opsbook's own audit) runs at level 2 and refuses SHA-1/MD5 signatures and RSA keys below 2048 bits.
+WEAK_HASHES = {"md2": Status.CRITICAL, "md5": Status.CRITICAL, "sha1": Status.CRITICAL}
+CLIENTS_REFUSE = ("clients refuse this certificate: Python's default TLS context (pywinrm, Ansible, opsbook winrm "
+                  "audit) runs at OpenSSL security level 2")
+#: How to turn off Basic (the password goes to the server as is) and CredSSP (reusable credentials delegated).
+AUTH_FIX = ("disable it (winrm set winrm/config/service/auth @{Basic=\"false\"}; CredSSP: "
+            "Disable-WSManCredSSP -Role Server)")
 #: The checks that need a TLS handshake (omitted when there is none).
 DEPENDENT_CHECKS = (
     "winrm.tls.version", "winrm.cert.chain", "winrm.cert.name", "winrm.cert.issuer", "winrm.cert.expiry",
@@ -167,8 +176,10 @@ def _tcp_result(hp: HostPort, probe: TlsProbe, timeout: float) -> CheckResult:
                        f"not checked: {probe.tcp_error} here (raise 'ulimit -n' or lower --concurrency)",
                        details=details)
     if probe.tcp_state is PortState.CLOSED:
-        why = "connection refused" if "refused" in probe.tcp_error.lower() else f"unreachable ({probe.tcp_error})"
-        summary = f"{why}: no HTTPS listener on port {hp.port}, or blocked"
+        why = "connection refused" if "refused" in probe.tcp_error.lower() else f"connection reset ({probe.tcp_error})"
+        summary = f"{why}: the host answered and no HTTPS listener is on port {hp.port}"
+    elif probe.tcp_state is PortState.FILTERED and probe.tcp_errno is not None:
+        summary = f"port {hp.port} filtered: {probe.tcp_error} (a firewall rejects the connection)"
     elif probe.tcp_state is PortState.FILTERED:
         summary = f"no answer within {timeout:g}s: port {hp.port} filtered (firewall) or host down"
     else:
@@ -196,18 +207,24 @@ def _tls_result(hp: HostPort, probe: TlsProbe, info: CertInfo | None) -> CheckRe
                    f"{probe.version} handshake ({probe.cipher}){thumb}", details=details)
 
 
-def _version_result(hp: HostPort, probe: TlsProbe, legacy: str | None) -> CheckResult:
+def _version_result(hp: HostPort, probe: TlsProbe, legacy: list[str]) -> CheckResult:
+    """The negotiated version, and every legacy protocol the server still accepts (each probed alone)."""
     version = probe.version or "unknown"
-    status = OLD_TLS.get(version, Status.OK)
-    summary = f"{version} negotiated"
+    status = max([OLD_TLS.get(version, Status.OK), *(OLD_TLS.get(v, Status.WARNING) for v in legacy)],
+                 key=lambda s: s.severity)
+    still = " and ".join(PROTOCOL_NAMES.get(v, v) for v in legacy)
+    still = f"{still} {'are' if len(legacy) > 1 else 'is'} still accepted" if legacy else ""
     fix = "disable TLS 1.0/1.1 (SCHANNEL protocols) on the server"
-    if status is not Status.OK:
-        summary += f": obsolete, {fix}"
+    if version in OLD_TLS:
+        also = f"and {still}, " if still else ""
+        summary = f"{PROTOCOL_NAMES.get(version, version)} negotiated: obsolete, {also}{fix}"
     elif legacy:
-        status = OLD_TLS.get(legacy, Status.WARNING)
-        summary += f", but {legacy} is still accepted: {fix}"
+        summary = f"{version} negotiated, but {still}: {fix}"
+    else:
+        summary = f"{version} negotiated"
     return _result(hp, "winrm.tls.version", "TLS protocol version", status, summary,
-                   details={"version": version, "legacy_accepted": legacy})
+                   details={"version": version, "legacy_accepted": legacy[0] if legacy else None,
+                            "legacy_protocols": list(legacy)})
 
 
 def _chain_result(
@@ -222,10 +239,17 @@ def _chain_result(
     reason = probe.verify_reason
     if info.self_issued and probe.verify_code in (18, 19, 20, 21):
         reason = "self-signed certificate"
-    elif probe.verify_code in (9, 10):  # OpenSSL checks validity dates only once the chain is trusted
-        leaf_bad = info.not_after < now if probe.verify_code == 10 else info.not_before > now
-        what = "the certificate" if leaf_bad else "a CA certificate in the chain"
-        reason = f"trusted issuer, but {what} is {reason} (see certificate expiry)"
+    elif probe.verify_code in DATE_CODES:  # OpenSSL checks validity dates only once the chain is trusted
+        leaf_bad = not info.not_before <= now <= info.not_after
+        ca_bad = _ca_out_of_dates(probe.chain_der[1:], now)
+        if leaf_bad and probe.verified_except_dates and not ca_bad:
+            # One root cause, one finding: the leaf's dates, reported by winrm.cert.expiry.
+            details["verified_except_dates"] = True
+            return _result(hp, "winrm.cert.chain", "certificate chain", Status.OK,
+                           f"chain verified against {store}, validity dates aside (see certificate expiry) "
+                           f"(issuer {wsman.clean(info.issuer_cn or info.issuer)})", details=details)
+        what = "a CA certificate in the chain" if ca_bad or not leaf_bad else "the certificate"
+        reason = f"trusted issuer, but {what} is {ca_bad or reason}" + ("" if ca_bad else " (see certificate expiry)")
     elif probe.verify_code == 26 and info.eku is not None and SERVER_AUTH not in info.eku:
         reason = "trusted issuer, but the certificate lacks the Server Authentication EKU"
     details.update({"verify_code": probe.verify_code, "verify_message": probe.verify_message})
@@ -233,6 +257,20 @@ def _chain_result(
                    f"chain verification against {store} failed: {reason} "
                    f"(issuer {wsman.clean(info.issuer_cn or info.issuer)})",
                    details=details)
+
+
+def _ca_out_of_dates(chain_der: tuple[bytes, ...], now: dt.datetime) -> str:
+    """``expired``/``not yet valid`` when a CA certificate of a verified chain is outside its dates, else ''."""
+    for der in chain_der:
+        try:
+            ca = parse_certificate(der)
+        except ValueError:
+            continue
+        if ca.not_after < now:
+            return "expired"
+        if ca.not_before > now:
+            return "not yet valid"
+    return ""
 
 
 def _name_result(hp: HostPort, info: CertInfo) -> CheckResult:
@@ -304,8 +342,9 @@ def _key_result(hp: HostPort, info: CertInfo) -> CheckResult:
     label = f"{info.key_type} {info.key_size}" if info.key_size else info.key_type
     weak = info.key_type in ("RSA", "DSA") and (info.key_size or 0) < 2048
     if weak:
-        return _result(hp, "winrm.cert.key", "certificate key", Status.WARNING,
-                       f"{label}-bit key is too small (use RSA >= 2048)", details=details)
+        return _result(hp, "winrm.cert.key", "certificate key", Status.CRITICAL,
+                       f"{label}-bit key is too small — {CLIENTS_REFUSE}, which needs RSA >= 2048; reissue it",
+                       details=details)
     return _result(hp, "winrm.cert.key", "certificate key", Status.OK, f"{label}-bit key", details=details)
 
 
@@ -314,7 +353,7 @@ def _signature_result(hp: HostPort, info: CertInfo) -> CheckResult:
     status = WEAK_HASHES.get(name, Status.OK)
     summary = f"signed with {name.upper()}"
     if status is not Status.OK:
-        summary += ": weak hash, reissue with SHA-256 (modern clients refuse it)"
+        summary += f": weak hash — {CLIENTS_REFUSE}, which refuses {name.upper()} signatures; reissue with SHA-256"
     return _result(hp, "winrm.cert.signature", "certificate signature", status, summary,
                    details={"signature_hash": name})
 
@@ -338,10 +377,12 @@ def _wsman_result(hp: HostPort, probe: TlsProbe) -> CheckResult:
         summary = f"WinRM listener (IdentifyResponse: {answer.product_vendor} {answer.product_version})".strip()
     else:
         summary = f"WinRM listener (401, offers {', '.join(answer.auth_schemes)})"
-    if answer.basic_offered:
+    weak = [what for what, offered in (("Basic", answer.basic_offered), ("CredSSP", answer.credssp_offered))
+            if offered]
+    if weak:
         return _result(hp, cid, name, Status.WARNING,
-                       f"{summary}: Basic authentication offered over the network, disable it "
-                       "(winrm set winrm/config/service/auth @{Basic=\"false\"})", details=details)
+                       f"{summary}: {' and '.join(weak)} authentication offered over the network, {AUTH_FIX}",
+                       details=details)
     return _result(hp, cid, name, Status.OK, summary, details=details)
 
 
@@ -370,9 +411,10 @@ def check_host(hp: HostPort, opts: CheckOptions, now: dt.datetime | None = None)
                 cert_error = f"cannot parse the certificate: {exc}"
         results.append(_tls_result(hp, probe, info))
         if probe.handshake:
-            legacy = None
-            if probe.version not in OLD_TLS:  # a modern version was negotiated: are old ones still on?
-                legacy = legacy_protocol(wire, hp.port, timeout=opts.timeout, address=hp.address or wire)
+            legacy: list[str] = []
+            if probe.version not in ("SSLv3", "TLSv1"):  # are older protocols than the negotiated one still on?
+                skip = ("TLSv1.1",) if probe.version == "TLSv1.1" else ()
+                legacy = legacy_protocols(wire, hp.port, timeout=opts.timeout, address=hp.address or wire, skip=skip)
             results.append(_version_result(hp, probe, legacy))
             if info is not None:
                 now = now or dt.datetime.now(dt.UTC)

@@ -37,11 +37,13 @@ class ScriptOptions:
     port: int = DEFAULT_PORT
     log_dir: str = DEFAULT_LOG_DIR
     register_renewal_task: bool = False
+    template: str = ""
 
     def validate(self) -> None:
         """Refuse values the script cannot carry safely (:class:`InputError`, exit 3)."""
         quote(self.root_ca, what="--root-ca")
         quote(self.log_dir, what="--log-dir")
+        quote(self.template, what="--template")
         if not self.root_ca.strip():
             raise InputError("--root-ca must not be empty")
         if not self.log_dir.strip():
@@ -67,6 +69,7 @@ def generate(opts: ScriptOptions, *, generated_at: datetime | None = None, versi
         "ROOT_CA": quote(opts.root_ca, what="--root-ca"),
         "PORT": str(int(opts.port)),
         "LOG_DIR": quote(opts.log_dir, what="--log-dir"),
+        "TEMPLATE": quote(opts.template, what="--template"),
         "REGISTER": "$true" if opts.register_renewal_task else "$false",
         "REGISTER_CALL": template.REGISTER_CALL if opts.register_renewal_task else "",
     }

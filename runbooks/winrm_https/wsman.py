@@ -53,6 +53,11 @@ class WsmanAnswer:
         """Basic authentication offered (the password travels to the server as is)."""
         return any(s.lower() == "basic" for s in self.auth_schemes)
 
+    @property
+    def credssp_offered(self) -> bool:
+        """CredSSP offered (the client delegates its reusable credentials to the server)."""
+        return any(s.lower() == "credssp" for s in self.auth_schemes)
+
 
 def identify_request(host_header: str) -> bytes:
     """The raw HTTP request for an unauthenticated WS-Man Identify."""

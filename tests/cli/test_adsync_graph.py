@@ -132,6 +132,7 @@ def test_thresholds_with_secret_file(
     for lab in _lab(ca, scenario, monkeypatch, ca_path):
         secret_file = tmp_path / "secret"
         secret_file.write_text(scenario.client_secret + "\n")
+        secret_file.chmod(0o600)  # a group/world-readable secret file is a WARNING of its own
         r = run_main(capsys, *lab.args("--client-secret-file", str(secret_file), option, value))
         assert r.code == code, r.out + r.err
         by_id = checks(r)
@@ -279,3 +280,30 @@ def test_graph_options_without_graph_are_refused(lab: Lab, capsys: pytest.Captur
                  "--client-secret-file", "/etc/hostname")
     assert r.code == 3 and "need --graph" in r.err
     assert lab.dns.queries == []
+
+
+def test_secret_file_readable_by_others_warns(
+    ca: TestCA, ca_path: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    scenario = Scenario()
+    for lab in _lab(ca, scenario, monkeypatch, ca_path):
+        secret_file = tmp_path / "secret"
+        secret_file.write_text(scenario.client_secret + "\n")
+        secret_file.chmod(0o644)
+        r = run_main(capsys, *lab.args("--client-secret-file", str(secret_file)))
+        warning = checks(r)["adsync.graph.secret_file"]
+        assert warning["status"] == "WARNING"
+        assert "readable by group and others" in warning["summary"] and "chmod 600" in warning["summary"]
+        assert scenario.client_secret not in r.out + r.err
+        assert checks(r)["adsync.graph.last_sync"]["status"] == "OK"  # the check itself still ran
+        secret_file.chmod(0o600)
+        r = run_main(capsys, *lab.args("--client-secret-file", str(secret_file)))
+        assert "adsync.graph.secret_file" not in checks(r)
+
+
+def test_client_id_must_be_a_guid_before_any_traffic(capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_main(capsys, "adsync", "check", "--domain", "corp.test", "--dns", "127.0.0.1:1", "--graph",
+                 "--tenant-id", "contoso.onmicrosoft.com", "--client-id", "my-app", "--client-cert", "/etc/hostname")
+    assert r.code == 3
+    assert "invalid --client-id 'my-app': expected the application (client) id GUID" in r.err
+    assert "Traceback" not in r.err

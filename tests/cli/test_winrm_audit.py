@@ -55,6 +55,17 @@ def test_json_report_finds_renewed_but_not_rebound(peer, capsys, monkeypatch, ca
     assert PASSWORD not in res.out + res.err + caplog.text
 
 
+def test_template_option_limits_the_replacement(peer, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    fake, ca_file, _, new = peer
+    monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", PASSWORD)
+    res = run_main(capsys, "winrm", "audit", fake.target, "-u", USER, "--ca-file", str(ca_file), "-f", "json",
+                   "--template", "Machine")
+    checks = {c["id"]: c for c in json.loads(res.out)["checks"]}
+    renewal = checks["winrm.audit.renewal"]
+    assert renewal["status"] == "WARNING" and new.thumbprint not in renewal["summary"]
+    assert "template Machine" in renewal["summary"]
+
+
 def test_password_file_and_nagios(peer, capsys, tmp_path) -> None:  # type: ignore[no-untyped-def]
     fake, ca_file, _, _ = peer
     pw = tmp_path / "pw"
@@ -116,6 +127,9 @@ def test_no_password_non_interactive_exit_3(capsys) -> None:  # type: ignore[no-
     ([], "no hosts"),
     (["a..corp.test", "-u", "x"], "invalid host name 'a..corp.test': label empty or too long"),
     (["127.0.0.1", "-u", "x", "--ca-file", __file__], "cannot load --ca-file"),  # not PEM
+    (["127.0.0.1", "-u", "x", "--template", " "], "--template must not be empty"),
+    (["127.0.0.1", "-u", "x", "--resolve", "srv1.corp.test"], "invalid --resolve"),
+    (["127.0.0.1", "-u", "x", "--resolve", "srv1.corp.test:not-an-ip"], "is not an IP address"),
 ])
 def test_bad_input_exit_3(capsys, monkeypatch, args, message) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", "x-pass")
@@ -134,6 +148,28 @@ def test_missing_transport_library_exit_3(capsys, monkeypatch) -> None:  # type:
             continue
         res = run_main(capsys, "winrm", "audit", "127.0.0.1", "-u", "x", "--transport", transport)
         assert res.code == 3 and f"pywinrm[{transport}]" in res.err
+
+
+def test_missing_transport_library_names_the_opsbook_extra(capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import winrm.transport as wt
+
+    monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", "x-pass")
+    monkeypatch.setattr(wt, "HAVE_CREDSSP", False)
+    res = run_main(capsys, "winrm", "audit", "127.0.0.1", "-u", "x", "--transport", "credssp")
+    assert res.code == 3 and "pip install 'opsbook[credssp]'" in res.err and res.err.count("\n") == 1
+
+
+def test_pyproject_extras_are_pywinrms_own() -> None:
+    import tomllib
+
+    from tests.helpers import REPO
+
+    extras = tomllib.loads((Path(REPO) / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert extras["kerberos"] == ["pywinrm[kerberos]>=0.5"]
+    assert extras["credssp"] == ["pywinrm[credssp]>=0.5"]
+    for doc in ("README.md", "runbooks/docs/winrm-https.md"):
+        text = (Path(REPO) / doc).read_text()
+        assert "opsbook[kerberos]" in text and "opsbook[credssp]" in text, doc
 
 
 def test_build_report_takes_the_typer_parameters_by_name() -> None:

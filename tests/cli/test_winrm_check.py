@@ -58,7 +58,7 @@ def test_healthy_listener_exits_0_with_json(capsys, listener, cli_ca) -> None:
     assert expiry["details"]["thumbprint"] == thumb
 
 
-@pytest.mark.parametrize(("kind", "code"), [("expiring", 1), ("expired", 2), ("wrong_ca", 2), ("sha1", 1)])
+@pytest.mark.parametrize(("kind", "code"), [("expiring", 1), ("expired", 2), ("wrong_ca", 2), ("sha1", 2)])
 def test_exit_code_follows_the_worst_check(capsys, listener, cli_ca, kind: str, code: int) -> None:
     res = run_main(capsys, "winrm", "check", *target(listener(kind)), "--ca-file", str(cli_ca[1]), "-f", "nagios")
     assert res.code == code, res.out
@@ -195,3 +195,19 @@ def test_ipv6_target_in_brackets(capsys, cli_ca) -> None:
     doc = json.loads(res.out)
     assert res.code == 0, res.out
     assert {c["target"] for c in doc["checks"]} == {f"[::1]:{srv.port}"}
+
+
+def test_textfile_in_a_missing_folder_is_refused_before_any_check(capsys, tmp_path: Path) -> None:
+    """Issue #12: refuse at once, like adsync, instead of checking a hanging fleet first."""
+    import time
+
+    from tests.tlspeers import HangServer
+
+    with HangServer() as hang:
+        start = time.perf_counter()
+        res = run_main(capsys, "winrm", "check", hang.target, "--timeout", "3", "-f", "prometheus",
+                       "--textfile", str(tmp_path / "no-dir" / "w.prom"))
+        elapsed = time.perf_counter() - start
+    assert res.code == 3
+    assert res.err.startswith("opsbook: error: cannot write --textfile ") and "does not exist" in res.err
+    assert elapsed < 1.0, elapsed

@@ -71,3 +71,12 @@ def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
     res = run_main(capsys, "winrm", "script", "--help")
     assert res.code == 0
     assert "Examples:" in res.out and "--register-renewal-task" in res.out
+
+
+def test_template_option_lands_in_the_param_block(capsys: pytest.CaptureFixture[str]) -> None:
+    res = run_main(capsys, "winrm", "script", "--root-ca", "Corp Root CA", "--template", "WinRM HTTPS")
+    assert res.code == 0, res.err
+    text = res.out.lstrip("\ufeff").replace("\r\n", "\n")
+    assert parse(text).errors == [] and "[string] $Template = 'WinRM HTTPS'," in text
+    res = run_main(capsys, "winrm", "script", "--root-ca", "Corp Root CA", "--template", "a\u202eb")
+    assert res.code == 3 and res.err.count("\n") == 1 and "--template" in res.err

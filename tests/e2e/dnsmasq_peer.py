@@ -6,7 +6,8 @@
   no upstream: REFUSED).
 * :class:`ServfailServer` answers every query SERVFAIL; :class:`DeadServer` is a bound
   UDP socket that never answers.
-* :class:`TcpListeners` / :class:`UdpResponder` play a domain controller's open ports.
+* :class:`TcpListeners` / :class:`UdpResponder` are bare ports (a listener, a fixed UDP reply);
+  :func:`domain_controller` is a DC whose ports speak DNS, LDAP, CLDAP, Kerberos (tests/e2e/ad_peer.py).
 
 Everything binds to loopback addresses only and is torn down by its context manager.
 """
@@ -228,12 +229,14 @@ class TcpListeners:
 
 @contextlib.contextmanager
 def domain_controller(address: str, tcp_ports: Sequence[int] = (53, 88, 135, 389, 445, 636, 3268),
-                      udp_ports: Sequence[int] = (53, 88, 389)) -> Iterator[dict[int, UdpResponder]]:
-    """A fake DC on *address*: listening TCP ports and answering UDP ports; yields the UDP responders."""
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(TcpListeners(address, tcp_ports))
-        responders = {p: stack.enter_context(UdpResponder(address, p)) for p in udp_ports}
-        yield responders  # type: ignore[misc]
+                      udp_ports: Sequence[int] = (53, 88, 389), **kwargs: object) -> Iterator[object]:
+    """A fake DC on *address* whose ports speak the real protocols (:class:`tests.e2e.ad_peer.AdDc`)."""
+    from tests.e2e.ad_peer import AdDc, dc_leaf
+
+    if "tls_leaf" not in kwargs:
+        kwargs["tls_leaf"] = dc_leaf(str(kwargs.get("name", "dc1.corp.test")), address)
+    with AdDc(address, tcp_ports=tcp_ports, udp_ports=udp_ports, **kwargs) as dc:  # type: ignore[arg-type]
+        yield dc
 
 
 class ZoneServer:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from runbooks.errors import InputError
 from runbooks.probes.tcp import PortState
-from runbooks.probes.tls import client_context, resolve, tls_probe
-from tests.tlspeers import HangServer, TestCA, TlsServer, free_port, make_leaf
+from runbooks.probes.tls import client_context, legacy_protocols, resolve, tls_probe
+from tests.tlspeers import HangServer, TestCA, TlsServer, days_from_now, free_port, make_leaf, server_context
 
 HOST = "tls.corp.test"
 
@@ -47,6 +49,31 @@ def test_failed_verification_still_fetches_the_certificate(probe_ca: tuple[TestC
     assert probe.verified is False
     assert probe.verify_code == 10 and probe.verify_reason == "expired"
     assert probe.handshake and probe.cert_der == leaf.cert_der
+    # The second handshake verified the chain with the dates ignored: expiry is the only fault.
+    assert probe.verified_except_dates is True
+    assert probe.chain_der[0] == leaf.cert_der and probe.chain_der[-1] == ca.cert.public_bytes(Encoding.DER)
+
+
+def test_untrusted_expired_leaf_is_not_verified_apart_from_dates(probe_ca: tuple[TestCA, str]) -> None:
+    _, ca_file = probe_ca
+    other = TestCA("Probe Other CA", slot=3)
+    leaf = other.issue(HOST, not_before=days_from_now(-400), not_after=days_from_now(-5))
+    with TlsServer(leaf) as srv:
+        probe = tls_probe(HOST, srv.port, address=srv.host, ca_file=ca_file, timeout=2)
+        assert len(srv.sni_seen) == 2  # verifying, non-verifying: no retry without dates
+    # OpenSSL fails on the untrusted issuer before it looks at dates: no "dates aside" claim.
+    assert probe.verified is False and probe.verified_except_dates is None and not probe.chain_der
+    assert probe.verify_code in (19, 20)
+    assert probe.handshake and probe.cert_der == leaf.cert_der
+
+
+def test_legacy_protocols_lists_each_one_offered_alone(probe_ca: tuple[TestCA, str]) -> None:
+    ca, _ = probe_ca
+    ctx = server_context(make_leaf("valid", ca, HOST), min_version=ssl.TLSVersion.TLSv1)
+    with TlsServer(context=ctx) as srv:
+        assert legacy_protocols(HOST, srv.port, address=srv.host, timeout=2) == ["TLSv1", "TLSv1.1"]
+    with TlsServer(make_leaf("valid", ca, HOST)) as srv:
+        assert legacy_protocols(HOST, srv.port, address=srv.host, timeout=2) == []
 
 
 def test_non_verifying_probe(probe_ca: tuple[TestCA, str]) -> None:

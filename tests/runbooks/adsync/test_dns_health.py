@@ -44,7 +44,10 @@ def test_nodata_primary_is_a_brownout_and_windows_does_not_fail_over() -> None:
 
 def test_nxdomain_secondary_is_a_brownout_but_windows_uses_the_primary() -> None:
     r = _run({P: DnsOutcome.DATA, S: DnsOutcome.NXDOMAIN})
-    assert r[("adsync.dns.records", S)].status is Status.CRITICAL
+    # Issue #12: Windows resolves through the healthy primary, so the secondary's brown-out is a WARNING.
+    secondary = r[("adsync.dns.records", S)]
+    assert secondary.status is Status.WARNING
+    assert "BROWN-OUT" in secondary.summary and f"through the primary {P}" in secondary.summary
     assert r[("adsync.dns.failover", D)].status is Status.OK
 
 
@@ -135,8 +138,12 @@ def test_brownout_secondary_explains_when_it_bites() -> None:
     r = _run({P: DnsOutcome.DATA, S: DnsOutcome.NODATA})
     assert r[("adsync.dns.failover", D)].status is Status.OK
     secondary = r[("adsync.dns.records", S)]
-    assert secondary.status is Status.CRITICAL
-    assert "only when the servers before it do not answer" in secondary.summary
+    assert secondary.status is Status.WARNING
+    assert f"through the primary {P} and asks this server only when the primary does not answer" in secondary.summary
+    # Behind a primary that does not answer, the same brown-out is what Windows gets: CRITICAL.
+    dead = _run({P: DnsOutcome.TIMEOUT, S: DnsOutcome.NODATA, T: DnsOutcome.DATA})[("adsync.dns.records", S)]
+    assert dead.status is Status.CRITICAL
+    assert "only when the servers before it do not answer" in dead.summary
     primary = _run({P: DnsOutcome.NODATA, S: DnsOutcome.DATA})[("adsync.dns.records", P)]
     assert "Windows will not fail over past it" in primary.summary
 

@@ -210,6 +210,21 @@ def test_timestamp_in_future_blames_the_clock(fake: FakeGraph) -> None:
 # ----------------------------------------------------------------------------- tenant states
 
 
+def test_user_read_only_is_missing_permission_not_never_synced(fake: FakeGraph) -> None:
+    """With User.Read alone, Graph nulls every organization property except id, displayName, verifiedDomains."""
+    fake.scenario.org_permission = "User.Read"
+    results = check_tenant(options_for(fake))
+    checks = by_id(results)
+    sync = checks["adsync.graph.sync_enabled"]
+    assert sync.status is Status.UNKNOWN
+    assert "missing permission" in sync.summary and "Organization.Read.All" in sync.summary
+    assert "never" not in sync.summary.lower() and "not enabled" not in sync.summary
+    assert not any(r.status is Status.CRITICAL for r in results)
+    # The same tenant with the permission granted: sync state and dates are read.
+    fake.scenario.org_permission = "Organization.Read.All"
+    assert by_id(check_tenant(options_for(fake)))["adsync.graph.sync_enabled"].status is Status.OK
+
+
 def test_null_timestamps_with_sync_enabled_point_at_permission(fake: FakeGraph) -> None:
     fake.scenario.last_sync_age = None
     fake.scenario.password_sync_age = None

@@ -32,6 +32,13 @@ def by_id(results: list) -> dict:
     return out
 
 
+#: The two ways the template shows in Certificate.Extensions.Format(): a v2+ template (OID 1.3.6.1.4.1.311.21.7)
+#: and the v1 name extension (1.3.6.1.4.1.311.20.2) the Computer template ("Machine") carries.
+WINRM_TPL = "Template=WinRM HTTPS(1.3.6.1.4.1.311.21.8.4242.1.7), Major Version Number=100, Minor Version Number=3"
+WINRM_TPL_OID_ONLY = "Template=1.3.6.1.4.1.311.21.8.4242.1.7, Major Version Number=100, Minor Version Number=4"
+COMPUTER_TPL = "Machine"
+
+
 def run(doc: dict, presented: object = None, **kw: object) -> dict:
     inv = parse_inventory(doc)
     return by_id(findings(HP, inv, presented, port=5986, **kw))  # type: ignore[arg-type]
@@ -102,6 +109,34 @@ def test_unsuitable_newer_certificates_are_not_replacements(ca: TestCA, why: str
     r = run(doc)["winrm.audit.renewal"]
     assert r.status is Status.WARNING, r.summary
     assert "no renewed certificate" in r.summary
+
+
+def test_renewal_from_another_issuing_ca_of_the_same_root_is_found() -> None:
+    """Issue #12: the CA renewed from a second issuing CA; the binding script (chain to -RootCA) binds it."""
+    root = TestCA("Corp Root CA", slot=5)
+    first, second = root.intermediate("Corp Issuing CA 1", slot=11), root.intermediate("Corp Issuing CA 2", slot=12)
+    old, new = first.issue(FQDN, days=10.5), second.issue(FQDN, days=365)
+    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+                    [cert_entry(old, root=root), cert_entry(new, root=root)], ssl_hash=old.thumbprint)
+    r = run(doc)["winrm.audit.renewal"]
+    assert r.status is Status.CRITICAL and "renewed but not rebound" in r.summary, r.summary
+    assert r.details["replacement"]["thumbprint"] == new.thumbprint
+    assert r.details["replacement"]["root_thumbprint"] == doc["Certificates"][0]["RootThumbprint"]
+
+
+def test_same_issuer_name_under_another_root_is_not_a_replacement() -> None:
+    root, rogue = TestCA("Corp Root CA", slot=5), TestCA("Rogue Root CA", slot=6)
+    issuing, lookalike = root.intermediate("Corp Issuing CA", slot=11), rogue.intermediate("Corp Issuing CA", slot=13)
+    old, other = issuing.issue(FQDN, days=10.5), lookalike.issue(FQDN, days=365)
+    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+                    [cert_entry(old, root=root), cert_entry(other, root=rogue)])
+    assert doc["Certificates"][0]["Issuer"] == doc["Certificates"][1]["Issuer"]  # same issuer string
+    r = run(doc)["winrm.audit.renewal"]
+    assert r.status is Status.WARNING and "no renewed certificate" in r.summary, r.summary
+    # A candidate whose chain does not build to a trusted root (no Root reported) is never chosen either.
+    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+                    [cert_entry(old, root=root), {**cert_entry(issuing.issue(FQDN, days=365)), "RootThumbprint": ""}])
+    assert run(doc)["winrm.audit.renewal"].status is Status.WARNING
 
 
 def test_replacement_choice_is_deterministic(ca: TestCA) -> None:
@@ -217,6 +252,12 @@ def test_remote_script_parses_and_fits_a_command_line() -> None:
                    "DnsNameList", "EnhancedKeyUsageList", "HasPrivateKey", "ToString('o')", "1.3.6.1.4.1.311.21.7",
                    "ConvertTo-Json"):
         assert needle in text
+    # The root each certificate chains to, built as the binding script builds it (expired ones too).
+    tree = parse(text)
+    news = [text for name, text, _ in tree.calls() if name == "New-Object"]
+    assert any("X509Chain" in n for n in news), news
+    assert "IgnoreNotTimeValid" in text and "RevocationMode" in text
+    assert "RootThumbprint =" in text and "Root =" in text
     command, args = audit_script.command_line(65535)
     assert command == "powershell.exe" and args[-2] == "-EncodedCommand"
     assert len(command) + 1 + len(" ".join(args)) < 8191
@@ -231,3 +272,55 @@ def test_output_round_trip_and_errors() -> None:
     for bad in (b"", b"hello", b"OPSBOOK-AUDIT:!!!", b"OPSBOOK-AUDIT:" + b"WzFd"):  # WzFd = [1]
         with pytest.raises(audit_script.AuditOutputError):
             audit_script.parse_output(bad)
+
+
+def test_newer_computer_template_certificate_is_not_the_replacement(ca: TestCA) -> None:
+    """Issue #12: a Computer-template certificate (Client + Server Auth, CN=FQDN) is not a WinRM renewal."""
+    old = ca.issue(FQDN, days=10.5)
+    computer = ca.issue(FQDN, eku=["client", "server"], days=365)
+    listener = listener_entry(hostname=FQDN, thumbprint=old.thumbprint)
+    doc = inventory([listener], [cert_entry(old, template=WINRM_TPL), cert_entry(computer, template=COMPUTER_TPL)])
+    r = run(doc)["winrm.audit.renewal"]
+    assert r.status is Status.WARNING and "no renewed certificate" in r.summary, r.summary
+    assert "template WinRM HTTPS" in r.summary and computer.thumbprint not in r.summary
+    assert r.details["template"] == "WinRM HTTPS"
+    # A renewal of the same template (the name unresolved, the OID the same) is chosen over the newer Computer one.
+    renewal = ca.issue(FQDN, days=300)
+    doc = inventory([listener], [cert_entry(old, template=WINRM_TPL), cert_entry(computer, template=COMPUTER_TPL),
+                                 cert_entry(renewal, template=WINRM_TPL_OID_ONLY)])
+    r = run(doc)["winrm.audit.renewal"]
+    assert r.status is Status.CRITICAL and r.details["replacement"]["thumbprint"] == renewal.thumbprint
+    # --template names the template to move to (by name or by OID).
+    r = run(doc, template="Machine")["winrm.audit.renewal"]
+    assert r.details["replacement"]["thumbprint"] == computer.thumbprint
+    r = run(doc, template="1.3.6.1.4.1.311.21.8.4242.1.7")["winrm.audit.renewal"]
+    assert r.details["replacement"]["thumbprint"] == renewal.thumbprint
+
+
+def test_template_identity_is_read_from_either_extension() -> None:
+    from runbooks.winrm_https.audit import template_identity
+
+    assert template_identity(WINRM_TPL) == ("WinRM HTTPS", "1.3.6.1.4.1.311.21.8.4242.1.7")
+    assert template_identity(WINRM_TPL_OID_ONLY) == ("", "1.3.6.1.4.1.311.21.8.4242.1.7")
+    assert template_identity("Machine") == ("Machine", "")
+    assert template_identity("") == ("", "")
+    # German Windows: the labels are translated, the OID is not.
+    assert template_identity("Vorlage=WinRM HTTPS(1.3.6.1.4.1.311.21.8.1.2), Hauptversionsnummer=100")[1] == \
+        "1.3.6.1.4.1.311.21.8.1.2"
+
+
+@pytest.mark.parametrize(("auth", "status", "words"), [
+    ({"Basic": "false", "Kerberos": "true", "Negotiate": "true", "CredSSP": "false"}, Status.OK, "Kerberos, Negotiate"),
+    ({"Basic": "true", "CredSSP": "false"}, Status.WARNING, "Basic authentication enabled"),
+    # Issue #12: CredSSP is flagged like Basic (the server receives reusable credentials).
+    ({"Basic": "false", "CredSSP": "true"}, Status.WARNING, "CredSSP authentication enabled"),
+    ({"Basic": "true", "CredSSP": "true"}, Status.WARNING, "Basic and CredSSP authentication enabled"),
+])
+def test_service_authentication_methods(ca: TestCA, auth: dict, status: Status, words: str) -> None:
+    leaf = ca.issue(FQDN)
+    doc = inventory([listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint)], [cert_entry(leaf)])
+    assert "winrm.audit.auth" not in run(doc)  # an inventory without the service's Auth says nothing
+    doc["ServiceAuth"] = auth
+    r = run(doc)["winrm.audit.auth"]
+    assert r.status is status and words in r.summary, r.summary
+    assert "ServiceAuth" in audit_script.render(5986) and "WSMan:\\localhost\\Service\\Auth" in audit_script.render(5986)

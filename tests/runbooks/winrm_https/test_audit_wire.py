@@ -231,3 +231,67 @@ def test_no_password_ever_reaches_the_results(ca_and_file, fakes, password: str)
     results = audit_host(parse_host_port(fake.target, 5986), opts(ca_file, password=password))
     assert results[0].status is Status.CRITICAL and "login refused" in results[0].summary, results[0].summary
     assert password not in repr([(r.summary, r.details, r.metrics) for r in results])
+
+
+def test_renewal_from_a_second_issuing_ca_is_found_over_the_wire(fakes, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Issue #12: the inventory (over real NTLM + WS-Man) holds a renewal from another issuing CA of the same root."""
+    root = TestCA("Corp Root CA", slot=5)
+    first, second = root.intermediate("Corp Issuing CA 1", slot=11), root.intermediate("Corp Issuing CA 2", slot=12)
+    old = first.issue(FQDN, names=[FQDN, "127.0.0.10"], days=10.5)
+    new = second.issue(FQDN, names=[FQDN, "127.0.0.10"], days=365)
+    fake = fakes(old)
+    fake.behaviour = canned(inventory(
+        [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
+        [cert_entry(old, root=root), cert_entry(new, root=root)], ssl_hash=old.thumbprint, port=fake.port))
+    results = audit_host(parse_host_port(fake.target, 5986), opts(root.write(tmp_path)))
+    res = {r.id: r for r in results}
+    assert res["winrm.audit.login"].status is Status.OK, res["winrm.audit.login"].summary
+    renewal = res["winrm.audit.renewal"]
+    assert renewal.status is Status.CRITICAL and "renewed but not rebound" in renewal.summary, renewal.summary
+    assert new.thumbprint in renewal.summary
+    assert res["winrm.audit.presented"].status is Status.OK  # the chain (leaf + issuing CA 1) verified
+
+
+def test_computer_template_certificate_over_the_wire(ca_and_file, fakes) -> None:  # type: ignore[no-untyped-def]
+    """Issue #12: a newer Computer-template certificate in the store is not proposed; --template switches."""
+    ca, ca_file = ca_and_file
+    tpl = "Template=WinRM HTTPS(1.3.6.1.4.1.311.21.8.4242.1.7), Major Version Number=100, Minor Version Number=3"
+    old = ca.issue(FQDN, names=[FQDN, "127.0.0.10"], days=10.5)
+    computer = ca.issue(FQDN, eku=["client", "server"], days=365)
+    fake = fakes(old)
+    fake.behaviour = canned(inventory(
+        [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
+        [cert_entry(old, template=tpl), cert_entry(computer, template="Machine")], ssl_hash=old.thumbprint,
+        port=fake.port))
+    res = {r.id: r for r in audit_host(parse_host_port(fake.target, 5986), opts(ca_file))}
+    assert res["winrm.audit.renewal"].status is Status.WARNING, res["winrm.audit.renewal"].summary
+    assert computer.thumbprint not in res["winrm.audit.renewal"].summary
+    res = {r.id: r for r in audit_host(parse_host_port(fake.target, 5986), opts(ca_file, template="Machine"))}
+    assert res["winrm.audit.renewal"].status is Status.CRITICAL
+    assert computer.thumbprint in res["winrm.audit.renewal"].summary
+
+
+def test_resolve_connects_to_the_address_and_verifies_the_name(ca_and_file, fakes) -> None:  # type: ignore[no-untyped-def]
+    """Issue #12: winrm audit --resolve (like winrm check): the certificate names only the FQDN."""
+    from runbooks.probes import parse_resolve
+    from runbooks.winrm_https.audit import parse_hosts
+
+    ca, ca_file = ca_and_file
+    name = "srv-resolve.corp.test"  # not in DNS: only --resolve can reach it
+    leaf = ca.issue(name, names=[name])
+    fake = fakes(leaf)
+    fake.behaviour = canned(inventory([listener_entry(port=fake.port, hostname=name, thumbprint=leaf.thumbprint)],
+                                      [cert_entry(leaf)], ssl_hash=leaf.thumbprint, port=fake.port))
+    [hp] = parse_hosts([f"{name}:{fake.port}"], 5986, parse_resolve([f"{name}:{fake.host}"]))
+    assert hp.address == fake.host
+    res = {r.id: r for r in audit_host(hp, opts(ca_file))}
+    assert res["winrm.audit.login"].status is Status.OK, res["winrm.audit.login"].summary
+    assert res["winrm.audit.presented"].status is Status.OK
+    assert fake.requests and all(r.headers["host"] == f"{name}:{fake.port}" for r in fake.requests)
+    # The name is really verified: a certificate for another name is refused before any credential.
+    other = fakes(ca.issue("other.corp.test", names=["other.corp.test"]), host="127.0.0.11")
+    other.behaviour = fake.behaviour
+    [hp] = parse_hosts([f"{name}:{other.port}"], 5986, parse_resolve([f"{name}:{other.host}"]))
+    r = audit_host(hp, opts(ca_file))[0]
+    assert r.status is Status.CRITICAL and "not trusted or wrong name" in r.summary
+    assert other.auth_log == []

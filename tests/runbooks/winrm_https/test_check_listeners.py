@@ -98,8 +98,9 @@ def test_healthy_listener_is_ok_everywhere(serve, ca_file: str) -> None:
         ("self_signed", "winrm.cert.chain", Status.CRITICAL, "self-signed"),
         ("name_mismatch", "winrm.cert.name", Status.CRITICAL, "not srv1.corp.test"),
         ("client_eku", "winrm.cert.eku", Status.CRITICAL, "Client Authentication"),
-        ("sha1", "winrm.cert.signature", Status.WARNING, "SHA1"),
-        ("weak_key", "winrm.cert.key", Status.WARNING, "1024"),
+        # Issue #12: verified only at SECLEVEL=0; Python's default context refuses them.
+        ("sha1", "winrm.cert.signature", Status.CRITICAL, "SHA1"),
+        ("weak_key", "winrm.cert.key", Status.CRITICAL, "1024"),
     ],
 )
 def test_each_certificate_problem_is_named(serve, ca_file: str, kind: str, failing: str, status: Status, words: str) -> None:
@@ -109,11 +110,13 @@ def test_each_certificate_problem_is_named(serve, ca_file: str, kind: str, faili
     # The certificate is still fetched (non-verifying handshake) and the listener still probed.
     assert res["winrm.tls"].status is Status.OK
     assert res["winrm.wsman"].status is Status.OK
-    if kind in ("expired", "wrong_ca", "self_signed", "client_eku", "not_yet_valid"):
+    if kind in ("expired", "not_yet_valid"):  # issue #12: one root cause, one CRITICAL (the dates)
+        assert res["winrm.cert.chain"].status is Status.OK
+        assert "validity dates aside" in res["winrm.cert.chain"].summary
+        assert [k for k, r in res.items() if r.status is not Status.OK] == ["winrm.cert.expiry"]
+    if kind in ("wrong_ca", "self_signed", "client_eku"):
         assert res["winrm.cert.chain"].status is Status.CRITICAL
         chain_reason = {
-            "expired": "trusted issuer, but the certificate is expired",
-            "not_yet_valid": "trusted issuer, but the certificate is not yet valid",
             "wrong_ca": "root CA that is not trusted (wrong CA)",
             "self_signed": "self-signed certificate",
             "client_eku": "lacks the Server Authentication EKU",
@@ -121,6 +124,9 @@ def test_each_certificate_problem_is_named(serve, ca_file: str, kind: str, faili
         assert chain_reason in res["winrm.cert.chain"].summary
     if kind == "expired":  # the metric agrees with the summary ("expired 5 days ago")
         assert res["winrm.cert.expiry"].metrics["days_left"].value == -5
+    if kind in ("sha1", "weak_key"):
+        assert "clients refuse this certificate" in res[failing].summary
+        _python_default_context_refuses(serve(kind).target, ca_file)
     if kind in ("sha1", "weak_key", "expiring", "name_mismatch"):
         assert res["winrm.cert.chain"].status is Status.OK  # trust is judged apart from strength
 
@@ -148,6 +154,7 @@ def test_thresholds_follow_options(serve, ca_file: str) -> None:
     ("mode", "status", "words"),
     [
         ("basic", Status.WARNING, "Basic authentication offered"),
+        ("credssp", Status.WARNING, "CredSSP authentication offered"),
         ("identify", Status.OK, "IdentifyResponse: Microsoft Corporation"),
         ("https", Status.CRITICAL, "not a WinRM listener: HTTP 200 OK from nginx"),
     ],
@@ -173,14 +180,52 @@ def test_old_tls_versions_warn(corp_ca: TestCA, ca_file: str, version: ssl.TLSVe
     assert res["winrm.cert.chain"].status is Status.OK
 
 
-def test_legacy_protocols_still_enabled_warn(corp_ca: TestCA, ca_file: str) -> None:
-    ctx = server_context(make_leaf("valid", corp_ca, HOST), min_version=ssl.TLSVersion.TLSv1)
+@pytest.mark.parametrize(
+    ("minimum", "maximum", "negotiated", "accepted", "words"),
+    [
+        # Issue #12: a server that still takes TLS 1.0 is reported as TLS 1.0 (not the 1.1 it prefers).
+        (ssl.TLSVersion.TLSv1, ssl.TLSVersion.MAXIMUM_SUPPORTED, "TLSv1.3", ["TLSv1", "TLSv1.1"],
+         "TLSv1.3 negotiated, but TLS 1.0 and TLS 1.1 are still accepted"),
+        (ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.MAXIMUM_SUPPORTED, "TLSv1.3", ["TLSv1.1"],
+         "TLSv1.3 negotiated, but TLS 1.1 is still accepted"),
+        (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1, "TLSv1.1", ["TLSv1"],
+         "TLS 1.1 negotiated: obsolete, and TLS 1.0 is still accepted"),
+    ],
+)
+def test_legacy_protocols_still_enabled_warn(
+    corp_ca: TestCA, ca_file: str, minimum: ssl.TLSVersion, maximum: ssl.TLSVersion, negotiated: str,
+    accepted: list[str], words: str,
+) -> None:
+    ctx = server_context(make_leaf("valid", corp_ca, HOST), min_version=minimum, max_version=maximum)
     with TlsServer(context=ctx) as srv:
         res = run_one(srv, ca_file)
     version = res["winrm.tls.version"]
-    assert version.status is Status.WARNING
-    assert "TLSv1.3 negotiated, but TLSv1.1 is still accepted" in version.summary
-    assert version.details["legacy_accepted"] == "TLSv1.1"
+    assert version.status is Status.WARNING  # the severity old protocols had before (OLD_TLS)
+    assert words in version.summary, version.summary
+    assert version.details["version"] == negotiated
+    assert version.details["legacy_accepted"] == accepted[0]  # the oldest one
+    assert version.details["legacy_protocols"] == accepted
+
+
+def test_expired_leaf_from_an_untrusted_ca_is_two_findings(ca_file: str) -> None:
+    """Two root causes (wrong CA and expired) stay two CRITICAL findings."""
+    other = TestCA("Some Other Root CA", slot=1)
+    leaf = other.issue(HOST, not_before=days_from_now(-400), not_after=days_from_now(-5))
+    with TlsServer(leaf) as srv:
+        res = run_one(srv, ca_file)
+    assert res["winrm.cert.expiry"].status is Status.CRITICAL
+    chain = res["winrm.cert.chain"]
+    assert chain.status is Status.CRITICAL and "wrong CA" in chain.summary, chain.summary
+
+
+def test_expired_leaf_under_an_expired_intermediate_keeps_the_chain_finding(corp_ca: TestCA, ca_file: str) -> None:
+    old = corp_ca.intermediate("Corp Old Issuing CA", not_before=days_from_now(-900), not_after=days_from_now(-2),
+                               slot=8)
+    with TlsServer(old.issue(HOST, not_before=days_from_now(-100), not_after=days_from_now(-1))) as srv:
+        res = run_one(srv, ca_file)
+    assert res["winrm.cert.expiry"].status is Status.CRITICAL
+    chain = res["winrm.cert.chain"]
+    assert chain.status is Status.CRITICAL and "a CA certificate in the chain is expired" in chain.summary
 
 
 def test_never_handshaking_server_is_bounded_and_one_result(ca_file: str) -> None:
@@ -474,3 +519,20 @@ def test_expiry_uses_the_given_clock(serve, ca_file: str, corp_ca: TestCA) -> No
     res = by_id(results)
     assert res["winrm.cert.expiry"].status is Status.CRITICAL
     assert res["winrm.cert.expiry"].metrics["days_left"].value in (4, 5)
+
+
+def _python_default_context_refuses(target: str, ca_file: str) -> None:
+    """What pywinrm/Ansible do: the default context against the same listener fails the handshake."""
+    import socket
+    import ssl
+
+    host, _, port = target.rpartition(":")
+    ctx = ssl.create_default_context(cafile=ca_file)
+    ctx.check_hostname = False
+    with socket.create_connection((host, int(port)), timeout=5) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname="srv1.corp.test"):
+                pass
+        except ssl.SSLError:
+            return
+    raise AssertionError("Python's default context accepted the weak certificate")
