@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,6 +20,24 @@ FormatOption = Annotated[
     ),
 ]
 
+
+
+def check_output_file(ctx: Any, param: Any, value: Path | None) -> Path | None:
+    """Option callback: an output file (``--textfile``, ``--junit-file``) must be writable.
+
+    Checked while the command line is parsed, so before any probe runs: a cron job or a
+    Nagios check given a missing or read-only folder fails at once (exit 3, one line)
+    instead of running every check and printing nothing.
+    """
+    if value is None or getattr(ctx, "resilient_parsing", False):  # shell completion parses too
+        return value
+    from runbooks.fsutil import check_writable_file
+
+    option = next((o for o in getattr(param, "opts", ()) if o.startswith("--")), "--output")
+    check_writable_file(value, option=option)
+    return value
+
+
 TextfileOption = Annotated[
     Path | None,
     typer.Option(
@@ -27,6 +45,18 @@ TextfileOption = Annotated[
         metavar="PATH",
         help="Also write the Prometheus text format to PATH, atomically (node_exporter textfile collector).",
         dir_okay=False,
+        callback=check_output_file,
+    ),
+]
+
+JunitFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit-file",
+        metavar="PATH",
+        dir_okay=False,
+        help="Also write JUnit XML to PATH, atomically (for CI), in addition to --format.",
+        callback=check_output_file,
     ),
 ]
 

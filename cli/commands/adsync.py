@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -116,17 +115,6 @@ def _dcs(entries: list[str] | None) -> list[str]:
         if value not in out:
             out.append(value)
     return out
-
-
-def _check_textfile(textfile: Path | None) -> None:
-    """Refuse a --textfile that cannot be written before any probe runs (not after the whole check)."""
-    if textfile is None:
-        return
-    folder = Path(textfile).parent
-    if not folder.is_dir():
-        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} is not writable")
 
 
 def build_report(
@@ -261,7 +249,6 @@ def check(  # noqa: PLR0917 - one parameter per option
     textfile: TextfileOption = None,
 ) -> None:
     """Check DNS per server, DC ports and (with --graph) the tenant's sync freshness."""
-    _check_textfile(textfile)
     raise typer.Exit(terminal.emit_report(build_report(
         domain=domain, dns=dns, dc=dc, ports=ports, timeout=timeout, resolve=resolve, graph=graph,
         tenant_id=tenant_id, client_id=client_id, client_secret_file=client_secret_file, client_cert=client_cert,
