@@ -268,7 +268,7 @@ def bind_suite(suite: Suite, resolver: Resolver | None = None) -> tuple[list[Bou
     entries' problems at once: one error raises it, several raise :class:`SuiteErrors`
     (each distinct message once, in file order).
     """
-    res = resolver or Resolver()
+    res = resolver or Resolver(allowed_env=suite.env)
     binder = Binder(res)
     binder.check_defaults(suite)
     bound: list[BoundEntry] = []
