@@ -66,7 +66,7 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
     report = Report(command="run")
     loaded = load_suite(suite)
     try:
-        bound, resolver = bind_suite(loaded)
+        bound, resolver = bind_suite(loaded, check_files=validate)
     except SuiteErrors as problems:  # one line each, then UNKNOWN: nothing has run
         for problem in problems.errors[:MAX_ERRORS_SHOWN]:
             terminal.error(str(problem))
