@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-
-from runbooks.errors import InputError
 
 from .outputformat import OutputFormat
 
@@ -23,6 +20,24 @@ FormatOption = Annotated[
     ),
 ]
 
+
+
+def check_output_file(ctx: Any, param: Any, value: Path | None) -> Path | None:
+    """Option callback: an output file (``--textfile``, ``--junit-file``) must be writable.
+
+    Checked while the command line is parsed, so before any probe runs: a cron job or a
+    Nagios check given a missing or read-only folder fails at once (exit 3, one line)
+    instead of running every check and printing nothing.
+    """
+    if value is None or getattr(ctx, "resilient_parsing", False):  # shell completion parses too
+        return value
+    from runbooks.fsutil import check_writable_file
+
+    option = next((o for o in getattr(param, "opts", ()) if o.startswith("--")), "--output")
+    check_writable_file(value, option=option)
+    return value
+
+
 TextfileOption = Annotated[
     Path | None,
     typer.Option(
@@ -30,6 +45,18 @@ TextfileOption = Annotated[
         metavar="PATH",
         help="Also write the Prometheus text format to PATH, atomically (node_exporter textfile collector).",
         dir_okay=False,
+        callback=check_output_file,
+    ),
+]
+
+JunitFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit-file",
+        metavar="PATH",
+        dir_okay=False,
+        help="Also write JUnit XML to PATH, atomically (for CI), in addition to --format.",
+        callback=check_output_file,
     ),
 ]
 
@@ -57,14 +84,3 @@ def examples(*lines: str) -> str:
     """An epilog of examples that Click prints as written (no re-wrapping)."""
     body = "\n".join(f"  {line}" for line in lines)
     return f"\b\nExamples:\n{body}"
-
-
-def check_textfile(textfile: Path | None) -> None:
-    """Refuse a --textfile that cannot be written before any probe runs (not after the whole check)."""
-    if textfile is None:
-        return
-    folder = Path(textfile).parent
-    if not folder.is_dir():
-        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise InputError(f"cannot write --textfile {textfile}: the folder {folder} is not writable")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,8 +110,11 @@ class BoundEntry:
 class Binder:
     """Validates entries against the check commands and parses their options."""
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, *, check_files: bool = False) -> None:
         self.resolver = resolver
+        #: ``--validate``: also check that the files entries name are readable now. A run does
+        #: not: a file missing at run time makes that entry UNKNOWN and the others still report.
+        self.check_files = check_files
         self.specs: dict[str, CommandSpec | None] = {}
 
     def spec(self, runbook: str) -> CommandSpec | None:
@@ -164,10 +168,30 @@ class Binder:
                 raise
             return BoundEntry(entry, spec, None, skip=exc.message)
         params = self._parse(entry, spec, argv + (["--", *positional] if positional else []), by_param)
+        if self.check_files:
+            self._check_files(spec, params, by_param)
         for keys in NEEDS_ONE_OF.get(entry.runbook, []):
             if not any(key in merged and merged[key].node.value not in (None, "", []) for key in keys):
                 raise SuiteError(entry.mark, f"{entry.name}: {spec.path} needs {' or '.join(keys)} under 'with:'")
         return BoundEntry(entry, spec, params)
+
+    def _check_files(self, spec: CommandSpec, params: dict[str, Any], by_param: dict[str, Setting]) -> None:
+        """Files the entry names (hosts-file, ca-file, password-file, client-cert...) must be readable files.
+
+        What the run would find only once it started, ``--validate`` finds now, with the line.
+        """
+        for name, setting in by_param.items():
+            param = next((p for p in spec.command.params if p.name == name), None)
+            if param is None or not _is_path(param) or getattr(param.type, "dir_okay", True):
+                continue  # not a file option (a folder, like docker-root's state dir, may be created)
+            values = params.get(name)
+            for value in values if isinstance(values, list) else [values]:
+                if value is None:
+                    continue
+                problem = file_problem(os.fspath(value))
+                if problem:
+                    key = next(k for k, p in spec.options.items() if p is param)
+                    raise SuiteError(setting.node.mark, self.resolver.scrub(f"{key} {value}: {problem}"))
 
     def _argv(self, spec: CommandSpec, settings: dict[str, Setting]) -> tuple[list[str], list[str], dict[str, Setting]]:
         argv: list[str] = []
@@ -230,6 +254,23 @@ class Binder:
         return params
 
 
+def file_problem(path: str) -> str:
+    """Why *path* cannot be read as a file ('' when it can)."""
+    if "\0" in path:
+        return "the path contains a NUL character"
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc.__class__.__name__}"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if not os.access(path, os.R_OK):
+        return "not readable"
+    return ""
+
+
 def _is_path(param: Any) -> bool:
     """Whether a Click/Typer parameter takes a filesystem path."""
     annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
@@ -251,6 +292,13 @@ def suite_relative(text: str, suite_file: str) -> str:
 
 
 def _text(value: Any, key: str, where: Mark) -> str:
+    text = _plain_text(value, key, where)
+    if "\0" in text:  # no command line can carry one; the path functions raise ValueError on it
+        raise SuiteError(where, f"{key}: the value contains a NUL character")
+    return text
+
+
+def _plain_text(value: Any, key: str, where: Mark) -> str:
     if isinstance(value, Secret):
         return value.reveal()
     if value is None:
@@ -262,15 +310,17 @@ def _text(value: Any, key: str, where: Mark) -> str:
     return str(value)
 
 
-def bind_suite(suite: Suite, resolver: Resolver | None = None) -> tuple[list[BoundEntry], Resolver]:
+def bind_suite(
+    suite: Suite, resolver: Resolver | None = None, *, check_files: bool = False
+) -> tuple[list[BoundEntry], Resolver]:
     """Bind every entry of *suite* (the whole validation after loading).
 
     Every entry is checked even after one fails, so a run of ``--validate`` shows all the
     entries' problems at once: one error raises it, several raise :class:`SuiteErrors`
     (each distinct message once, in file order).
     """
-    res = resolver or Resolver()
-    binder = Binder(res)
+    res = resolver or Resolver(allowed_env=suite.env)
+    binder = Binder(res, check_files=check_files)
     binder.check_defaults(suite)
     bound: list[BoundEntry] = []
     errors: dict[str, SuiteError] = {}

@@ -195,20 +195,26 @@ def emit_report(
     textfile: str | os.PathLike[str] | None = None,
     junit_file: str | os.PathLike[str] | None = None,
 ) -> int:
-    """Print *report* in *fmt* on stdout, write the optional files; return the exit code."""
+    """Print *report* in *fmt* on stdout, then write the optional files; return the exit code.
+
+    A file that cannot be written raises :class:`~runbooks.errors.InputError` (exit 3) after
+    the report is printed.
+    """
     fmt = OutputFormat(fmt)
     if report.duration_s == 0.0:
         report.finish()
-    if textfile:
-        write_textfile(textfile, report)
-    if junit_file:
-        write_junit_file(junit_file, report)
     if fmt is OutputFormat.table:
         render_table(report)
     else:
         from .formats import RENDERERS
 
         out(RENDERERS[fmt](report))
+    # The files come after stdout: when one cannot be written (its folder vanished since the
+    # check at start), Nagios and cron still get the report, then the error (exit 3).
+    if textfile:
+        write_textfile(textfile, report)
+    if junit_file:
+        write_junit_file(junit_file, report)
     return report.exit_code
 
 

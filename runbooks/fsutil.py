@@ -93,6 +93,37 @@ def check_output_path(path: str | os.PathLike[str], *, force: bool, option: str 
         raise RefusedError(f"{target} already exists; use --force to overwrite it")
 
 
+def check_writable_file(path: str | os.PathLike[str], *, option: str) -> None:
+    """Refuse, before any work, an output file (``--textfile``, ``--junit-file``) that cannot be written.
+
+    The file is replaced atomically (a temporary file in its folder, then a rename), so what
+    must work is creating a file in that folder: this is tried for real (root ignores
+    permission bits, a read-only mount does not), and the probe file removed at once.
+    Raises :class:`~runbooks.errors.InputError` (exit 3) with one line naming *option* and *path*.
+    """
+    from runbooks.errors import InputError
+
+    text = os.fspath(path)
+    if not text.strip():
+        raise InputError(f"{option}: empty file name")
+    if "\0" in text:
+        raise InputError(f"{option}: the file name contains a NUL character")
+    target = Path(text)
+    folder = target.parent if str(target.parent) else Path(".")
+    if target.is_dir():
+        raise InputError(f"cannot write {option} {target}: it is a directory; give a file name in it")
+    if not folder.is_dir():
+        what = "is not a directory" if folder.exists() else "does not exist"
+        raise InputError(f"cannot write {option} {target}: the folder {folder} {what}")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".probe", dir=folder)
+    except OSError as exc:
+        raise InputError(f"cannot write {option} {target}: {exc.strerror or exc}") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
 def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool, option: str = "--output") -> Path:
     """Write a generated file atomically for a user's ``--output``: one clear error (exit 3) when it cannot be."""
     from runbooks.errors import InputError, RefusedError

@@ -12,7 +12,7 @@ import typer
 from runbooks.errors import InputError
 
 from .. import terminal
-from ..options import FormatOption, ResolveOption, TextfileOption, check_textfile, examples, timeout_option
+from ..options import FormatOption, ResolveOption, TextfileOption, examples, timeout_option
 from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -293,7 +293,6 @@ def check(  # noqa: PLR0917 - one parameter per option
     textfile: TextfileOption = None,
 ) -> None:
     """Check DNS per server, DC ports and (with --graph) the tenant's sync freshness."""
-    check_textfile(textfile)
     raise typer.Exit(terminal.emit_report(build_report(
         domain=domain, dns=dns, dc=dc, ports=ports, timeout=timeout, resolve=resolve, graph=graph,
         tenant_id=tenant_id, client_id=client_id, client_secret_file=client_secret_file, client_cert=client_cert,

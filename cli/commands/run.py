@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from .. import terminal
-from ..options import FormatOption, TextfileOption, examples
+from ..options import FormatOption, JunitFileOption, TextfileOption, examples
 from ..outputformat import OutputFormat
 
 HELP = (
@@ -47,11 +47,7 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
     ] = False,
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
-    junit_file: Annotated[
-        Path | None,
-        typer.Option("--junit-file", metavar="PATH", dir_okay=False,
-                     help="Also write JUnit XML to PATH, atomically (for CI), in addition to --format."),
-    ] = None,
+    junit_file: JunitFileOption = None,
     concurrency: Annotated[
         int | None,
         typer.Option(
@@ -61,7 +57,7 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
     ] = None,
 ) -> None:
     """Run a suite."""
-    from runbooks.errors import InputError
+    from runbooks.errors import OpsbookError
     from runbooks.model import Report
     from runbooks.suite import Job, SuiteErrors, load_suite, run_jobs
 
@@ -70,7 +66,7 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
     report = Report(command="run")
     loaded = load_suite(suite)
     try:
-        bound, resolver = bind_suite(loaded)
+        bound, resolver = bind_suite(loaded, check_files=validate)
     except SuiteErrors as problems:  # one line each, then UNKNOWN: nothing has run
         for problem in problems.errors[:MAX_ERRORS_SHOWN]:
             terminal.error(str(problem))
@@ -96,12 +92,13 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
         if terminal.stderr_is_tty() and OutputFormat(fmt) is not OutputFormat.table:  # people read these
             for item in outcome.skipped:
                 terminal.info(f"skipped {item['name']}: {item['reason']}")
-    try:
+    try:  # the report is printed first: a file that cannot be written still leaves the report on stdout
         code = terminal.emit_report(report, fmt, textfile=textfile, junit_file=junit_file)
-    except OSError as exc:  # --textfile / --junit-file in a missing or read-only folder
-        where = str(exc.filename or "")
-        target = next((str(p) for p in (textfile, junit_file) if p and Path(where).parent == Path(p).parent), where)
-        raise InputError(f"cannot write {target or 'the output file'}: {exc.strerror or exc}") from None
+    except OpsbookError as exc:
+        if not outcome.abandoned:
+            raise
+        terminal.error(str(exc))
+        code = exc.exit_code
     if outcome.abandoned:
         # The report is out; a check given up at its deadline may still hold threads that a
         # normal exit would wait for. Cron, systemd and Icinga want the exit code now.

@@ -11,7 +11,7 @@ import typer
 from runbooks.model import Report
 
 from .. import terminal
-from ..options import FormatOption, ResolveOption, TextfileOption, check_textfile, examples, timeout_option
+from ..options import FormatOption, ResolveOption, TextfileOption, examples, timeout_option
 from ..outputformat import OutputFormat
 
 PASSWORD_ENV = "OPSBOOK_WINRM_PASSWORD"  # noqa: S105 - the variable name, not a password
@@ -150,7 +150,6 @@ def audit(  # noqa: PLR0917 - Typer maps every parameter
     textfile: TextfileOption = None,
 ) -> None:
     """Audit WinRM HTTPS listeners over WinRM."""
-    check_textfile(textfile)  # refuse an unwritable --textfile before logging in anywhere
     report = build_report(
         hosts=hosts, username=username, password_file=password_file, transport=transport, ca_file=ca_file,
         port=port, timeout=timeout, cert_pem=cert_pem, cert_key_pem=cert_key_pem, warn_days=warn_days,

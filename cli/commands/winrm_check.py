@@ -10,7 +10,7 @@ import typer
 from runbooks.model import Report
 
 from .. import terminal
-from ..options import FormatOption, ResolveOption, TextfileOption, check_textfile, examples, timeout_option
+from ..options import FormatOption, ResolveOption, TextfileOption, examples, timeout_option
 from ..outputformat import OutputFormat
 
 HELP = (
@@ -85,7 +85,6 @@ def check(  # noqa: PLR0917 - Typer maps every parameter
     textfile: TextfileOption = None,
 ) -> None:
     """Check WinRM HTTPS listeners from the outside."""
-    check_textfile(textfile)  # refuse an unwritable --textfile before checking the whole fleet
     report = build_report(
         hosts=hosts, hosts_file=hosts_file, port=port, ca_file=ca_file, issuer=issuer, warn_days=warn_days,
         crit_days=crit_days, timeout=timeout, concurrency=concurrency, resolve=resolve,

@@ -8,6 +8,8 @@ import socket
 import time
 from dataclasses import dataclass
 
+from .concurrency import FD_BUDGET
+
 
 class PortState(enum.Enum):
     """What a port probe saw."""
@@ -85,6 +87,11 @@ def tcp_connect(host: str, port: int, timeout: float) -> socket.socket:
 
 def tcp_probe(host: str, port: int, timeout: float) -> TcpResult:
     """Probe one TCP port and classify it as open, closed or filtered."""
+    with FD_BUDGET.hold():  # one budget for the whole process: concurrent entries share it
+        return _tcp_probe(host, port, timeout)
+
+
+def _tcp_probe(host: str, port: int, timeout: float) -> TcpResult:
     start = time.perf_counter()
     try:
         sock = tcp_connect(host, port, timeout)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from .concurrency import FD_BUDGET
 from .tcp import PortState, state_of_errno, tcp_connect
 
 #: OpenSSL verify codes worth naming in a report (X509_V_ERR_*).
@@ -387,6 +388,20 @@ def tls_probe(
     runs on the open connection (an HTTP probe, say); its result lands in ``after``.
     Every step (connect, handshake, *then*'s socket operations) is bounded by *timeout*.
     """
+    with FD_BUDGET.hold():  # one budget for the whole process: concurrent entries share it
+        return _tls_probe(host, port, timeout, address, server_name, ca_file, verify, then)
+
+
+def _tls_probe(  # noqa: PLR0917 - tls_probe's arguments, passed on
+    host: str,
+    port: int,
+    timeout: float,
+    address: str | None,
+    server_name: str | None,
+    ca_file: str | None,
+    verify: bool,
+    then: Callable[[ssl.SSLSocket], Any] | None,
+) -> TlsProbe:
     start = time.perf_counter()
     name = server_name if server_name is not None else host
     probe = TlsProbe(host=host, port=port, server_name=_sni(name))

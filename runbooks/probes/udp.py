@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from .concurrency import FD_BUDGET
 from .tcp import PortState, state_of_errno
 
 
@@ -46,6 +47,11 @@ def udp_probe(host: str, port: int, payload: bytes, timeout: float) -> UdpResult
     *host* should be an address (a name is resolved with the system resolver). The socket
     is connected, so the kernel reports an ICMP port unreachable as ``ECONNREFUSED``.
     """
+    with FD_BUDGET.hold():  # one budget for the whole process: concurrent entries share it
+        return _udp_probe(host, port, payload, timeout)
+
+
+def _udp_probe(host: str, port: int, payload: bytes, timeout: float) -> UdpResult:
     start = time.perf_counter()
 
     def result(state: PortState, error: str = "", data: bytes = b"") -> UdpResult:

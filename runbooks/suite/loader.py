@@ -15,9 +15,10 @@ from pathlib import Path
 from .model import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE, RUNBOOKS, SUITE_DEFAULTS, Entry, Setting, Suite, When
 from .yamlsafe import Mark, SuiteError, YNode, load_file
 
-TOP_KEYS = ("version", "defaults", "include", "checks")
+TOP_KEYS = ("version", "env", "defaults", "include", "checks")
 ENTRY_KEYS = ("name", "runbook", "with", "when", "optional", "deadline", "description")
 WHEN_KEYS = ("path_exists", "any_path_exists", "env_set")
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@:/+-]{0,99}$")
 #: Most files in one suite (the top file and everything it includes).
 MAX_FILES = 32
@@ -82,6 +83,22 @@ def _settings(node: YNode, where: str) -> dict[str, Setting]:
     return out
 
 
+def _env(node: YNode) -> dict[str, Mark]:
+    """The ``env:`` list: the environment variables the file's ``${NAME}`` references may read."""
+    items = node.value if isinstance(node.value, list) else None
+    if items is None:
+        raise SuiteError(node.mark, f"env must be a list of environment variable names, not a {node.kind}")
+    names: dict[str, Mark] = {}
+    for item in items:
+        if not isinstance(item.value, str) or not ENV_NAME_RE.fullmatch(item.value):
+            shown = item.value if isinstance(item.value, str) else item.kind
+            raise SuiteError(item.mark, f"env: {shown!r} is not an environment variable name (letters, digits, _)")
+        if item.value in names:
+            raise SuiteError(item.mark, f"env: {item.value} is listed twice (first at line {names[item.value].line})")
+        names[item.value] = item.mark
+    return names
+
+
 def _when(node: YNode) -> When:
     _expect(node, ("mapping",), "when")
     _unknown_key(node.keys, WHEN_KEYS, "when")
@@ -94,7 +111,7 @@ def _when(node: YNode) -> When:
     if "env_set" in node.value:
         names = _str_list(node.value["env_set"], "when.env_set")
         for name in names:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            if not ENV_NAME_RE.fullmatch(name):
                 raise SuiteError(node.value["env_set"].mark, f"when.env_set: {name!r} is not a variable name")
         when.env_set = names
     return when
@@ -149,6 +166,7 @@ class _Loader:
         self.seen: set[str] = set()
         self.concurrency = DEFAULT_CONCURRENCY
         self.deadline = DEFAULT_DEADLINE
+        self.env: list[str] = []
 
     def load(self, path: Path, display: str, stack: list[str], inherited: dict[str, Setting], top: bool) -> None:
         real = os.path.realpath(path)
@@ -169,6 +187,8 @@ class _Loader:
             raise SuiteError(
                 version.mark, f"unsupported suite version {version.value!r} (this opsbook reads version 1)"
             )
+        if "env" in doc and doc["env"].value is not None:
+            self.env.extend(n for n in _env(doc["env"]) if n not in self.env)
         defaults = dict(inherited)
         if "defaults" in doc and doc["defaults"].value is not None:
             own = _settings(doc["defaults"], "defaults")
@@ -240,4 +260,5 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
         files=loader.files,
         concurrency=loader.concurrency,
         deadline=loader.deadline,
+        env=loader.env,
     )

@@ -75,6 +75,8 @@ class Suite:
     files: list[str]
     concurrency: int = DEFAULT_CONCURRENCY
     deadline: float = DEFAULT_DEADLINE
+    #: Environment variables the suite's files declare (``env:``) besides ``OPSBOOK_*``.
+    env: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def entry(self, name: str) -> Entry:

@@ -3,7 +3,8 @@
 Grammar (inside any string value under ``with:`` or ``defaults:``):
 
 - ``${NAME}``: the environment variable NAME; unset (or empty) is an error before
-  anything runs.
+  anything runs. NAME must be declared in the suite's top-level ``env:`` list or start with
+  ``OPSBOOK_``: a suite cannot read whatever the environment of cron or systemd holds.
 - ``${NAME:-fallback}``: NAME, or *fallback* when unset or empty; *fallback* may itself
   contain references (``${OPSBOOK_DOMAIN:-${host.domain}}``).
 - ``${host.domain}``, ``${host.nameservers}``, ``${host.hostname}``, ``${host.fqdn}``: facts about this host
@@ -20,11 +21,10 @@ from __future__ import annotations
 import os
 import re
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
 from typing import Any
 
-from ..secrets import Secret
+from ..secrets import Scrubber, Secret
 from .yamlsafe import Mark, SuiteError, YNode
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -37,24 +37,6 @@ Value = Any
 
 class UnresolvedReference(SuiteError):
     """A ``${...}`` that has no value here (unset variable, unknown host fact)."""
-
-
-@dataclass
-class Scrubber:
-    """Masks values that came from the environment in any text shown to people."""
-
-    secrets: set[str] = field(default_factory=set)
-
-    def add(self, value: str) -> None:
-        """Remember *value* (values shorter than 2 characters cannot be masked usefully)."""
-        if len(value) >= 2:
-            self.secrets.add(value)
-
-    def __call__(self, text: str) -> str:
-        """*text* with every remembered value replaced by ``***``."""
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            text = text.replace(secret, "***")
-        return text
 
 
 def reveal(value: Value) -> Any:
@@ -113,11 +95,29 @@ def host_facts(resolv_conf: str | None = None) -> dict[str, Callable[[], Any]]:
             "host.fqdn": fqdn}
 
 
-class Resolver:
-    """Resolves references in option values, remembering secrets for the scrubber."""
+#: Variables a suite may read without declaring them under ``env:``.
+ENV_PREFIX = "OPSBOOK_"
 
-    def __init__(self, environ: dict[str, str] | None = None, facts: dict[str, Callable[[], Any]] | None = None):
+
+def env_allowed(name: str, declared: Collection[str]) -> bool:
+    """Whether a suite may read the environment variable *name*."""
+    return name.startswith(ENV_PREFIX) or name in declared
+
+
+class Resolver:
+    """Resolves references in option values, remembering secrets for the scrubber.
+
+    *allowed_env* are the variables the suite declares (``env:``); ``OPSBOOK_*`` are always allowed.
+    """
+
+    def __init__(
+        self,
+        environ: dict[str, str] | None = None,
+        facts: dict[str, Callable[[], Any]] | None = None,
+        allowed_env: Collection[str] = (),
+    ):
         self.environ = dict(os.environ) if environ is None else environ
+        self.allowed_env = frozenset(allowed_env)
         self.facts = host_facts() if facts is None else facts
         self.scrub = Scrubber()
         self._fact_cache: dict[str, Any] = {}
@@ -154,6 +154,12 @@ class Resolver:
             raise SuiteError(mark, f"unknown host fact ${{{name}}} (known: {', '.join(FACTS)})")
         if not ENV_NAME.fullmatch(name):
             raise SuiteError(mark, f"invalid reference ${{{expr}}}: expected ${{NAME}} or ${{NAME:-fallback}}")
+        if not env_allowed(name, self.allowed_env):
+            raise SuiteError(
+                mark,
+                f"${{{name}}}: the suite does not declare {name}; list it under the top-level 'env:' "
+                f"(or use a name starting with {ENV_PREFIX})",
+            )
         value = self.environ.get(name, "")
         if value:
             self.scrub.add(value)

@@ -12,8 +12,8 @@ from typing import Any
 from ..errors import OpsbookError
 from ..model import CheckResult, Report, Status
 from ..probes import run_bounded
+from ..secrets import Scrubber
 from .model import Entry, When
-from .refs import Scrubber
 
 
 @dataclass
@@ -118,7 +118,7 @@ def scrub_result(check: CheckResult, scrub: Scrubber) -> CheckResult:
     The command does not know which of its options came from ``${...}``; the suite does.
     Summary, name, target and details are scrubbed in place (metrics are numbers).
     """
-    if not scrub.secrets:
+    if not scrub:
         return check
     check.summary = scrub(check.summary)
     check.name = scrub(check.name)
@@ -136,7 +136,7 @@ def run_jobs(jobs: list[Job], concurrency: int, scrub: Scrubber | None = None) -
     with the reason; every result is tagged with its entry's name (``source``), and every
     value read from the environment is masked (``***``) in the results' text.
     """
-    scrubber = scrub or Scrubber()
+    scrubber = scrub if scrub is not None else Scrubber()
     outcome = SuiteOutcome()
     runnable: list[Job] = []
     for job in jobs:

@@ -38,6 +38,23 @@ def loopback_resolv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return conf
 
 
+@pytest.fixture
+def deployed(tmp_path: Path) -> Path:
+    """The example suites as deployed: the files they name (/etc/pki/..., /etc/opsbook/...) exist.
+
+    ``--validate`` checks that every file a suite names is readable; on this machine they live
+    under *tmp_path* instead of /etc.
+    """
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    for name in ("corp-root.pem", "winrm-hosts.txt"):
+        (tmp_path / name).write_text("# stand-in\n")
+    for suite in EXAMPLES.glob("*.yaml"):
+        text = suite.read_text().replace("/etc/pki/corp-root.pem", str(tmp_path / "corp-root.pem"))
+        (folder / suite.name).write_text(text.replace("/etc/opsbook/winrm-hosts.txt", str(tmp_path / "winrm-hosts.txt")))
+    return folder
+
+
 def test_the_expected_examples_are_shipped() -> None:
     names = {p.name for p in EXAMPLES.iterdir()}
     assert {
@@ -48,11 +65,12 @@ def test_the_expected_examples_are_shipped() -> None:
 
 @pytest.mark.parametrize("name", SUITES)
 def test_suite_examples_validate(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, loopback_resolv: Path, name: str
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, loopback_resolv: Path, name: str,
+    deployed: Path,
 ) -> None:
     for key, value in FLEET_ENV.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.chdir(EXAMPLES)  # includes are relative to the file, whatever the cwd: try a relative path
+    monkeypatch.chdir(deployed)  # includes are relative to the file, whatever the cwd: try a relative path
     result = run_main(capsys, "run", "--validate", name)
     assert result.code == 0, result.err
     assert result.out.startswith(f"{name}: OK, ")
@@ -60,23 +78,23 @@ def test_suite_examples_validate(
 
 
 def test_fleet_secrets_missing_is_an_error_before_anything_runs(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, deployed: Path
 ) -> None:
     monkeypatch.setenv("OPSBOOK_GRAPH_CLIENT_SECRET", "not-a-real-secret")
     for key in ("OPSBOOK_TENANT_ID", "OPSBOOK_CLIENT_ID"):
         monkeypatch.delenv(key, raising=False)
-    result = run_main(capsys, "run", "--validate", str(EXAMPLES / "windows-fleet.yaml"))
+    result = run_main(capsys, "run", "--validate", str(deployed / "windows-fleet.yaml"))
     assert result.code == 3
     assert re.match(r"opsbook: error: .*windows-fleet\.yaml:\d+:\d+: environment variable OPSBOOK_TENANT_ID is not set",
                     result.err)
 
 
 def test_fleet_tenant_entry_is_skipped_without_the_graph_secret(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, deployed: Path
 ) -> None:
     for key in ("OPSBOOK_TENANT_ID", "OPSBOOK_CLIENT_ID", "OPSBOOK_GRAPH_CLIENT_SECRET"):
         monkeypatch.delenv(key, raising=False)
-    result = run_main(capsys, "run", "--validate", str(EXAMPLES / "windows-fleet.yaml"))
+    result = run_main(capsys, "run", "--validate", str(deployed / "windows-fleet.yaml"))
     assert result.code == 0, result.err
     assert "skipped on this host: adsync-tenant (OPSBOOK_GRAPH_CLIENT_SECRET is not set)" in result.out
 

@@ -173,7 +173,10 @@ def test_unwritable_output_file_is_one_clean_error(capsys: pytest.CaptureFixture
     result = run_main(capsys, "run", str(path), "-f", "json", "--junit-file", str(tmp_path / "missing" / "j.xml"))
     assert result.code == 3
     target = re.escape(str(tmp_path / "missing" / "j.xml"))
-    assert re.fullmatch(rf"cannot write (--junit-file )?{target}: No such file or directory", one_error_line(result.err))
+    folder = re.escape(str(tmp_path / "missing"))
+    assert re.fullmatch(rf"cannot write --junit-file {target}: the folder {folder} does not exist",
+                        one_error_line(result.err))
+    assert result.out == ""
 
 
 def test_help_shows_the_options_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
@@ -224,3 +227,42 @@ def test_a_bad_default_is_reported_once_not_for_every_entry(capsys: pytest.Captu
     result = run_main(capsys, "run", "--validate", str(path))
     assert result.code == 3
     assert one_error_line(result.err).startswith(f"{path}:3:12: Invalid value for timeout")
+
+
+def test_validate_checks_the_files_entries_name(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    unreadable = Path("/dev/null")  # a device, not a file of certificates
+    path = write(tmp_path, f"""
+        version: 1
+        checks:
+          - name: a
+            runbook: winrm
+            with:
+              hosts: [127.0.0.1]
+              ca-file: "x\\0y"
+          - name: b
+            runbook: winrm
+            with:
+              hosts-file: missing-hosts.txt
+          - name: c
+            runbook: winrm
+            with:
+              hosts: [127.0.0.1]
+              ca-file: {unreadable}
+        """)
+    result = run_main(capsys, "run", "--validate", str(path))
+    assert result.code == 3 and result.out == ""
+    assert result.err.splitlines() == [
+        f"opsbook: error: {path}:7:16: ca-file: the value contains a NUL character",
+        f"opsbook: error: {path}:11:19: hosts-file {tmp_path / 'missing-hosts.txt'}: no such file",
+        f"opsbook: error: {path}:16:16: ca-file {unreadable}: not a regular file",
+    ]
+    (tmp_path / "missing-hosts.txt").write_text("127.0.0.1\n")
+    path.write_text(path.read_text().replace('ca-file: "x\\0y"', "port: 5986").replace(str(unreadable), "missing-hosts.txt"))
+    assert run_main(capsys, "run", "--validate", str(path)).code == 0
+
+
+def test_a_nul_in_a_value_is_not_an_internal_error_when_running(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = write(tmp_path, 'version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {hosts: [127.0.0.1], ca-file: "x\\0y"}\n')
+    result = run_main(capsys, "run", str(path), "-f", "json")
+    assert result.code == 3 and result.out == ""
+    assert one_error_line(result.err) == f"{path}:5:41: ca-file: the value contains a NUL character"

@@ -72,6 +72,9 @@ def test_a_valid_suite_loads_with_defaults_and_positions(suite_file: SuiteFile) 
         ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    optional: yes please\n", r":5:15: optional must be true or false"),
         ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    when: {port_open: 1}\n", r":5:12: unknown key 'port_open' in when"),
         ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    when: {env_set: 'A-B'}\n", r"when.env_set: 'A-B' is not a variable name"),
+        ("version: 1\nenv: PW\nchecks: []\n", r":2:6: env must be a list of environment variable names, not a string"),
+        ("version: 1\nenv: [PW, 'A-B']\nchecks: []\n", r":2:11: env: 'A-B' is not an environment variable name"),
+        ("version: 1\nenv:\n  - PW\n  - PW\nchecks: []\n", r":4:5: env: PW is listed twice \(first at line 3\)"),
         ("version: 1\n", r":1:1: the suite has no checks"),
         ("", r":1:1: empty suite file"),
         ("- 1\n", r":1:1: a suite file must be a mapping, not a list"),
@@ -172,3 +175,10 @@ def test_x_keys_hold_anchors_for_reuse(suite_file: SuiteFile) -> None:
 def test_missing_suite_file(tmp_path: Path) -> None:
     with pytest.raises(SuiteError, match="suite file does not exist"):
         load_suite(tmp_path / "none.yaml")
+
+
+def test_env_declarations_from_every_file_are_collected(suite_file: SuiteFile) -> None:
+    suite_file("version: 1\nenv: [CORP_CA_DIR]\nchecks: []\n", "inc.yaml")
+    path = suite_file("version: 1\nenv: [WINRM_PW, CORP_CA_DIR]\ninclude: inc.yaml\n"
+                      "checks:\n  - name: a\n    runbook: winrm\n")
+    assert load_suite(path).env == ["WINRM_PW", "CORP_CA_DIR"]

@@ -37,7 +37,7 @@ def test_plain_values_pass_through() -> None:
 
 
 def test_environment_values_are_secrets_and_masked() -> None:
-    r = Resolver(environ={"PW": "hunter2", "ID": "tenant-42"}, facts=facts())
+    r = Resolver(environ={"PW": "hunter2", "ID": "tenant-42"}, facts=facts(), allowed_env=["PW", "ID"])
     value = r.resolve(node("${PW}"))
     assert isinstance(value, Secret) and value.reveal() == "hunter2"
     assert "hunter2" not in repr(value)
@@ -47,19 +47,19 @@ def test_environment_values_are_secrets_and_masked() -> None:
 
 
 def test_unset_variable_is_an_error_with_the_position() -> None:
-    r = Resolver(environ={}, facts=facts())
+    r = Resolver(environ={}, facts=facts(), allowed_env=["MISSING_VAR"])
     with pytest.raises(UnresolvedReference) as err:
         r.resolve(node("${MISSING_VAR}"))
     assert str(err.value) == "s.yaml:7:9: environment variable MISSING_VAR is not set (referenced as ${MISSING_VAR})"
     with pytest.raises(UnresolvedReference):  # an empty variable counts as unset
-        Resolver(environ={"E": ""}, facts=facts()).resolve(node("${E}"))
+        Resolver(environ={"E": ""}, facts=facts(), allowed_env=["E"]).resolve(node("${E}"))
 
 
 def test_fallbacks_nest() -> None:
-    r = Resolver(environ={}, facts=facts(domain="lan.test"))
+    r = Resolver(environ={}, facts=facts(domain="lan.test"), allowed_env=["DOMAIN"])
     assert r.resolve(node("${DOMAIN:-corp.example.com}")) == "corp.example.com"
     assert r.resolve(node("${DOMAIN:-${host.domain}}")) == "lan.test"
-    r2 = Resolver(environ={"DOMAIN": "env.test"}, facts=facts())
+    r2 = Resolver(environ={"DOMAIN": "env.test"}, facts=facts(), allowed_env=["DOMAIN"])
     assert reveal(r2.resolve(node("${DOMAIN:-${host.domain}}"))) == "env.test"
 
 
@@ -100,3 +100,18 @@ def test_missing_fact_is_an_unresolved_reference(tmp_path: Path) -> None:
     r = Resolver(environ={}, facts=host_facts(str(tmp_path / "absent.conf")))
     with pytest.raises(UnresolvedReference, match=r"\$\{host.nameservers\}: cannot read"):
         r.resolve(node("${host.nameservers}"))
+
+
+def test_only_declared_or_opsbook_variables_are_read() -> None:
+    env = {"AWS_SECRET_ACCESS_KEY": "aws-key-value", "OPSBOOK_PW": "pw-value", "CORP_PW": "corp-value"}
+    r = Resolver(environ=env, facts=facts(), allowed_env=["CORP_PW"])
+    assert reveal(r.resolve(node("${OPSBOOK_PW}"))) == "pw-value"
+    assert reveal(r.resolve(node("${CORP_PW}"))) == "corp-value"
+    for text in ("${AWS_SECRET_ACCESS_KEY}", "x-${AWS_SECRET_ACCESS_KEY:-none}", "${OPSBOOK_X:-${AWS_SECRET_ACCESS_KEY}}"):
+        with pytest.raises(SuiteError) as err:
+            r.resolve(node(text))
+        assert str(err.value) == (
+            "s.yaml:7:9: ${AWS_SECRET_ACCESS_KEY}: the suite does not declare AWS_SECRET_ACCESS_KEY; "
+            "list it under the top-level 'env:' (or use a name starting with OPSBOOK_)"
+        )
+    assert "aws-key-value" not in r.scrub.secrets
