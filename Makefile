@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 SUITE ?= runbooks/examples/local.yaml
 FORMAT ?= table
 
-.PHONY: run test install install-test peers lint typecheck unit bench clean
+.PHONY: run test install install-test peers lint typecheck unit bench docs clean
 
 install:
 	@scripts/bootstrap-venv.sh $(VENV)
@@ -35,8 +35,11 @@ test: install-test peers
 unit: install-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/runbooks tests/cli
 
+docs: install
+	$(BIN)/python -m opsbook.cli.reference docs
+
 bench: install-test peers
 	@set -e; for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -41,8 +41,8 @@ def spec() -> dict:
 
 
 def inside() -> int:
-    from runbooks.adsync.check import AdsyncOptions, collect
-    from runbooks.probes.targets import HostPort
+    from opsbook.runbooks.adsync.check import AdsyncOptions, collect
+    from opsbook.runbooks.probes.targets import HostPort
     from tests.e2e.adsync_lab import lab, namespace_setup, run_check
 
     s = spec()

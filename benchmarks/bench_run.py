@@ -57,7 +57,7 @@ def write_suite(folder: Path, ca_file: Path, healthy: TlsServer, hang: HangServe
 def run_once(suite: Path) -> tuple[float, dict]:
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "cli", "run", str(suite), "-f", "json"],
+        [sys.executable, "-m", "opsbook", "run", str(suite), "-f", "json"],
         capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
     )
     wall = time.perf_counter() - started
@@ -100,7 +100,7 @@ def main() -> int:
             hang.stop()
     median = statistics.median(walls)
     ratio = median / TIMEOUT
-    from runbooks.suite.model import DEFAULT_CONCURRENCY
+    from opsbook.runbooks.suite.model import DEFAULT_CONCURRENCY
 
     concurrency = args.concurrency or f"{DEFAULT_CONCURRENCY} (the default)"
     print(f"suite: 50 checks (10 time out at {TIMEOUT:g}s), concurrency {concurrency}, runs {args.runs}")

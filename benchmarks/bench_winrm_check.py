@@ -4,7 +4,7 @@
 complete the handshake, checked in ONE run with `--timeout 2`.
 
 Measures:
-  1. wall time of `python -m cli winrm check ... --timeout 2` (a real subprocess, interpreter
+  1. wall time of `python -m opsbook winrm check ... --timeout 2` (a real subprocess, interpreter
      start-up included) / timeout                        -> target <= 1.5
   2. the same hosts checked by a sequential loop of `timeout 2 openssl s_client ...`
      (a TLS handshake only, no WS-Man probe), and the ratio sequential / opsbook.
@@ -69,7 +69,7 @@ def main() -> int:
         hosts_file = tmp / "hosts.txt"
         hosts_file.write_text("".join(f"{name}:{port}\n" for name, _, port, _ in hosts))
         resolve = [a for name, addr, _, _ in hosts for a in ("--resolve", f"{name}:{addr}")]
-        cmd = [sys.executable, "-m", "cli", "winrm", "check", "--hosts-file", str(hosts_file), *resolve,
+        cmd = [sys.executable, "-m", "opsbook", "winrm", "check", "--hosts-file", str(hosts_file), *resolve,
                "--ca-file", str(ca_file), "--timeout", f"{args.timeout:g}", "--concurrency", str(args.concurrency),
                "-f", "json"]
         print(f"listeners: {len(hosts)} on 127.0.x.y ({hung} never complete the handshake); "

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 import typer.core
 
-from runbooks import __version__
-from runbooks.errors import OpsbookError
+from opsbook.runbooks import __version__
+from opsbook.runbooks.errors import OpsbookError
 
 from . import terminal
 from .clickcompat import ClickException, NoArgsIsHelpError, UsageError
@@ -31,30 +31,31 @@ All commands:
   opsbook winrm audit HOST...                   listeners vs machine certificates, over WinRM
   opsbook winrm script                          PowerShell that binds the auto-enrolled certificate
   opsbook adsync check --domain DOMAIN          DNS per server, DC ports, tenant sync freshness
+  opsbook dns check [--name NAME]...            each DNS server asked on its own, answers compared
   opsbook exchange clear-previous-mailbox ID... script clearing previous-mailbox info
   opsbook run SUITE.yaml                        a YAML suite of checks, in any format"""
 
 #: The subcommands, loaded only when used: `opsbook --help` must stay fast (each command
 #: module and Typer's conversion of its parameters cost milliseconds we would pay on every call).
-#: name -> (module, short help shown in `opsbook --help`)
+#: name -> (module in opsbook.cli.commands, short help shown in `opsbook --help`)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "runbooks": ("cli.commands.runbooks_cmd", "List the runbooks, or show one as a document."),
-    "docker-root": ("cli.commands.docker_root",
+    "runbooks": ("runbooks_cmd", "List the runbooks, or show one as a document."),
+    "docker-root": ("docker_root",
                     "Move Docker's data-root with zero data loss: status, move, rollback, cleanup."),
-    "winrm": ("cli.commands.winrm", "WinRM HTTPS listeners: outside check, authenticated audit, binding script."),
-    "adsync": ("cli.commands.adsync",
+    "winrm": ("winrm", "WinRM HTTPS listeners: outside check, authenticated audit, binding script."),
+    "adsync": ("adsync",
                "Azure AD Connect / Entra Connect: DNS per server, domain controller ports, tenant sync."),
-    "dns": ("cli.commands.dns", "DNS resolvers: each one asked on its own, answers compared (brown-out, down)."),
-    "exchange": ("cli.commands.exchange",
+    "dns": ("dns", "DNS resolvers: each one asked on its own, answers compared (brown-out, down)."),
+    "exchange": ("exchange",
                  "Exchange Online: generate reviewed, injection-proof PowerShell for mailbox fixes."),
-    "run": ("cli.commands.run",
+    "run": ("run",
             "Run a YAML suite of checks (winrm check, adsync check, dns check, docker-root status)..."),
 }
 
 
 def load_command(name: str) -> Any:
     """The Click command for the subcommand *name* (imported and converted on first use)."""
-    module = importlib.import_module(SUBCOMMANDS[name][0])
+    module = importlib.import_module(f"{__package__}.commands.{SUBCOMMANDS[name][0]}")
     wrapper = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to `opsbook` itself
     if name == "run":
         wrapper.command("run", help=module.HELP, epilog=module.EPILOG, no_args_is_help=True)(module.run)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 try:  # Typer >= 0.28 vendors Click as typer._click
+    from typer._click.core import Context
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - older Typer on top of Click
+    from click import Context  # type: ignore[no-redef]
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
 
-__all__ = ["ClickException", "NoArgsIsHelpError", "UsageError"]
+__all__ = ["ClickException", "Context", "NoArgsIsHelpError", "UsageError"]

@@ -14,8 +14,8 @@ import time
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from runbooks import __version__
-from runbooks.model import CheckResult, Metric, Report, Status, metric_value
+from opsbook.runbooks import __version__
+from opsbook.runbooks.model import CheckResult, Metric, Report, Status, metric_value
 
 from .outputformat import OutputFormat
 
@@ -51,11 +51,17 @@ def check_to_dict(check: CheckResult) -> dict[str, Any]:
     return out
 
 
+#: The JSON report's own version (docs/report.schema.json): MAJOR.MINOR; a minor version
+#: only adds fields, a major version removes or changes them.
+FORMAT_VERSION = "1.0"
+
+
 def report_to_dict(report: Report) -> dict[str, Any]:
-    """The contract's JSON document for a report (stable schema)."""
+    """The JSON document for a report (docs/report.schema.json)."""
     doc: dict[str, Any] = {
         "tool": "opsbook",
         "version": __version__,
+        "format_version": FORMAT_VERSION,
         "command": report.command,
         "status": report.status.value,
         "duration_s": round(report.duration_s, 3),

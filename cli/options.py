@@ -31,7 +31,7 @@ def check_output_file(ctx: Any, param: Any, value: Path | None) -> Path | None:
     """
     if value is None or getattr(ctx, "resilient_parsing", False):  # shell completion parses too
         return value
-    from runbooks.fsutil import check_writable_file
+    from opsbook.runbooks.fsutil import check_writable_file
 
     option = next((o for o in getattr(param, "opts", ()) if o.startswith("--")), "--output")
     check_writable_file(value, option=option)

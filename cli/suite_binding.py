@@ -19,20 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbooks.model import Report
-from runbooks.secrets import Secret
-from runbooks.suite import Entry, Mark, Resolver, Setting, Suite, SuiteError, SuiteErrors, reveal
-from runbooks.suite.refs import UnresolvedReference
-from runbooks.suite.runner import when_holds
+from opsbook.runbooks.model import Report
+from opsbook.runbooks.secrets import Secret
+from opsbook.runbooks.suite import Entry, Mark, Resolver, Setting, Suite, SuiteError, SuiteErrors, reveal
+from opsbook.runbooks.suite.refs import UnresolvedReference
+from opsbook.runbooks.suite.runner import when_holds
 
 from .clickcompat import ClickException, NoArgsIsHelpError, UsageError
 
-#: runbook -> (group, command, module holding build_report)
+#: runbook -> (group, command, module in opsbook.cli.commands holding build_report)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "winrm": ("winrm", "check", "cli.commands.winrm_check"),
-    "adsync": ("adsync", "check", "cli.commands.adsync"),
-    "dns": ("dns", "check", "cli.commands.dns"),
-    "docker-root": ("docker-root", "status", "cli.commands.docker_root"),
+    "winrm": ("winrm", "check", "winrm_check"),
+    "adsync": ("adsync", "check", "adsync"),
+    "dns": ("dns", "check", "dns"),
+    "docker-root": ("docker-root", "status", "docker_root"),
 }
 #: Parameters every check command has that belong to ``opsbook run`` itself.
 RUN_LEVEL = {"fmt": "format", "textfile": "textfile"}
@@ -70,7 +70,7 @@ def command_spec(runbook: str) -> CommandSpec | None:
     group_name, command_name, module_name = COMMANDS[runbook]
     group = cli_app.load_command(group_name)
     command = getattr(group, "commands", {}).get(command_name) if group is not None else None
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(f"{__package__}.commands.{module_name}")
     build = getattr(module, "build_report", None)
     if command is None or not callable(build):
         return None

@@ -15,14 +15,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from runbooks.model import Report, Status
+from opsbook.runbooks.model import Report, Status
 
 from .outputformat import OutputFormat
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from runbooks.docker_root.move import MoveProgress
+    from opsbook.runbooks.docker_root.move import MoveProgress
 
 _state: dict[str, Any] = {"no_color": False, "debug": False}
 
@@ -183,7 +183,7 @@ def write_junit_file(path: str | os.PathLike[str], report: Report) -> None:
 
 def _write_output_file(option: str, path: str | os.PathLike[str], text: str) -> None:
     """Atomic write, replacing the file; an unwritable path is bad input (exit 3, one line)."""
-    from runbooks.fsutil import write_output
+    from opsbook.runbooks.fsutil import write_output
 
     write_output(path, text.encode("utf-8"), force=True, option=option)
 
@@ -276,7 +276,7 @@ def move_progress() -> Iterator[MoveProgress]:
     On a terminal: a bar labelled with the phase, with an ETA only while the total is
     known (the warm copy). On a pipe: one time-stamped line per phase, for logs.
     """
-    from runbooks.docker_root.move import MoveProgress
+    from opsbook.runbooks.docker_root.move import MoveProgress
 
     if not stderr_is_tty():
         def phase_line(label: str, detail: str) -> None:

@@ -4,4 +4,6 @@ Modules here return plain result objects (:mod:`runbooks.model`); they never pri
 never import Typer. Heavy third-party libraries are imported lazily inside functions.
 """
 
-__version__ = "0.1.0"
+from opsbook import __version__
+
+__all__ = ["__version__"]

@@ -82,7 +82,7 @@ def check_output_path(path: str | os.PathLike[str], *, force: bool, option: str 
 
     Raises :class:`~runbooks.errors.InputError` or :class:`~runbooks.errors.RefusedError` (exit 3).
     """
-    from runbooks.errors import InputError, RefusedError
+    from opsbook.runbooks.errors import InputError, RefusedError
 
     target = Path(path)
     if not str(path).strip():
@@ -101,7 +101,7 @@ def check_writable_file(path: str | os.PathLike[str], *, option: str) -> None:
     permission bits, a read-only mount does not), and the probe file removed at once.
     Raises :class:`~runbooks.errors.InputError` (exit 3) with one line naming *option* and *path*.
     """
-    from runbooks.errors import InputError
+    from opsbook.runbooks.errors import InputError
 
     text = os.fspath(path)
     if not text.strip():
@@ -126,7 +126,7 @@ def check_writable_file(path: str | os.PathLike[str], *, option: str) -> None:
 
 def write_output(path: str | os.PathLike[str], data: bytes, *, force: bool, option: str = "--output") -> Path:
     """Write a generated file atomically for a user's ``--output``: one clear error (exit 3) when it cannot be."""
-    from runbooks.errors import InputError, RefusedError
+    from opsbook.runbooks.errors import InputError, RefusedError
 
     check_output_path(path, force=force, option=option)
     try:

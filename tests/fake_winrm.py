@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runbooks.winrm_https.audit_script import make_output
+from opsbook.runbooks.winrm_https.audit_script import make_output
 from tests.tlspeers import Leaf, TestCA, server_context
 
 NS = {

@@ -24,7 +24,7 @@ class Result:
 
 def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
     """Run ``cli.app.main(args)`` in-process (exit-code mapping included)."""
-    from cli.app import main
+    from opsbook.cli.app import main
 
     capsys.readouterr()
     code = main(list(args))
@@ -33,10 +33,10 @@ def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> Result:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60, stdin: str | None = None) -> Result:
-    """Run ``python -m cli ARGS`` as a subprocess (no TTY)."""
+    """Run ``python -m opsbook ARGS`` as a subprocess (no TTY)."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "cli", *args],
+        [sys.executable, "-m", "opsbook", *args],
         capture_output=True,
         text=True,
         env=full_env,

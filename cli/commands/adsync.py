@@ -9,15 +9,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runbooks.errors import InputError
+from opsbook.runbooks.errors import InputError
 
 from .. import terminal
 from ..options import FormatOption, ResolveOption, TextfileOption, examples, timeout_option
 from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runbooks.model import CheckResult, Report
-    from runbooks.probes.targets import HostPort
+    from opsbook.runbooks.model import CheckResult, Report
+    from opsbook.runbooks.probes.targets import HostPort
 
 app = typer.Typer(
     help="Azure AD Connect / Entra Connect: DNS per server, domain controller ports, tenant sync.",
@@ -75,8 +75,8 @@ def _domain(text: str) -> str:
 
 
 def _dns_servers(entries: list[str] | None) -> list[HostPort]:
-    from runbooks.probes.dns import server_label, system_nameservers
-    from runbooks.probes.targets import parse_host_port
+    from opsbook.runbooks.probes.dns import server_label, system_nameservers
+    from opsbook.runbooks.probes.targets import parse_host_port
 
     texts = list(entries or [])
     if not texts:
@@ -141,10 +141,10 @@ def build_report(
     ca_file: Path | None = None,
 ) -> Report:
     """Convert the options and run ``adsync check`` (also used by ``opsbook run``)."""
-    from runbooks.adsync.check import MAX_DCS, AdsyncOptions, run_check
-    from runbooks.adsync.dcinfo import SkewThresholds, parse_skew
-    from runbooks.adsync.ports import DEFAULT_PORTS, parse_ports
-    from runbooks.probes.targets import parse_resolve
+    from opsbook.runbooks.adsync.check import MAX_DCS, AdsyncOptions, run_check
+    from opsbook.runbooks.adsync.dcinfo import SkewThresholds, parse_skew
+    from opsbook.runbooks.adsync.ports import DEFAULT_PORTS, parse_ports
+    from opsbook.runbooks.probes.targets import parse_resolve
 
     if not timeout or timeout <= 0:
         raise InputError("--timeout must be greater than zero")
@@ -180,8 +180,8 @@ def build_report(
         raise InputError("the Graph options (--tenant-id, --client-id, ...) need --graph")
     extra = None
     if graph:
-        from runbooks.adsync import graph as graph_mod
-        from runbooks.secrets import secret_from
+        from opsbook.runbooks.adsync import graph as graph_mod
+        from opsbook.runbooks.secrets import secret_from
 
         kwargs: dict[str, object] = {}
         if authority_host is not None:

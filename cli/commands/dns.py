@@ -11,7 +11,7 @@ from ..options import FormatOption, TextfileOption, examples, timeout_option
 from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runbooks.model import Report
+    from opsbook.runbooks.model import Report
 
 app = typer.Typer(help="DNS resolvers: each one asked on its own, answers compared (brown-out, down).",
                   no_args_is_help=True)
@@ -35,7 +35,7 @@ EPILOG = examples(
 
 def _own_name() -> str:
     """This host's name, with the resolv.conf domain when the name has none (no DNS lookup)."""
-    from runbooks.suite.refs import host_facts
+    from opsbook.runbooks.suite.refs import host_facts
 
     return str(host_facts()["host.fqdn"]())
 
@@ -48,10 +48,10 @@ def build_report(
     timeout: float = 2.0,
 ) -> Report:
     """Convert the options and run ``dns check`` (also used by ``opsbook run``)."""
-    from runbooks.errors import InputError
-    from runbooks.probes.dns import parse_servers
-    from runbooks.probes.targets import dns_name
-    from runbooks.resolvers import NameToCheck, check_resolvers
+    from opsbook.runbooks.errors import InputError
+    from opsbook.runbooks.probes.dns import parse_servers
+    from opsbook.runbooks.probes.targets import dns_name
+    from opsbook.runbooks.resolvers import NameToCheck, check_resolvers
 
     if not timeout or timeout <= 0:
         raise InputError("--timeout must be greater than zero")

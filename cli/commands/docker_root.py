@@ -8,16 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from runbooks.errors import InputError, RefusedError
-from runbooks.model import Report
+from opsbook.runbooks.errors import InputError, RefusedError
+from opsbook.runbooks.model import Report
 
 from .. import terminal
 from ..options import FormatOption, TextfileOption, examples
 from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:
-    from runbooks.docker_root.control import EngineControl
-    from runbooks.docker_root.journal import Journal
+    from opsbook.runbooks.docker_root.control import EngineControl
+    from opsbook.runbooks.docker_root.journal import Journal
 
 DEFAULT_STATE_DIR = "/var/lib/opsbook"
 
@@ -53,20 +53,20 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Apply without aski
 
 
 def _host(docker_host: str | None) -> str | None:
-    from runbooks.docker_root.engine import validate_host
+    from opsbook.runbooks.docker_root.engine import validate_host
 
     return validate_host(docker_host or os.environ.get("DOCKER_HOST") or None)
 
 
 def _daemon_json(path: Path | None) -> str:
-    from runbooks.docker_root.host import default_daemon_json
+    from opsbook.runbooks.docker_root.host import default_daemon_json
 
     return str(path) if path else default_daemon_json()
 
 
 def _control(docker_host: str | None, stop_command: str | None, start_command: str | None) -> EngineControl:
-    from runbooks.docker_root.control import EngineControl
-    from runbooks.docker_root.host import is_systemd_host, unit_exists
+    from opsbook.runbooks.docker_root.control import EngineControl
+    from opsbook.runbooks.docker_root.host import is_systemd_host, unit_exists
 
     if bool(stop_command) != bool(start_command):
         raise InputError("--stop-command and --start-command go together: give both or neither")
@@ -90,7 +90,7 @@ def build_report(
     state_dir: Path = Path(DEFAULT_STATE_DIR),
 ) -> Report:
     """The ``docker-root status`` report (also used by ``opsbook run``)."""
-    from runbooks.docker_root import status
+    from opsbook.runbooks.docker_root import status
 
     del stop_command, start_command  # accepted for symmetry with the other docker-root commands
     return status.build(_daemon_json(daemon_json), _host(docker_host), str(state_dir))
@@ -151,7 +151,7 @@ def move(
     Old data is never deleted (see 'cleanup'). Any failure after the engine was stopped
     rolls back automatically.
     """
-    from runbooks.docker_root import move as mv
+    from opsbook.runbooks.docker_root import move as mv
 
     # Under --dry-run a relative TARGET is reported as a preflight blocker in the plan (exit 2);
     # otherwise it is refused at once (exit 3).
@@ -204,8 +204,8 @@ def rollback(
     textfile: TextfileOption = None,
 ) -> None:
     """Restore the previous daemon.json and start the engine on the old root (after a move or a crash)."""
-    from runbooks.docker_root import rollback as rb
-    from runbooks.docker_root.journal import Journal
+    from opsbook.runbooks.docker_root import rollback as rb
+    from opsbook.runbooks.docker_root.journal import Journal
 
     # The lock first: what is checked and shown cannot change before it is acted on.
     j = Journal(str(state_dir))
@@ -251,8 +251,8 @@ def cleanup(
     textfile: TextfileOption = None,
 ) -> None:
     """Remove the old data-root: only after a verified move, with --yes or the typed old path."""
-    from runbooks.docker_root import cleanup as cl
-    from runbooks.docker_root.journal import Journal
+    from opsbook.runbooks.docker_root import cleanup as cl
+    from opsbook.runbooks.docker_root.journal import Journal
 
     del stop_command, start_command
     # The lock first, held through the prompt: a rollback cannot slip in between the check and the delete.

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from runbooks.errors import RefusedError
+from opsbook.runbooks.errors import RefusedError
 
 from .. import terminal
 from ..options import examples
@@ -86,9 +86,9 @@ def clear_previous_mailbox(
     ] = False,
 ) -> None:
     """Write the clear-previous-mailbox script (see HELP)."""
-    from runbooks.exchange_mailbox import identities as ids
-    from runbooks.exchange_mailbox import script
-    from runbooks.fsutil import check_output_path, write_output
+    from opsbook.runbooks.exchange_mailbox import identities as ids
+    from opsbook.runbooks.exchange_mailbox import script
+    from opsbook.runbooks.fsutil import check_output_path, write_output
 
     to_stdout = output is None or str(output) == "-"
     if not to_stdout and output is not None:

@@ -57,9 +57,9 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
     ] = None,
 ) -> None:
     """Run a suite."""
-    from runbooks.errors import OpsbookError
-    from runbooks.model import Report
-    from runbooks.suite import Job, SuiteErrors, load_suite, run_jobs
+    from opsbook.runbooks.errors import OpsbookError
+    from opsbook.runbooks.model import Report
+    from opsbook.runbooks.suite import Job, SuiteErrors, load_suite, run_jobs
 
     from ..suite_binding import bind_suite
 

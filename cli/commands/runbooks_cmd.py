@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from runbooks import docs
+from opsbook.runbooks import docs
 
 from .. import terminal
 from ..options import examples

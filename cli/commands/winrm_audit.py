@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from runbooks.model import Report
+from opsbook.runbooks.model import Report
 
 from .. import terminal
 from ..options import FormatOption, ResolveOption, TextfileOption, examples, timeout_option
@@ -59,10 +59,10 @@ def build_report(  # noqa: PLR0917 - same names as the Typer parameters
     resolve: list[str] | None = None,
 ) -> Report:
     """Convert the options (password from env, file or prompt) and run the audit."""
-    from runbooks.errors import InputError
-    from runbooks.probes import parse_resolve
-    from runbooks.secrets import Secret, secret_from
-    from runbooks.winrm_https.audit import AuditOptions, parse_hosts, run_audit
+    from opsbook.runbooks.errors import InputError
+    from opsbook.runbooks.probes import parse_resolve
+    from opsbook.runbooks.secrets import Secret, secret_from
+    from opsbook.runbooks.winrm_https.audit import AuditOptions, parse_hosts, run_audit
 
     kind = Transport(transport).value
     targets = parse_hosts(list(hosts or []), port, parse_resolve(resolve))

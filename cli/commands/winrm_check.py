@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from runbooks.model import Report
+from opsbook.runbooks.model import Report
 
 from .. import terminal
 from ..options import FormatOption, ResolveOption, TextfileOption, examples, timeout_option
@@ -39,8 +39,8 @@ def build_report(
     resolve: list[str] | None = None,
 ) -> Report:
     """Convert the options and run the check (``opsbook run`` calls this with the same names)."""
-    from runbooks.probes import parse_resolve
-    from runbooks.winrm_https.check import CheckOptions, parse_targets, read_hosts_file, run_check
+    from opsbook.runbooks.probes import parse_resolve
+    from opsbook.runbooks.winrm_https.check import CheckOptions, parse_targets, read_hosts_file, run_check
 
     names = list(hosts or [])
     if hosts_file is not None:

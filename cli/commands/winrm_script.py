@@ -59,8 +59,8 @@ def script(  # noqa: PLR0917 - Typer maps every parameter
     ] = "",
 ) -> None:
     """Write the WinRM HTTPS binding script (see HELP)."""
-    from runbooks.fsutil import write_output
-    from runbooks.winrm_https.script import ScriptOptions, encode, generate
+    from opsbook.runbooks.fsutil import write_output
+    from opsbook.runbooks.winrm_https.script import ScriptOptions, encode, generate
 
     opts = ScriptOptions(root_ca=root_ca, port=port, log_dir=log_dir, register_renewal_task=register_renewal_task,
                          template=template)

@@ -7,8 +7,8 @@ import os
 import subprocess
 from dataclasses import dataclass, field
 
-from runbooks.errors import RefusedError
-from runbooks.model import CheckResult, Report, Status
+from opsbook.runbooks.errors import RefusedError
+from opsbook.runbooks.model import CheckResult, Report, Status
 
 from . import engine, host, journal
 

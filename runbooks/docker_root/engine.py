@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from runbooks.errors import InputError
+from opsbook.runbooks.errors import InputError
 
 API_TIMEOUT = 30.0
 

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runbooks.errors import InputError, RefusedError
-from runbooks.fsutil import atomic_write
+from opsbook.runbooks.errors import InputError, RefusedError
+from opsbook.runbooks.fsutil import atomic_write
 
 IN_PROGRESS = "in-progress"
 VERIFIED = "verified"

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbooks.errors import RefusedError
-from runbooks.fsutil import atomic_write
-from runbooks.model import CheckResult, Report, Status, Step
+from opsbook.runbooks.errors import RefusedError
+from opsbook.runbooks.fsutil import atomic_write
+from opsbook.runbooks.model import CheckResult, Report, Status, Step
 
 from . import copy, engine, host, inventory, journal, plan, rollback, treeverify, validate
 from .control import ControlError, EngineControl

@@ -6,9 +6,9 @@ import contextlib
 import os
 from typing import Any
 
-from runbooks.errors import RefusedError
-from runbooks.fsutil import atomic_write
-from runbooks.model import CheckResult, Report, Status, Step
+from opsbook.runbooks.errors import RefusedError
+from opsbook.runbooks.fsutil import atomic_write
+from opsbook.runbooks.model import CheckResult, Report, Status, Step
 
 from . import engine, inventory, journal
 from .control import DROPIN_NAME, ControlError, EngineControl

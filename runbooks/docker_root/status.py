@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runbooks.model import CheckResult, Metric, Report, Status
+from opsbook.runbooks.model import CheckResult, Metric, Report, Status
 
 from . import cleanup, engine, host, journal
 

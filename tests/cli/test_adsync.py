@@ -110,8 +110,8 @@ def test_dead_only_server_json_and_prometheus(capsys, tmp_path) -> None:
 
 
 def test_build_report_is_callable_with_option_names() -> None:
-    from cli.commands.adsync import build_report
-    from runbooks.errors import InputError
+    from opsbook.cli.commands.adsync import build_report
+    from opsbook.runbooks.errors import InputError
 
     with pytest.raises(InputError):
         build_report(domain="corp.test", dns=["127.0.0.1"], ports="")

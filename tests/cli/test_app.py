@@ -61,7 +61,7 @@ def test_completion_is_offered(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_root_help_lists_every_subcommand_without_importing_it() -> None:
     """`opsbook --help` shows each subcommand's own short help, from the static table."""
-    from cli.app import SUBCOMMANDS, load_command
+    from opsbook.cli.app import SUBCOMMANDS, load_command
 
     for name, (_, short) in SUBCOMMANDS.items():
         command = load_command(name)

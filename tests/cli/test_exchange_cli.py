@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runbooks.exchange_mailbox.identities import problem_with
+from opsbook.runbooks.exchange_mailbox.identities import problem_with
 from tests.helpers import REPO, run_cli, run_main
 from tests.runbooks.exchange_mailbox.exchange_scriptcheck import check_script
 
@@ -183,7 +183,7 @@ def test_subprocess_ten_thousand_rows_from_stdin(tmp_path: Path) -> None:
 def test_subprocess_stdout_is_utf8_with_bom_whatever_the_locale() -> None:
     env = {**os.environ, "PYTHONIOENCODING": "latin-1", "LC_ALL": "C"}
     proc = subprocess.run(
-        [sys.executable, "-m", "cli", *CMD, "Zo\u00eb\u2019@contoso.com"],
+        [sys.executable, "-m", "opsbook", *CMD, "Zo\u00eb\u2019@contoso.com"],
         capture_output=True, env=env, cwd=REPO, timeout=60, check=False,
     )
     assert proc.returncode == 0, proc.stderr

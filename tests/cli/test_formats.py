@@ -11,9 +11,9 @@ import pytest
 from junitparser import Error, Failure, JUnitXml
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli import terminal
-from cli.formats import render_json, render_junit, render_nagios, render_prometheus
-from runbooks.model import CheckResult, Metric, Report, Status, Step
+from opsbook.cli import terminal
+from opsbook.cli.formats import render_json, render_junit, render_nagios, render_prometheus
+from opsbook.runbooks.model import CheckResult, Metric, Report, Status, Step
 
 
 def sample_report() -> Report:

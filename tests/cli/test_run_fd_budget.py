@@ -75,7 +75,7 @@ def test_four_winrm_entries_of_100_hosts_fit_in_ulimit_256(tmp_path: Path, silen
     suite = tmp_path / "suite.yaml"
     suite.write_text("\n".join(lines) + "\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "cli", "run", str(suite), "-f", "json"],
+        [sys.executable, "-m", "opsbook", "run", str(suite), "-f", "json"],
         capture_output=True, text=True, timeout=240, cwd=REPO, preexec_fn=_limit_fds, check=False,
     )
     doc = json.loads(proc.stdout)
@@ -86,7 +86,7 @@ def test_four_winrm_entries_of_100_hosts_fit_in_ulimit_256(tmp_path: Path, silen
 
 
 def test_the_budget_makes_probes_wait_instead_of_failing() -> None:
-    from runbooks.probes.concurrency import FdBudget
+    from opsbook.runbooks.probes.concurrency import FdBudget
 
     budget = FdBudget(capacity=4)
     peak = 0

@@ -112,8 +112,7 @@ def test_report_is_printed_before_a_late_write_failure(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The folder is there when the run starts and gone when the report is written.
-    import runbooks.suite as suite_pkg
-
+    import opsbook.runbooks.suite as suite_pkg
     folder = tmp_path / "textfile_collector"
     folder.mkdir()
     real_run_jobs = suite_pkg.run_jobs

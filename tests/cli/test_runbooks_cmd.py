@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from runbooks.docs import RUNBOOKS
+from opsbook.runbooks.docs import RUNBOOKS
 from tests.helpers import run_cli, run_main
 
 

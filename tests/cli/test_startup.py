@@ -14,7 +14,7 @@ HEAVY = ("docker", "winrm", "msal", "dns", "cryptography", "yaml", "requests", "
 
 PROBE = """
 import io, json, sys, contextlib
-from cli.app import main
+from opsbook.cli.app import main
 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
     code = main(sys.argv[1:])
 print(json.dumps({"code": code, "modules": sorted({m.split('.')[0] for m in sys.modules})}))

@@ -13,8 +13,8 @@ from tests.helpers import REPO
 SCRIPT = textwrap.dedent(
     """
     import sys
-    from cli import terminal
-    from runbooks.model import CheckResult, Report, Status
+    from opsbook.cli import terminal
+    from opsbook.runbooks.model import CheckResult, Report, Status
     terminal.configure(no_color="--no-color" in sys.argv)
     report = Report(command="demo", checks=[
         CheckResult("a", "[bold]host[/bold]", "check", Status.OK, "fine [red]not markup[/red]"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.commands import winrm_audit
+from opsbook.cli.commands import winrm_audit
 from tests.fake_winrm import FakeWinRM, canned, cert_entry, inventory, listener_entry
 from tests.helpers import run_main
 from tests.tlspeers import TestCA

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.commands import winrm_check
+from opsbook.cli.commands import winrm_check
 from tests.helpers import run_cli, run_main
 from tests.tlspeers import HangServer, TestCA, TlsServer, free_port, make_leaf
 
@@ -174,7 +174,7 @@ def test_check_help_does_not_import_cryptography() -> None:
     probe = (
         "import io, sys, contextlib\nfrom cli.app import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n    code = main(['winrm', 'check', '--help'])\n"
-        "print(code, 'cryptography' in sys.modules, 'runbooks.winrm_https.check' in sys.modules)\n"
+        "print(code, 'cryptography' in sys.modules, 'opsbook.runbooks.winrm_https.check' in sys.modules)\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
     assert proc.stdout.split() == ["0", "False", "False"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.powershell import unquote
+from opsbook.runbooks.powershell import unquote
 from tests.helpers import run_cli, run_main
 from tests.powershell_grammar import parse
 

@@ -84,7 +84,7 @@ def lab(spec: dict[str, Any]) -> Iterator[None]:
 
 def run_check(args: Sequence[str]) -> tuple[int, float, dict[str, Any]]:
     """``opsbook adsync check ARGS -f json`` in-process: (exit code, wall seconds, JSON report)."""
-    from cli.app import main
+    from opsbook.cli.app import main
 
     buffer = io.StringIO()
     start = time.perf_counter()

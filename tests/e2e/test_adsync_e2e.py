@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.probes.dns import DnsOutcome, dns_query
-from runbooks.probes.tcp import PortState
-from runbooks.probes.udp import cldap_payload, dns_payload, kerberos_payload, udp_probe
+from opsbook.runbooks.probes.dns import DnsOutcome, dns_query
+from opsbook.runbooks.probes.tcp import PortState
+from opsbook.runbooks.probes.udp import cldap_payload, dns_payload, kerberos_payload, udp_probe
 from tests.e2e.dnsmasq_peer import (
     DeadServer,
     ServfailServer,

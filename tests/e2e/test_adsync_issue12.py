@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.adsync.ports import PortSpec, probe_port
-from runbooks.probes.tcp import PortState, tcp_probe
-from runbooks.probes.udp import cldap_payload, udp_probe
+from opsbook.runbooks.adsync.ports import PortSpec, probe_port
+from opsbook.runbooks.probes.tcp import PortState, tcp_probe
+from opsbook.runbooks.probes.udp import cldap_payload, udp_probe
 from tests.e2e.ad_peer import AdDc, dc_ca
 from tests.e2e.dnsmasq_peer import dnsmasq, healthy_zone
 from tests.helpers import run_main

@@ -61,7 +61,7 @@ def on_terminal(peer: DockerdPeer, answer: str, *args: str) -> subprocess.Comple
     controller, terminal = pty.openpty()
     try:
         os.write(controller, answer.encode() + b"\n")
-        return subprocess.run([sys.executable, "-m", "cli", "docker-root", *args, *peer.options(), "-f", "json"],
+        return subprocess.run([sys.executable, "-m", "opsbook", "docker-root", *args, *peer.options(), "-f", "json"],
                               cwd=REPO, stdin=terminal, capture_output=True, text=True, timeout=240, check=False)
     finally:
         os.close(controller)
@@ -197,7 +197,7 @@ def test_graph_key_is_replaced_by_data_root(peer: DockerdPeer) -> None:
     controller, terminal = pty.openpty()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "cli", "docker-root", "move", str(target), "--yes", *peer.options(), "-f", "json"],
+            [sys.executable, "-m", "opsbook", "docker-root", "move", str(target), "--yes", *peer.options(), "-f", "json"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL, timeout=240, check=False,
         )
         os.set_blocking(controller, False)
@@ -278,7 +278,7 @@ def test_cleanup_refuses_without_a_verified_move(peer: DockerdPeer) -> None:
 
 def _kill_during(peer: DockerdPeer, target: Path, step: str) -> None:
     """Start ``move`` as a subprocess and kill -9 it once the journal shows *step* started."""
-    args = [sys.executable, "-m", "cli", "docker-root", "move", str(target), "--yes", *peer.options()]
+    args = [sys.executable, "-m", "opsbook", "docker-root", "move", str(target), "--yes", *peer.options()]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     path = peer.state_dir / "docker-root" / "journal.json"
     deadline = time.monotonic() + 120
@@ -407,7 +407,7 @@ def test_live_restore_containers_are_stopped_and_moved_too() -> None:
 def test_sigterm_after_the_stop_rolls_back(peer: DockerdPeer) -> None:
     before = snapshot(peer)
     original = peer.daemon_json.read_bytes()
-    args = [sys.executable, "-m", "cli", "docker-root", "move", str(peer.dir / "new-root"), "--yes",
+    args = [sys.executable, "-m", "opsbook", "docker-root", "move", str(peer.dir / "new-root"), "--yes",
             *peer.options(), "-f", "json"]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     path = peer.state_dir / "docker-root" / "journal.json"

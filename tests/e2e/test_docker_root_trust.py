@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.docker_root import move as mv
-from runbooks.docker_root.control import EngineControl
-from runbooks.errors import RefusedError
+from opsbook.runbooks.docker_root import move as mv
+from opsbook.runbooks.docker_root.control import EngineControl
+from opsbook.runbooks.errors import RefusedError
 from tests.e2e.dockerd_peer import DockerdPeer
 from tests.e2e.test_docker_root_move import _need_peer, journal, opsbook, snapshot, wait_running
 from tests.helpers import REPO
@@ -158,7 +158,7 @@ def test_untrusted_state_is_refused_with_nothing_run(peer: DockerdPeer, how: str
         path.symlink_to(real)
     args = [a for a in peer.options()]
     for cmd in (["rollback", "--yes"], ["move", str(peer.dir / "t"), "--yes"], ["cleanup", "--yes"]):
-        result = subprocess.run([sys.executable, "-m", "cli", "docker-root", *cmd,
+        result = subprocess.run([sys.executable, "-m", "opsbook", "docker-root", *cmd,
                                  *[a for a in args if a not in (str(peer.stop_script), str(peer.start_script),
                                                                 "--stop-command", "--start-command")],
                                  "-f", "json"], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
@@ -188,7 +188,7 @@ def test_cleanup_holds_the_lock_through_its_prompt(peer: DockerdPeer) -> None:
     moved = opsbook(peer, "move", str(target), "--yes")
     assert moved.code == 0, moved.out + moved.err
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "docker-root", "cleanup", *peer.options(), "-f", "json"],
+    proc = subprocess.Popen([sys.executable, "-m", "opsbook", "docker-root", "cleanup", *peer.options(), "-f", "json"],
                             cwd=REPO, stdin=terminal, stdout=subprocess.PIPE, stderr=terminal, text=True)
     try:
         shown = _read_until(controller, b"Type ")

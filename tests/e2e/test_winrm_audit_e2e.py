@@ -65,7 +65,7 @@ set -e
 {nft} add chain inet opsbook_audit c '{{ type filter hook input priority 0; }}'
 {nft} add rule inet opsbook_audit c tcp dport 9999 drop
 set +e
-{py} -m cli winrm audit 127.0.0.1:9999 127.0.0.1:9998 -u 'CORP\\x' --timeout 2 -f json > {tmp_path}/out.json
+{py} -m opsbook winrm audit 127.0.0.1:9999 127.0.0.1:9998 -u 'CORP\\x' --timeout 2 -f json > {tmp_path}/out.json
 echo $? > {tmp_path}/rc
 """
     start = time.monotonic()

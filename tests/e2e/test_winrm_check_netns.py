@@ -51,7 +51,7 @@ trap 'kill $PEER 2>/dev/null; wait $PEER 2>/dev/null' EXIT
 for i in $(seq 1 100); do [ -f {shlex.quote(str(ready))} ] && break; sleep 0.1; done
 start=$(date +%s.%N)
 set +e
-{py} -m cli winrm check {check_args} -f json > {tmp_path}/out.json
+{py} -m opsbook winrm check {check_args} -f json > {tmp_path}/out.json
 code=$?
 end=$(date +%s.%N)
 echo "$code $start $end" > {tmp_path}/rc

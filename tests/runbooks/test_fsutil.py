@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.fsutil import atomic_write
+from opsbook.runbooks.fsutil import atomic_write
 
 
 def test_atomic_write_creates_and_replaces_keeping_mode(tmp_path: Path) -> None:
@@ -45,8 +45,8 @@ def test_atomic_write_failure_leaves_old_file(tmp_path: Path, monkeypatch: pytes
 
 
 def test_write_output_refuses_existing_directory_and_missing_folder(tmp_path: Path) -> None:
-    from runbooks.errors import InputError, RefusedError
-    from runbooks.fsutil import write_output
+    from opsbook.runbooks.errors import InputError, RefusedError
+    from opsbook.runbooks.fsutil import write_output
 
     existing = tmp_path / "a.ps1"
     existing.write_bytes(b"old")

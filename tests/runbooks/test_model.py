@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 
-from runbooks.model import CheckResult, Report, Status, Step, worst
+from opsbook.runbooks.model import CheckResult, Report, Status, Step, worst
 
 
 def test_exit_codes_follow_monitoring_plugins() -> None:

@@ -4,14 +4,23 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runbooks.errors import InputError
-from runbooks.exchange_mailbox.identities import problem_with
-from runbooks.exchange_mailbox.script import encode as exchange_encode
-from runbooks.exchange_mailbox.script import generate as exchange_generate
-from runbooks.powershell import BOM, SINGLE_QUOTES, encode, quote, quote_array, render, unquote, unsafe_character
-from runbooks.winrm_https.script import ScriptOptions
-from runbooks.winrm_https.script import encode as winrm_encode
-from runbooks.winrm_https.script import generate as winrm_generate
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.exchange_mailbox.identities import problem_with
+from opsbook.runbooks.exchange_mailbox.script import encode as exchange_encode
+from opsbook.runbooks.exchange_mailbox.script import generate as exchange_generate
+from opsbook.runbooks.powershell import (
+    BOM,
+    SINGLE_QUOTES,
+    encode,
+    quote,
+    quote_array,
+    render,
+    unquote,
+    unsafe_character,
+)
+from opsbook.runbooks.winrm_https.script import ScriptOptions
+from opsbook.runbooks.winrm_https.script import encode as winrm_encode
+from opsbook.runbooks.winrm_https.script import generate as winrm_generate
 from tests.powershell_grammar import parse
 
 

@@ -4,7 +4,7 @@ import socket
 import threading
 import time
 
-from runbooks.probes import PortState, run_bounded, tcp_probe
+from opsbook.runbooks.probes import PortState, run_bounded, tcp_probe
 
 
 def test_open_and_closed_ports_on_loopback() -> None:

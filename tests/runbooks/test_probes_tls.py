@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from runbooks.errors import InputError
-from runbooks.probes.tcp import PortState
-from runbooks.probes.tls import client_context, legacy_protocols, resolve, tls_probe
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.probes.tcp import PortState
+from opsbook.runbooks.probes.tls import client_context, legacy_protocols, resolve, tls_probe
 from tests.tlspeers import HangServer, TestCA, TlsServer, days_from_now, free_port, make_leaf, server_context
 
 HOST = "tls.corp.test"
@@ -157,7 +157,7 @@ def test_system_store_is_loaded_once_by_a_fleet_of_threads(monkeypatch: pytest.M
     """Without --ca-file every probe thread wants the system store at once: one load, not one per host."""
     import ssl
 
-    from runbooks.probes import tls
+    from opsbook.runbooks.probes import tls
 
     loads: list[int] = []
     real = ssl.SSLContext.load_default_certs

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.errors import InputError
-from runbooks.secrets import Scrubber, Secret, secret_from
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.secrets import Scrubber, Secret, secret_from
 
 
 def test_secret_never_shows_itself() -> None:

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from runbooks.errors import InputError
-from runbooks.probes import HostPort, parse_host_port, parse_resolve
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.probes import HostPort, parse_host_port, parse_resolve
 
 
 @pytest.mark.parametrize(

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from runbooks.adsync.dns_health import assess_dns, base_questions, predict_windows
-from runbooks.model import Status
-from runbooks.probes.dns import DnsAnswer, DnsOutcome
+from opsbook.runbooks.adsync.dns_health import assess_dns, base_questions, predict_windows
+from opsbook.runbooks.model import Status
+from opsbook.runbooks.probes.dns import DnsAnswer, DnsOutcome
 
 D = "corp.test"
 P, S, T = "10.0.0.1", "10.0.0.2", "10.0.0.3"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runbooks.probes.dns import server_label, system_nameservers
+from opsbook.runbooks.probes.dns import server_label, system_nameservers
 
 
 def test_resolv_conf_order_ipv6_zone_and_junk(tmp_path: Path) -> None:
@@ -22,8 +22,8 @@ def test_server_label() -> None:
 
 
 def test_loopback_stub_from_resolv_conf_warns() -> None:
-    from runbooks.adsync.dns_health import assess_dns_source
-    from runbooks.model import Status
+    from opsbook.runbooks.adsync.dns_health import assess_dns_source
+    from opsbook.runbooks.model import Status
 
     check = assess_dns_source(["127.0.0.53", "10.0.0.1"], ["127.0.0.53", "10.0.0.1"])
     assert check is not None and check.status is Status.WARNING
@@ -32,8 +32,8 @@ def test_loopback_stub_from_resolv_conf_warns() -> None:
 
 
 def test_collect_adds_the_source_warning_only_without_dns() -> None:
-    from runbooks.adsync.check import AdsyncOptions, collect
-    from runbooks.probes.targets import HostPort
+    from opsbook.runbooks.adsync.check import AdsyncOptions, collect
+    from opsbook.runbooks.probes.targets import HostPort
     from tests.e2e.dnsmasq_peer import ZoneServer, ad_records
 
     with ZoneServer("127.0.10.44", ad_records("corp.test", {"dc1.corp.test": "127.0.0.1"})) as dns:

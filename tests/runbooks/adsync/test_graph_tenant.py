@@ -1,4 +1,4 @@
-"""runbooks.adsync.graph against a fake Entra ID + Graph over real HTTPS on 127.0.30.1.
+"""opsbook.runbooks.adsync.graph against a fake Entra ID + Graph over real HTTPS on 127.0.30.1.
 
 Nothing of ours is mocked: MSAL, requests and our code run as in production, pointed at
 the fake with ``--authority-host``/``--graph-endpoint`` and the test CA through
@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from cli.formats import render_json, render_junit, render_nagios, render_prometheus
-from runbooks.adsync.graph import GraphOptions, check_tenant, format_age, parse_age_thresholds, parse_duration
-from runbooks.errors import InputError
-from runbooks.model import CheckResult, Metric, Report, Status
-from runbooks.secrets import Secret
+from opsbook.cli.formats import render_json, render_junit, render_nagios, render_prometheus
+from opsbook.runbooks.adsync.graph import GraphOptions, check_tenant, format_age, parse_age_thresholds, parse_duration
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.model import CheckResult, Metric, Report, Status
+from opsbook.runbooks.secrets import Secret
 from tests.fake_graph import FakeGraph, ProxyRecorder, graph_network
 from tests.tlspeers import HangServer, TestCA
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from runbooks.adsync.ports import DEFAULT_PORTS, PortProbe, PortSpec, assess_dc, parse_ports
-from runbooks.errors import InputError
-from runbooks.model import Status
-from runbooks.probes.tcp import PortState
-from runbooks.probes.udp import cldap_payload, dns_payload, kerberos_payload
+from opsbook.runbooks.adsync.ports import DEFAULT_PORTS, PortProbe, PortSpec, assess_dc, parse_ports
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.model import Status
+from opsbook.runbooks.probes.tcp import PortState
+from opsbook.runbooks.probes.udp import cldap_payload, dns_payload, kerberos_payload
 
 
 def test_default_ports_are_the_ad_connect_list_without_rpc_range() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.docker_root import host, plan
-from runbooks.docker_root.engine import EngineInfo
+from opsbook.runbooks.docker_root import host, plan
+from opsbook.runbooks.docker_root.engine import EngineInfo
 
 
 def info(**kw: object) -> EngineInfo:
@@ -211,7 +211,7 @@ def _finding(f: plan.Facts, name: str) -> plan.Finding:
 
 
 def test_dockerd_validate_results(roots: tuple[Path, Path]) -> None:
-    from runbooks.docker_root.validate import Validation
+    from opsbook.runbooks.docker_root.validate import Validation
 
     current, tmp = roots
     unknown = "unable to configure the Docker daemon with file daemon.json: the following directives don't " \

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.docker_root import host, move, status
-from runbooks.docker_root.control import ControlError, EngineControl
-from runbooks.errors import RefusedError
-from runbooks.model import Status
+from opsbook.runbooks.docker_root import host, move, status
+from opsbook.runbooks.docker_root.control import ControlError, EngineControl
+from opsbook.runbooks.errors import RefusedError
+from opsbook.runbooks.model import Status
 
 
 def test_systemd_stops_the_socket_before_the_service_then_starts_both() -> None:
@@ -102,7 +102,7 @@ def test_systemd_plan_finds_a_flag_in_a_drop_in(tmp_path: Path, monkeypatch: pyt
 
 
 def test_no_drop_in_on_the_same_mount(tmp_path: Path) -> None:
-    from runbooks.docker_root import plan
+    from opsbook.runbooks.docker_root import plan
 
     assert not plan.needs_dropin(True, str(tmp_path), str(tmp_path / "new"))
     assert not plan.needs_dropin(False, "/var/lib/docker", "/mnt/disk/docker")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.docker_root.engine import EngineUnavailable, connect
+from opsbook.runbooks.docker_root.engine import EngineUnavailable, connect
 
 
 def test_missing_socket_names_the_socket_and_the_reason(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.docker_root import copy, host, inventory, journal, plan
-from runbooks.errors import RefusedError
+from opsbook.runbooks.docker_root import copy, host, inventory, journal, plan
+from opsbook.runbooks.errors import RefusedError
 
 
 def test_new_config_keeps_every_other_key_in_place_and_replaces_graph() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.docker_root import copy, treeverify
+from opsbook.runbooks.docker_root import copy, treeverify
 
 
 def _tree(root: Path) -> None:

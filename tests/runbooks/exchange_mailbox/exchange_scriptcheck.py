@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 import tree_sitter as ts
 
-from runbooks.exchange_mailbox.script import BOM, generate
-from runbooks.powershell import unquote
+from opsbook.runbooks.exchange_mailbox.script import BOM, generate
+from opsbook.runbooks.powershell import unquote
 from tests.powershell_grammar import ParsedScript, parse
 
 QUOTES = "'\u2018\u2019\u201a\u201b"

@@ -7,7 +7,7 @@ import re
 import pytest
 import tree_sitter as ts
 
-from runbooks.exchange_mailbox.script import generate
+from opsbook.runbooks.exchange_mailbox.script import generate
 from tests.powershell_grammar import ParsedScript, parse
 from tests.runbooks.exchange_mailbox.exchange_scriptcheck import FIXED_TIME, check_script
 

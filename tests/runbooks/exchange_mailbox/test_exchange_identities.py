@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.errors import InputError
-from runbooks.exchange_mailbox.identities import (
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.exchange_mailbox.identities import (
     MAX_LENGTH,
     collect,
     parse_csv,

@@ -7,9 +7,9 @@ import unicodedata
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from runbooks.errors import InputError
-from runbooks.exchange_mailbox.identities import validate
-from runbooks.exchange_mailbox.script import generate
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.exchange_mailbox.identities import validate
+from opsbook.runbooks.exchange_mailbox.script import generate
 from tests.runbooks.exchange_mailbox.exchange_scriptcheck import FIXED_TIME, check_script
 
 QUOTEY = st.sampled_from(list("'\u2018\u2019\u201a\u201b\"`$@(){};#<>|&\n\r\x00\u0085\u2028\u2029\u202e\u200b "))

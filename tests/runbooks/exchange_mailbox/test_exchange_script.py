@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from runbooks import __version__
-from runbooks.errors import InputError
-from runbooks.exchange_mailbox.script import BOM, encode, generate
+from opsbook.runbooks import __version__
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.exchange_mailbox.script import BOM, encode, generate
 from tests.powershell_grammar import parse
 from tests.runbooks.exchange_mailbox.exchange_scriptcheck import FIXED_TIME, check_script, identity_array
 
@@ -181,13 +181,15 @@ def test_templates_are_package_resources_listed_in_package_data() -> None:
     from fnmatch import fnmatch
     from pathlib import Path
 
-    from runbooks.exchange_mailbox import script as gen
+    from opsbook.runbooks.exchange_mailbox import script as gen
 
     folder = Path(gen.__file__).parent / "templates"
     names = sorted(p.name for p in folder.glob("*.ps1"))
     assert names == sorted([gen.MAIN, gen.LICENSE_FALLBACK, gen.NO_LICENSE_FALLBACK])
-    project = tomllib.loads((Path(gen.__file__).parents[2] / "pyproject.toml").read_text())
-    patterns = project["tool"]["setuptools"]["package-data"]["runbooks"]
+    from tests.helpers import REPO
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["package-data"]["opsbook.runbooks"]
     for name in names:
         assert any(fnmatch(f"exchange_mailbox/templates/{name}", p) for p in patterns), name
     # both fragment files define the same regions, and together with the generator fill every marker

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runbooks.exchange_mailbox.script import generate
-from runbooks.powershell import quote, unsafe_character
+from opsbook.runbooks.exchange_mailbox.script import generate
+from opsbook.runbooks.powershell import quote, unsafe_character
 from tests.powershell_grammar import parse
 from tests.runbooks.exchange_mailbox.exchange_scriptcheck import FIXED_TIME
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.suite import SuiteError, load_suite
+from opsbook.runbooks.suite import SuiteError, load_suite
 
 SuiteFile = Callable[..., Path]
 

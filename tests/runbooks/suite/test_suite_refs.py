@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.secrets import Secret
-from runbooks.suite.refs import Resolver, UnresolvedReference, host_facts, reveal
-from runbooks.suite.yamlsafe import Mark, SuiteError, YNode
+from opsbook.runbooks.secrets import Secret
+from opsbook.runbooks.suite.refs import Resolver, UnresolvedReference, host_facts, reveal
+from opsbook.runbooks.suite.yamlsafe import Mark, SuiteError, YNode
 
 HERE = Mark("s.yaml", 7, 9)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 import time
 
-from runbooks.errors import InputError
-from runbooks.model import CheckResult, Report, Status
-from runbooks.suite import Entry, Job, Scrubber, When, run_jobs
-from runbooks.suite.yamlsafe import Mark
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.model import CheckResult, Report, Status
+from opsbook.runbooks.suite import Entry, Job, Scrubber, When, run_jobs
+from opsbook.runbooks.suite.yamlsafe import Mark
 
 HERE = Mark("s.yaml", 1, 1)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.errors import InputError
-from runbooks.suite.yamlsafe import MAX_ALIASES, MAX_FILE_BYTES, Mark, SuiteError, load_file, parse_yaml
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.suite.yamlsafe import MAX_ALIASES, MAX_FILE_BYTES, Mark, SuiteError, load_file, parse_yaml
 
 
 def test_positions_are_one_based_and_keys_are_tracked() -> None:

@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runbooks.errors import InputError
-from runbooks.model import Status
-from runbooks.probes import parse_host_port
-from runbooks.secrets import Secret
-from runbooks.winrm_https.audit import AuditOptions, audit_host, endpoint, run_audit
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.model import Status
+from opsbook.runbooks.probes import parse_host_port
+from opsbook.runbooks.secrets import Secret
+from opsbook.runbooks.winrm_https.audit import AuditOptions, audit_host, endpoint, run_audit
 from tests.fake_winrm import FakeBehaviour, FakeWinRM, canned, cert_entry, inventory, listener_entry
 from tests.powershell_grammar import parse
 from tests.tlspeers import TestCA, free_port
@@ -273,8 +273,8 @@ def test_computer_template_certificate_over_the_wire(ca_and_file, fakes) -> None
 
 def test_resolve_connects_to_the_address_and_verifies_the_name(ca_and_file, fakes) -> None:  # type: ignore[no-untyped-def]
     """Issue #12: winrm audit --resolve (like winrm check): the certificate names only the FQDN."""
-    from runbooks.probes import parse_resolve
-    from runbooks.winrm_https.audit import parse_hosts
+    from opsbook.runbooks.probes import parse_resolve
+    from opsbook.runbooks.winrm_https.audit import parse_hosts
 
     ca, ca_file = ca_and_file
     name = "srv-resolve.corp.test"  # not in DNS: only --resolve can reach it

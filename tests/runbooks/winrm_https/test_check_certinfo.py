@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from runbooks.winrm_https.certinfo import SERVER_AUTH, name_matches, parse_certificate, thumbprint, wildcard_match
+from opsbook.runbooks.winrm_https.certinfo import (
+    SERVER_AUTH,
+    name_matches,
+    parse_certificate,
+    thumbprint,
+    wildcard_match,
+)
 from tests.tlspeers import TestCA, make_leaf, self_signed
 
 

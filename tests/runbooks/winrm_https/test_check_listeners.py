@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.errors import InputError
-from runbooks.model import Metric, Status
-from runbooks.probes import HostPort, PortState, parse_resolve
-from runbooks.probes.tls import TlsProbe
-from runbooks.winrm_https.check import (
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.model import Metric, Status
+from opsbook.runbooks.probes import HostPort, PortState, parse_resolve
+from opsbook.runbooks.probes.tls import TlsProbe
+from opsbook.runbooks.winrm_https.check import (
     DEPENDENT_CHECKS,
     CheckOptions,
     _tcp_result,
@@ -477,7 +477,7 @@ class _LingeringTlsServer(TlsServer):
 
 FD_SCRIPT = """
 import resource, sys
-from runbooks.winrm_https.check import fd_budget
+from opsbook.runbooks.winrm_https.check import fd_budget
 soft, hard = (int(v) for v in sys.argv[1:3])
 resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 got = fd_budget(200)

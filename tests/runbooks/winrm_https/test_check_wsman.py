@@ -5,8 +5,8 @@ from __future__ import annotations
 import socket
 import time
 
-from runbooks.winrm_https import wsman
-from runbooks.winrm_https.wsman import identify_request, parse_response
+from opsbook.runbooks.winrm_https import wsman
+from opsbook.runbooks.winrm_https.wsman import identify_request, parse_response
 
 WINRM_401 = (
     b"HTTP/1.1 401 \r\nServer: Microsoft-HTTPAPI/2.0\r\nWWW-Authenticate: Negotiate\r\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runbooks.docs import load
+from opsbook.runbooks.docs import load
 from tests.helpers import run_main
 from tests.powershell_grammar import parse
 

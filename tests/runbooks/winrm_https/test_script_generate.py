@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from runbooks.errors import InputError
-from runbooks.powershell import unquote, unsafe_character
-from runbooks.winrm_https.script import BOM, DEFAULT_LOG_DIR, ScriptOptions, encode, generate
+from opsbook.runbooks.errors import InputError
+from opsbook.runbooks.powershell import unquote, unsafe_character
+from opsbook.runbooks.winrm_https.script import BOM, DEFAULT_LOG_DIR, ScriptOptions, encode, generate
 from tests.powershell_grammar import parse
 
 FIXED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
