@@ -180,6 +180,12 @@ def move(
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
 
+def _need_journal(j: Journal) -> None:
+    """Refuse before the lock (which creates the state dir) when no move was ever journaled there."""
+    if not j.exists():
+        j.load()  # raises the one-line "no move journal at ..." error
+
+
 def _from_journal(j: Journal, docker_host: str | None, daemon_json: Path | None) -> tuple[str | None, str]:
     """The engine URL and daemon.json for rollback/cleanup: the options given, else what the move recorded."""
     host_url = _host(docker_host) or j.data.get("docker_host") or None
@@ -209,6 +215,7 @@ def rollback(
 
     # The lock first: what is checked and shown cannot change before it is acted on.
     j = Journal(str(state_dir))
+    _need_journal(j)
     with j.lock():
         rb.check_can_rollback(j.load())
         host_url, daemon_path = _from_journal(j, docker_host, daemon_json)
@@ -257,6 +264,7 @@ def cleanup(
     del stop_command, start_command
     # The lock first, held through the prompt: a rollback cannot slip in between the check and the delete.
     j = Journal(str(state_dir))
+    _need_journal(j)
     with j.lock():
         j.load()
         host_url, daemon_path = _from_journal(j, docker_host, daemon_json)

@@ -55,7 +55,10 @@ def check_ancestors(folder: str | os.PathLike[str]) -> None:
     current = "/"
     for part in Path(os.path.realpath(os.path.dirname(path))).parts[1:]:
         current = os.path.join(current, part)
-        st = os.stat(current)
+        try:
+            st = os.stat(current)
+        except FileNotFoundError:
+            return  # created later by make_folder, below what was checked
         if not _owner_ok(st) or (_writable_by_others(st) and not st.st_mode & stat.S_ISVTX):
             raise UntrustedStateError(
                 f"the state dir {path} is below {_describe(current, st)}, which another user could change: "

@@ -137,16 +137,16 @@ def changed_since(tree: dict[str, Entry], since_ns: int, margin_ns: int = CLOCK_
                   if e.kind == "file" and rel and max(e.mtime_ns, e.ctime_ns) >= edge)
 
 
-def _link_groups(tree: dict[str, Entry]) -> dict[str, str]:
-    """For every path with more than one link: the first path (sorted) of its inode."""
+def _link_groups(tree: dict[str, Entry], counts: dict[int, int]) -> dict[str, str]:
+    """For every path whose inode has more than one name in the tree: the first of those names (sorted)."""
     leaders: dict[int, str] = {}
     out: dict[str, str] = {}
-    for rel in sorted(r for r, e in tree.items() if e.kind != "folder" and e.nlink > 1):
+    for rel in sorted(r for r, e in tree.items() if e.kind != "folder" and counts[e.ino] > 1):
         out[rel] = leaders.setdefault(tree[rel].ino, rel)
     return out
 
 
-_FIELDS = ("kind", "size", "mtime_ns", "mode", "uid", "gid", "nlink", "link", "rdev", "xattrs")
+_FIELDS = ("kind", "size", "mtime_ns", "mode", "uid", "gid", "link", "rdev", "xattrs")
 _FIELD_NAMES = {"mtime_ns": "mtime", "uid": "owner", "gid": "group", "nlink": "link count",
                 "link": "symlink target", "rdev": "device number"}
 
@@ -200,11 +200,27 @@ def compare(old: dict[str, Entry], new: dict[str, Entry]) -> TreeDiff:
         fields = [f for f in _FIELDS if getattr(a, f) != getattr(b, f)]
         if fields:
             diff.different.append(f"{rel or '.'} ({', '.join(_FIELD_NAMES.get(f, f) for f in fields)})")
-    old_groups, new_groups = _link_groups(old), _link_groups(new)
-    for rel, leader in old_groups.items():
-        if rel in new and new_groups.get(rel) != leader:
+    # Link counts as the tree sees them (names of the inode inside the tree): a file also
+    # linked from outside the old root cannot keep that link on another filesystem.
+    old_counts, new_counts = _names_per_inode(old), _names_per_inode(new)
+    old_groups, new_groups = _link_groups(old, old_counts), _link_groups(new, new_counts)
+    for rel in sorted(set(old) & set(new)):
+        a, b = old[rel], new[rel]
+        if a.kind == "folder":
+            continue
+        if old_counts[a.ino] != new_counts[b.ino]:
+            diff.different.append(f"{rel} (link count {old_counts[a.ino]} -> {new_counts[b.ino]})")
+        elif old_groups.get(rel) != new_groups.get(rel):
             diff.different.append(f"{rel} (hard-link group)")
     return diff
+
+
+def _names_per_inode(tree: dict[str, Entry]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for entry in tree.values():
+        if entry.kind != "folder":
+            counts[entry.ino] = counts.get(entry.ino, 0) + 1
+    return counts
 
 
 def _sha256(path: str) -> tuple[str, int]:

@@ -139,6 +139,7 @@ def test_rollback_and_cleanup_without_a_journal(capsys: pytest.CaptureFixture[st
     for command in ("rollback", "cleanup"):
         res = run_main(capsys, "docker-root", command, "--yes", *opts(setup))
         assert res.code == 3 and "no move journal" in res.err and res.out == ""
+        assert not setup["state"].exists(), f"{command} created the state dir for nothing"
 
 
 def _journal(setup: dict[str, Path], status: str) -> None:
