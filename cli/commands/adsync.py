@@ -75,29 +75,9 @@ def _domain(text: str) -> str:
 
 
 def _dns_servers(entries: list[str] | None) -> list[HostPort]:
-    from opsbook.runbooks.probes.dns import server_label, system_nameservers
-    from opsbook.runbooks.probes.targets import parse_host_port
+    from opsbook.runbooks.probes.dns import parse_servers
 
-    texts = list(entries or [])
-    if not texts:
-        texts = system_nameservers()
-        if not texts:
-            raise InputError("no --dns given and /etc/resolv.conf lists no nameserver: give --dns ADDRESS")
-    servers: list[HostPort] = []
-    seen: set[str] = set()
-    for text in texts:
-        hp = parse_host_port(text, 53)
-        try:
-            ipaddress.ip_address(hp.host)
-        except ValueError:
-            raise InputError(f"invalid --dns {text!r}: give the server's IP address (as the sync server has it)") \
-                from None
-        label = server_label(hp.host, hp.port)
-        if label in seen:
-            raise InputError(f"--dns {text!r} is given twice")
-        seen.add(label)
-        servers.append(hp)
-    return servers
+    return parse_servers(entries)
 
 
 def _dcs(entries: list[str] | None) -> list[str]:
