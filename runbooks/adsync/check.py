@@ -8,7 +8,6 @@ about one timeout for the DNS questions plus, overlapping, one for the port prob
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any
 from ..errors import OpsbookError
 from ..model import CheckResult, Report, Status
 from ..probes.dns import DnsAnswer, DnsOutcome, dns_query, server_label
-from ..probes.targets import HostPort
+from ..probes.targets import HostPort, is_ip
 from .dcinfo import SkewThresholds, assess_clock, assess_ldap, assess_ldaps
 from .dns_health import Question, assess_dns, assess_dns_source, base_questions, dc_locator_question
 from .ports import DEFAULT_PORTS, PortProbe, PortSpec, assess_dc, probe_port, unresolved_dc
@@ -51,14 +50,6 @@ class AdsyncOptions:
     ca_file: str | None = None
     #: Judge the LDAPS certificates (chain, name, expiry, EKU): when 636/3269 are asked for or --ca-file given.
     ldaps_certs: bool = False
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass
@@ -111,7 +102,7 @@ class _Run:
             return
         else:
             dc = self.dcs[key] = _Dc(key)
-            if _is_ip(key):
+            if is_ip(key):
                 self.add_address(dc, key)
             else:
                 for server in self.o.dns_servers:
@@ -123,7 +114,7 @@ class _Run:
                     self.add_address(dc, self.o.resolve[key])
         if key not in self.o.resolve:
             for hint in hints:
-                if _is_ip(hint):
+                if is_ip(hint):
                     self.add_address(dc, hint)
 
     def add_address(self, dc: _Dc, address: str) -> None:
@@ -135,7 +126,7 @@ class _Run:
         dc.addresses.append(address)
         for spec in self.o.ports:
             self.submit("port", (dc.name, address, spec), probe_port, address, spec, self.o.domain, self.o.timeout,
-                        dc=dc.name if not _is_ip(dc.name) else address, ca_file=self.o.ca_file)
+                        dc=dc.name if not is_ip(dc.name) else address, ca_file=self.o.ca_file)
 
     def handle(self, kind: str, key: Any, value: Any) -> None:
         if kind == "q":
@@ -192,7 +183,7 @@ class _Run:
         return questions if self.locator in questions else [*questions, self.locator]
 
     def questions(self) -> list[Question]:
-        dc_questions = [(name, "A") for name in self.dcs if not _is_ip(name)]
+        dc_questions = [(name, "A") for name in self.dcs if not is_ip(name)]
         return [*self.base(), *dc_questions]
 
 

@@ -69,7 +69,8 @@ def _check_host(host: str, original: str) -> None:
         raise InputError(f"invalid host name {original!r}")
 
 
-def _is_ip(value: str) -> bool:
+def is_ip(value: str) -> bool:
+    """Whether *value* is an IPv4 or IPv6 address (no brackets, no zone)."""
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -87,7 +88,7 @@ def parse_resolve(entries: list[str] | None) -> dict[str, str]:
         host, address = parts
         # curl's HOST:PORT:ADDRESS form: drop the port (but 2001:db8::1 is an address, not port 2001).
         head, sep, tail = address.partition(":")
-        if sep and head.isascii() and head.isdigit() and tail and not _is_ip(address.strip("[]")):
+        if sep and head.isascii() and head.isdigit() and tail and not is_ip(address.strip("[]")):
             address = tail
         address = address.strip("[]")
         try:
