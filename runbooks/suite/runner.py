@@ -79,7 +79,8 @@ def call_with_deadline(call: Callable[[], Report], deadline: float) -> Report:
         raise DeadlineExceeded(f"did not finish within its deadline of {deadline:g}s")
     if "error" in box:
         raise box["error"]
-    return box["report"]
+    report: Report = box["report"]
+    return report
 
 
 def failure_result(entry: Entry, exc: BaseException, scrub: Scrubber, duration_s: float = 0.0) -> CheckResult:

@@ -116,7 +116,7 @@ def _limited_loader_class() -> type:
             self.opsbook_depth = 0
 
         def compose_node(self, parent: Any, index: Any) -> Any:
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML's parser is untyped
             where = _mark(self.opsbook_file, event.start_mark)
             if isinstance(event, yaml.AliasEvent):
                 self.opsbook_aliases += 1
