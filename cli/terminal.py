@@ -119,12 +119,12 @@ def stdin_is_tty() -> bool:
 
 # ------------------------------------------------------------------ reports
 
-def render_table(report: Report) -> None:
-    """Render *report* as Rich tables on stdout."""
+def render_table(report: Report, *, stream: str = "out") -> None:
+    """Render *report* as Rich tables on stdout (``stream="err"``: on stderr, e.g. a plan before a prompt)."""
     from rich.table import Table
     from rich.text import Text
 
-    console = _console("out")
+    console = _console(stream)
     if report.checks:
         table = Table(title=Text(f"opsbook {report.command}"), title_justify="left", expand=False)
         table.add_column("Status", no_wrap=True)

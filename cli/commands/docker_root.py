@@ -172,7 +172,9 @@ def move(
         if not terminal.stdin_is_tty():
             terminal.emit_report(plan.report, fmt, textfile=textfile)
             raise RefusedError("move changes the host: give --yes (or run it on a terminal to confirm the plan)")
-        terminal.emit_report(plan.report, OutputFormat.table)
+        # The plan goes to stderr with the prompt: stdout holds only the final report, one
+        # document in the format asked for (JSON stays parseable).
+        terminal.render_table(plan.report, stream="err")
         if not terminal.confirm(f"Move Docker's data-root to {target}?"):
             raise RefusedError("not confirmed: nothing changed")
     with terminal.move_progress() as progress:

@@ -120,7 +120,8 @@ def test_move_keeps_everything_then_cleanup(peer: DockerdPeer) -> None:
     declined = on_terminal(peer, "n", "move", str(target))
     assert declined.returncode == 3 and "not confirmed" in declined.stderr
     assert "Move Docker's data-root to" in declined.stderr
-    assert "copy while the engine runs" in declined.stdout  # the plan, as a table
+    assert "copy while the engine runs" in declined.stderr  # the plan, as a table, with the prompt
+    assert declined.stdout == ""  # stdout is for the one report document only
     assert not target.exists() and not peer.state_dir.exists()
 
     moved = opsbook(peer, "move", str(target), "--yes")

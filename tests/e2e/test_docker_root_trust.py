@@ -220,3 +220,14 @@ def test_cleanup_after_a_rollback_deletes_nothing_live(peer: DockerdPeer) -> Non
     assert journal(peer)["status"] == "rolled-back"
     assert wait_running(peer) == "running" and snapshot(peer) == before
     assert (target / "volumes").is_dir()
+
+
+def test_move_confirmed_on_a_terminal_prints_one_json_document(peer: DockerdPeer) -> None:
+    from tests.e2e.test_docker_root_move import on_terminal
+
+    target = peer.dir / "new-root"
+    done = on_terminal(peer, "y", "move", str(target))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "copy while the engine runs" in done.stderr and "Move Docker's data-root to" in done.stderr
+    doc = json.loads(done.stdout)  # exactly one document: the plan table went to stderr
+    assert doc["command"] == "docker-root move" and doc["changed"] is True
