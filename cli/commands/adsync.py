@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -42,59 +40,10 @@ EPILOG = examples(
     "    --tenant-id contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000000 --max-sync-age 1h,3h",
 )
 
-_DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.)*"
-                        r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
-
-
-def _ascii_name(value: str, option: str, text: str) -> str:
-    """An internationalised name in its A-label (``xn--``) form, as the Windows DNS client sends it."""
-    if value.isascii():
-        return value
-    try:
-        import idna  # IDNA 2008 + UTS 46 (installed with requests); the stdlib codec is IDNA 2003
-
-        return idna.encode(value, uts46=True).decode("ascii").lower()
-    except ImportError:  # pragma: no cover - requests always brings idna
-        try:
-            return value.encode("idna").decode("ascii").lower()
-        except UnicodeError:
-            pass
-    except UnicodeError:  # idna.IDNAError is a UnicodeError
-        pass
-    raise InputError(f"invalid {option} {text!r}: not a valid internationalised domain name")
-
-
-def _domain(text: str) -> str:
-    value = (text or "").strip().rstrip(".")
-    if not value:
-        raise InputError("--domain is empty: give the AD domain's DNS name, e.g. corp.example.com")
-    value = _ascii_name(value, "--domain", text).lower()
-    if not _DOMAIN_RE.match(value):
-        raise InputError(f"invalid --domain {text!r}: expected a DNS domain such as corp.example.com")
-    return value
-
-
 def _dns_servers(entries: list[str] | None) -> list[HostPort]:
     from opsbook.runbooks.probes.dns import parse_servers
 
     return parse_servers(entries)
-
-
-def _dcs(entries: list[str] | None) -> list[str]:
-    out: list[str] = []
-    for text in entries or []:
-        value = text.strip().rstrip(".").lower()
-        if value.startswith("[") and value.endswith("]"):
-            value = value[1:-1]
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            value = _ascii_name(value, "--dc", text) if value else value
-            if not _DOMAIN_RE.match(value):
-                raise InputError(f"invalid --dc {text!r}: expected a host name or an IP address") from None
-        if value not in out:
-            out.append(value)
-    return out
 
 
 def build_report(
@@ -123,27 +72,25 @@ def build_report(
     """Convert the options and run ``adsync check`` (also used by ``opsbook run``)."""
     from opsbook.runbooks.adsync.check import MAX_DCS, AdsyncOptions, run_check
     from opsbook.runbooks.adsync.dcinfo import SkewThresholds, parse_skew
+    from opsbook.runbooks.adsync.names import parse_dcs, parse_domain, parse_site
     from opsbook.runbooks.adsync.ports import DEFAULT_PORTS, parse_ports
-    from opsbook.runbooks.probes.targets import parse_resolve
+    from opsbook.runbooks.probes.targets import a_label, parse_resolve
 
     if not timeout or timeout <= 0:
         raise InputError("--timeout must be greater than zero")
     if max_dcs is not None and not 1 <= max_dcs <= 1000:
         raise InputError(f"invalid --max-dcs {max_dcs}: give 1 to 1000")
     if site is not None:
-        site_value = site.strip()
-        if not site_value or not _DOMAIN_RE.match(_ascii_name(site_value, "--site", site)) or "." in site_value:
-            raise InputError(f"invalid --site {site!r}: give the AD site name, e.g. Default-First-Site-Name")
-        site = _ascii_name(site_value, "--site", site)
+        site = parse_site(site)
     if ca_file is not None and not Path(ca_file).is_file():
         raise InputError(f"cannot read --ca-file {ca_file}: no such file")
     port_list = parse_ports(ports) if ports is not None else list(DEFAULT_PORTS)
     asked_ldaps = ports is not None and any(p.proto == "tcp" and p.port in (636, 3269) for p in port_list)
     options = AdsyncOptions(
-        domain=_domain(domain),
+        domain=parse_domain(domain),
         dns_servers=_dns_servers(dns),
         dns_from_resolv_conf=not dns,
-        dcs=_dcs(dc),
+        dcs=parse_dcs(dc),
         ports=port_list,
         timeout=float(timeout),
         site=site,
@@ -151,7 +98,7 @@ def build_report(
         skew=parse_skew(max_skew) if max_skew is not None else SkewThresholds(),
         ca_file=str(ca_file) if ca_file is not None else None,
         ldaps_certs=asked_ldaps or ca_file is not None,
-        resolve={_ascii_name(host, "--resolve", host): address for host, address in parse_resolve(resolve).items()},
+        resolve={a_label(host, "--resolve", host): address for host, address in parse_resolve(resolve).items()},
     )
     graph_values = (tenant_id, client_id, client_secret_file, client_cert, authority_host, graph_endpoint,
                     max_sync_age, max_password_sync_age)

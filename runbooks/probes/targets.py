@@ -99,6 +99,21 @@ def parse_resolve(entries: list[str] | None) -> dict[str, str]:
     return mapping
 
 
+def a_label(value: str, option: str, text: str) -> str:
+    """*value* in its A-label (``xn--``) form, lower-case, as DNS clients send it (IDNA 2008 + UTS 46).
+
+    ASCII is returned as it is. InputError (exit 3) names *option* and the *text* given.
+    """
+    if value.isascii():
+        return value
+    try:
+        import idna  # IDNA 2008 + UTS 46 (installed with requests); the stdlib codec is IDNA 2003
+
+        return str(idna.encode(value, uts46=True).decode("ascii")).lower()
+    except UnicodeError:  # idna.IDNAError is a UnicodeError
+        raise InputError(f"invalid {option} {text!r}: not a valid internationalised domain name") from None
+
+
 def dns_name(text: str, option: str) -> str:
     """*text* as a DNS name for the wire: A-labels for an internationalised name (IDNA 2008 + UTS 46).
 
@@ -111,14 +126,9 @@ def dns_name(text: str, option: str) -> str:
     if not name:
         raise InputError(f"{option} is empty: give a DNS name")
     try:
-        if name.isascii():
-            name.encode("idna")  # every label 1-63 characters
-            ascii_name = name
-        else:
-            import idna  # IDNA 2008 with the UTS 46 mapping (installed with requests)
-
-            ascii_name = idna.encode(name, uts46=True).decode("ascii")
-    except UnicodeError:  # idna.IDNAError is one
+        ascii_name = a_label(name, option, text)
+        ascii_name.encode("idna")  # every label 1-63 characters
+    except UnicodeError:
         raise InputError(f"invalid {option} {text!r}: not a valid DNS name") from None
     bad = next((ch for ch in ascii_name if not (ch.isalnum() or ch in "-_.")), None)
     if bad is not None or len(ascii_name) > 253:
