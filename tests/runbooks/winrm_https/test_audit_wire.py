@@ -19,7 +19,8 @@ from opsbook.runbooks.errors import InputError
 from opsbook.runbooks.model import Status
 from opsbook.runbooks.probes import parse_host_port
 from opsbook.runbooks.secrets import Secret
-from opsbook.runbooks.winrm_https.audit import AuditOptions, audit_host, endpoint, run_audit
+from opsbook.runbooks.winrm_https.audit import AuditOptions, audit_host, run_audit
+from opsbook.runbooks.winrm_https.transport import endpoint
 from tests.fake_winrm import FakeBehaviour, FakeWinRM, canned, cert_entry, inventory, listener_entry
 from tests.powershell_grammar import parse
 from tests.tlspeers import TestCA, free_port
