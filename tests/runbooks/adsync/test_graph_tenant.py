@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from opsbook.cli.formats import render_json, render_junit, render_nagios, render_prometheus
-from opsbook.runbooks.adsync.graph import GraphOptions, check_tenant, format_age, parse_age_thresholds, parse_duration
+from opsbook.runbooks.adsync.checks import format_age, parse_age_thresholds, parse_duration
+from opsbook.runbooks.adsync.graph import GraphOptions, check_tenant
 from opsbook.runbooks.errors import InputError
 from opsbook.runbooks.model import CheckResult, Metric, Report, Status
 from opsbook.runbooks.secrets import Secret
