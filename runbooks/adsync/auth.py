@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 
 from ..errors import InputError
 from ..model import CheckResult, Metric, Status, Timer
+from ..secrets import Scrubber
 from .checks import _result
-from .http import _first_line, _net_error, _Scrubber
+from .http import _first_line, _net_error
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import requests
@@ -116,7 +117,7 @@ def load_client_certificate(path: Path) -> _CertCredential:
 
 
 def _acquire_token(
-    options: GraphOptions, tenant: str, authority: str, graph: str, *, session: requests.Session, scrub: _Scrubber
+    options: GraphOptions, tenant: str, authority: str, graph: str, *, session: requests.Session, scrub: Scrubber
 ) -> tuple[str | None, CheckResult]:
     """Return (access token or None, the token check)."""
     import msal

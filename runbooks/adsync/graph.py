@@ -23,7 +23,8 @@ thresholds); this module holds the options, their validation and :func:`check_te
 
 Secrets and tokens never leave these modules: they go to MSAL and into the
 ``Authorization`` header, nowhere else, and every text built from a remote answer is
-scrubbed of both before it becomes a summary or a detail.
+scrubbed of both (the shared :class:`~runbooks.secrets.Scrubber`: any case, IDNA forms)
+before it becomes a summary or a detail.
 """
 
 from __future__ import annotations
@@ -35,10 +36,10 @@ from urllib.parse import urlsplit
 
 from ..errors import InputError
 from ..model import CheckResult
-from ..secrets import Secret
+from ..secrets import Scrubber, Secret
 from .auth import _acquire_token, load_client_certificate
 from .checks import _organization_checks, _provisioning_errors_check
-from .http import _Context, _Scrubber, _session
+from .http import _Context, _session
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
 DEFAULT_GRAPH_ENDPOINT = "https://graph.microsoft.com"
@@ -144,7 +145,7 @@ def check_tenant(options: GraphOptions) -> list[CheckResult]:
     validate_options(options)  # bad input: InputError before any traffic
     tenant, authority = _validate(options)
     graph = _https_base(options.graph_endpoint, "--graph-endpoint")
-    scrub = _Scrubber()
+    scrub = Scrubber()
     session = _session(options.timeout)
     try:
         token, token_check = _acquire_token(options, tenant, authority, graph, session=session, scrub=scrub)

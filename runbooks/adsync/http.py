@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..secrets import Scrubber
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import requests
 
@@ -43,22 +45,6 @@ def _session(timeout: float) -> requests.Session:
     session.verify = ca_bundle_from_env()
     session.headers["User-Agent"] = "opsbook-adsync"
     return session
-
-
-class _Scrubber:
-    """Removes the secret and the token from any text that came back from the wire."""
-
-    def __init__(self) -> None:
-        self._values: list[str] = []
-
-    def add(self, value: str | None) -> None:
-        if value and len(value) >= 4:
-            self._values.append(value)
-
-    def __call__(self, text: str) -> str:
-        for value in self._values:
-            text = text.replace(value, "***")
-        return text
 
 
 def _first_line(text: str, limit: int = 300) -> str:
@@ -94,7 +80,7 @@ class _Context:
     graph: str
     session: requests.Session
     token: str
-    scrub: _Scrubber
+    scrub: Scrubber
     options: GraphOptions
 
 

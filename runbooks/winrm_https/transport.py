@@ -3,7 +3,7 @@
 Certificate validation is always on (``--ca-file`` or the default trust store); with
 ``--resolve`` we connect to the address but TLS, SNI, ``Host:`` and the Kerberos SPN use the
 name. The password is handed to pywinrm only: every text that came back from a library is
-scrubbed of it before it is shown.
+scrubbed of it (:class:`~runbooks.secrets.Scrubber`: any case, IDNA forms) before it is shown.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InputError
 from ..model import Status
 from ..probes import HostPort
-from ..secrets import Secret
+from ..secrets import Scrubber, Secret
 from . import audit_script
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -62,9 +62,11 @@ def _timeouts(timeout: float) -> tuple[int, int]:
 
 
 def scrub(text: str, secret: Secret | None) -> str:
-    """*text* from a library (an exception message) with the secret masked, should it be there."""
-    value = secret.reveal() if secret else ""
-    return text.replace(value, "***") if len(value) >= 4 else text
+    """*text* from a library (an exception message) with the secret masked (any case), should it be there."""
+    scrubber = Scrubber()
+    if secret:
+        scrubber.add(secret.reveal())
+    return scrubber(text)
 
 
 def _classify(exc: BaseException, hp: HostPort, opts: AuditOptions) -> AuditFailure:

@@ -342,6 +342,19 @@ def test_bad_secret_unknown_with_msal_error_and_no_leak(fake: FakeGraph) -> None
     assert_no_leak(fake, results, wrong)
 
 
+def test_secret_echoed_in_another_case_is_scrubbed(fake: FakeGraph) -> None:
+    """The one shared scrubber masks the secret whatever its case (the old twin matched it exactly)."""
+    fake.scenario.echo_secret_in_error = True
+    fake.scenario.echo_secret_upper = True
+    wrong = "Wr0ng~secret.value-314159265358979323"
+    results = check_tenant(options_for(fake, client_secret=Secret(wrong)))
+    token = results[0]
+    assert token.status is Status.UNKNOWN and "(got '***')" in token.summary
+    text = all_output(results)
+    assert wrong.upper() not in text and wrong.upper()[5:25] not in text
+    assert_no_leak(fake, results, wrong)
+
+
 def test_unknown_tenant(fake: FakeGraph) -> None:
     results = check_tenant(options_for(fake, tenant_id="00000000-dead-beef-0000-000000000000"))
     assert [r.id for r in results] == ["adsync.graph.token"]
