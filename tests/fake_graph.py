@@ -71,6 +71,8 @@ class Scenario:
     org_permission: str = "Organization.Read.All"
     #: Misbehave: put the submitted client secret into the token error text.
     echo_secret_in_error: bool = False
+    #: ... upper-cased, as a service that normalises what it logs would.
+    echo_secret_upper: bool = False
     #: Misbehave: put the bearer token into Graph error messages.
     echo_token_in_error: bool = False
 
@@ -244,6 +246,7 @@ class FakeGraph:
                 return _aad_error(401, "invalid_client", 700027, f"Client assertion failed validation: {problem}")
         elif form.get("client_secret") != sc.client_secret:
             sent = form.get("client_secret", "")
+            sent = sent.upper() if sc.echo_secret_upper else sent
             extra = f" (got '{sent}')" if sc.echo_secret_in_error else ""
             return _aad_error(401, "invalid_client", 7000215,
                               "Invalid client secret provided. Ensure the secret being sent in the request is the "

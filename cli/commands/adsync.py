@@ -108,6 +108,8 @@ def build_report(
     extra = None
     if graph:
         from opsbook.runbooks.adsync import graph as graph_mod
+        from opsbook.runbooks.adsync.auth import secret_file_check
+        from opsbook.runbooks.adsync.checks import parse_age_thresholds
         from opsbook.runbooks.secrets import secret_from
 
         kwargs: dict[str, object] = {}
@@ -116,9 +118,9 @@ def build_report(
         if graph_endpoint is not None:
             kwargs["graph_endpoint"] = graph_endpoint
         if max_sync_age is not None:
-            kwargs["max_sync_age"] = graph_mod.parse_age_thresholds(max_sync_age)
+            kwargs["max_sync_age"] = parse_age_thresholds(max_sync_age)
         if max_password_sync_age is not None:
-            kwargs["max_password_sync_age"] = graph_mod.parse_age_thresholds(max_password_sync_age)
+            kwargs["max_password_sync_age"] = parse_age_thresholds(max_password_sync_age)
         secret = None if client_cert is not None and client_secret_file is None else secret_from(
             "OPSBOOK_GRAPH_CLIENT_SECRET", client_secret_file)
         graph_options = graph_mod.GraphOptions(
@@ -132,7 +134,7 @@ def build_report(
         )
         graph_mod.validate_options(graph_options)  # exit 3 before any DNS query or HTTPS request
 
-        file_check = graph_mod.secret_file_check(client_secret_file) if client_secret_file is not None else None
+        file_check = secret_file_check(client_secret_file) if client_secret_file is not None else None
 
         def extra() -> list[CheckResult]:
             return ([file_check] if file_check else []) + graph_mod.check_tenant(graph_options)

@@ -18,7 +18,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 
 from opsbook.cli.formats import render_json, render_junit, render_nagios, render_prometheus
-from opsbook.runbooks.adsync.graph import GraphOptions, check_tenant, format_age, parse_age_thresholds, parse_duration
+from opsbook.runbooks.adsync.checks import format_age, parse_age_thresholds, parse_duration
+from opsbook.runbooks.adsync.graph import GraphOptions, check_tenant
 from opsbook.runbooks.errors import InputError
 from opsbook.runbooks.model import CheckResult, Metric, Report, Status
 from opsbook.runbooks.secrets import Secret
@@ -338,6 +339,19 @@ def test_bad_secret_unknown_with_msal_error_and_no_leak(fake: FakeGraph) -> None
     assert token.details["correlation_id"]
     assert "Trace ID" not in token.summary  # first line of the description only
     assert not any(p.startswith("/v1.0") for p in fake.paths())
+    assert_no_leak(fake, results, wrong)
+
+
+def test_secret_echoed_in_another_case_is_scrubbed(fake: FakeGraph) -> None:
+    """The one shared scrubber masks the secret whatever its case (the old twin matched it exactly)."""
+    fake.scenario.echo_secret_in_error = True
+    fake.scenario.echo_secret_upper = True
+    wrong = "Wr0ng~secret.value-314159265358979323"
+    results = check_tenant(options_for(fake, client_secret=Secret(wrong)))
+    token = results[0]
+    assert token.status is Status.UNKNOWN and "(got '***')" in token.summary
+    text = all_output(results)
+    assert wrong.upper() not in text and wrong.upper()[5:25] not in text
     assert_no_leak(fake, results, wrong)
 
 

@@ -9,8 +9,9 @@ import pytest
 from opsbook.runbooks.model import Status
 from opsbook.runbooks.probes import HostPort
 from opsbook.runbooks.winrm_https import audit_script
-from opsbook.runbooks.winrm_https.audit import findings, parse_inventory, replacement
 from opsbook.runbooks.winrm_https.certinfo import parse_certificate
+from opsbook.runbooks.winrm_https.findings import findings, replacement
+from opsbook.runbooks.winrm_https.inventory import parse_inventory
 from tests.fake_winrm import cert_entry, inventory, listener_entry
 from tests.powershell_grammar import parse
 from tests.tlspeers import TestCA, days_from_now
@@ -298,7 +299,7 @@ def test_newer_computer_template_certificate_is_not_the_replacement(ca: TestCA) 
 
 
 def test_template_identity_is_read_from_either_extension() -> None:
-    from opsbook.runbooks.winrm_https.audit import template_identity
+    from opsbook.runbooks.winrm_https.inventory import template_identity
 
     assert template_identity(WINRM_TPL) == ("WinRM HTTPS", "1.3.6.1.4.1.311.21.8.4242.1.7")
     assert template_identity(WINRM_TPL_OID_ONLY) == ("", "1.3.6.1.4.1.311.21.8.4242.1.7")

@@ -19,7 +19,8 @@ from opsbook.runbooks.errors import InputError
 from opsbook.runbooks.model import Status
 from opsbook.runbooks.probes import parse_host_port
 from opsbook.runbooks.secrets import Secret
-from opsbook.runbooks.winrm_https.audit import AuditOptions, audit_host, endpoint, run_audit
+from opsbook.runbooks.winrm_https.audit import AuditOptions, audit_host, run_audit
+from opsbook.runbooks.winrm_https.transport import endpoint, scrub
 from tests.fake_winrm import FakeBehaviour, FakeWinRM, canned, cert_entry, inventory, listener_entry
 from tests.powershell_grammar import parse
 from tests.tlspeers import TestCA, free_port
@@ -130,6 +131,23 @@ def test_script_failure_and_garbage_are_unknown(ca_and_file, fakes) -> None:  # 
     r = audit_host(parse_host_port(fake.target, 5986), opts(ca_file))[0]
     assert r.status is Status.UNKNOWN and "no audit answer" in r.summary
     assert fake.actions().count("delete") == 2  # the shell is closed either way
+
+
+def test_script_error_echoing_the_password_in_another_case_is_masked(ca_and_file, fakes) -> None:  # type: ignore[no-untyped-def]
+    """The one shared scrubber masks the password whatever its case (the old twin matched it exactly)."""
+    ca, ca_file = ca_and_file
+    leaf = ca.issue(FQDN, names=["127.0.0.10"])
+    stderr = f"Logon failure: {PASSWORD.upper()} / {PASSWORD.lower()} rejected\r\n".encode()
+    fake = fakes(leaf, behaviour=FakeBehaviour(stdout=b"", stderr=stderr, exit_code=1))
+    r = audit_host(parse_host_port(fake.target, 5986), opts(ca_file))[0]
+    assert r.status is Status.UNKNOWN and "Logon failure: *** / *** rejected" in r.summary
+    everything = repr((r.summary, r.details)).lower()
+    assert PASSWORD.lower() not in everything
+
+
+def test_scrub_masks_any_case_and_nothing_without_a_secret() -> None:
+    assert scrub("bad Tr0ub4dor-AND-3 here", Secret(PASSWORD)) == "bad *** here"
+    assert scrub("bad Tr0ub4dor-and-3 here", None) == "bad Tr0ub4dor-and-3 here"
 
 
 def test_a_script_that_never_finishes_is_bounded(ca_and_file, fakes) -> None:  # type: ignore[no-untyped-def]
