@@ -105,7 +105,7 @@ def build_report(
     graph_given = provisioning_errors or any(v is not None for v in graph_values)
     if graph_given and not graph:
         raise InputError("the Graph options (--tenant-id, --client-id, ...) need --graph")
-    extra = None
+    tenant_check = None
     if graph:
         from opsbook.runbooks.adsync import graph as graph_mod
         from opsbook.runbooks.adsync.auth import secret_file_check
@@ -136,10 +136,10 @@ def build_report(
 
         file_check = secret_file_check(client_secret_file) if client_secret_file is not None else None
 
-        def extra() -> list[CheckResult]:
+        def tenant_check() -> list[CheckResult]:
             return ([file_check] if file_check else []) + graph_mod.check_tenant(graph_options)
 
-    return run_check(options, extra)
+    return run_check(options, tenant_check)
 
 
 @app.command("check", help=HELP, epilog=EPILOG, no_args_is_help=True)

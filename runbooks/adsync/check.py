@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from ..errors import OpsbookError
@@ -64,18 +65,24 @@ class _Dc:
 
 
 class _Run:
-    """The event loop: submit, wait for whatever finishes, submit what it unlocks."""
+    """The event loop: submit, wait for whatever finishes, hand each result to its handler.
+
+    A probe's result can unlock more probes (an SRV answer names DCs, whose A/AAAA answers
+    give addresses, whose ports are then probed), so the work is not known up front.
+    """
 
     def __init__(self, options: AdsyncOptions, pool: ThreadPoolExecutor) -> None:
-        self.o = options
+        self.options = options
         self.pool = pool
-        self.pending: dict[Future[Any], tuple[str, Any]] = {}
+        #: Each future and the handler its result goes to.
+        self.pending: dict[Future[Any], Callable[[Any], None]] = {}
         self.servers = [server_label(s.host, s.port) for s in options.dns_servers]
         self.answers: dict[tuple[str, Question], DnsAnswer] = {}
         self.tcp: dict[str, DnsAnswer] = {}
         self.dcs: dict[str, _Dc] = {}
-        self.extra: list[CheckResult] = []
-        self.extra_error: BaseException | None = None
+        #: The results of the tenant (Graph) checks run beside the probes, or why they failed.
+        self.tenant_results: list[CheckResult] = []
+        self.tenant_error: BaseException | None = None
         self.locator = dc_locator_question(options.domain, options.site)
         #: The DCs each server's own SRV answer lists (a server is judged by what it advertises).
         self.advertised: dict[str, set[str]] = {}
@@ -84,19 +91,21 @@ class _Run:
         #: AAAA answers (not judged as DNS health: an IPv4-only DC has none).
         self.aaaa: dict[tuple[str, str], DnsAnswer] = {}
 
-    def submit(self, kind: str, key: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
-        self.pending[self.pool.submit(func, *args, **kwargs)] = (kind, key)
+    def submit(self, handler: Callable[[Any], None], func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        self.pending[self.pool.submit(func, *args, **kwargs)] = handler
 
     def ask(self, server: HostPort, question: Question, tcp: bool = False) -> None:
         label = server_label(server.host, server.port)
-        self.submit("tcp" if tcp else "q", (label, question), dns_query, server.host, question[0], question[1],
-                    port=server.port, timeout=self.o.timeout, tcp=tcp)
+        handler = partial(self.on_tcp_answer if tcp else self.on_answer, (label, question))
+        self.submit(handler, dns_query, server.host, question[0], question[1], port=server.port,
+                    timeout=self.options.timeout, tcp=tcp)
 
     def add_dc(self, name: str, hints: tuple[str, ...] = (), from_srv: bool = False) -> None:
+        options = self.options
         key = name.rstrip(".").lower()
         if key in self.dcs:
             dc = self.dcs[key]
-        elif from_srv and len(self.dcs) >= self.o.max_dcs:
+        elif from_srv and len(self.dcs) >= options.max_dcs:
             if key not in self.cut:
                 self.cut.append(key)
             return
@@ -105,81 +114,85 @@ class _Run:
             if is_ip(key):
                 self.add_address(dc, key)
             else:
-                for server in self.o.dns_servers:
+                for server in options.dns_servers:
                     self.ask(server, (key, "A"))
                     label = server_label(server.host, server.port)
-                    self.submit("aaaa", (label, key), dns_query, server.host, key, "AAAA", port=server.port,
-                                timeout=self.o.timeout)
-                if key in self.o.resolve:
-                    self.add_address(dc, self.o.resolve[key])
-        if key not in self.o.resolve:
+                    self.submit(partial(self.on_aaaa_answer, (label, key)), dns_query, server.host, key, "AAAA",
+                                port=server.port, timeout=options.timeout)
+                if key in options.resolve:
+                    self.add_address(dc, options.resolve[key])
+        if key not in options.resolve:
             for hint in hints:
                 if is_ip(hint):
                     self.add_address(dc, hint)
 
     def add_address(self, dc: _Dc, address: str) -> None:
         """Probe every port of one more address of *dc* (each A and AAAA, at most MAX_ADDRESSES)."""
+        options = self.options
         if address in dc.addresses or len(dc.addresses) >= MAX_ADDRESSES:
             return
-        if dc.name in self.o.resolve and dc.addresses:
+        if dc.name in options.resolve and dc.addresses:
             return  # --resolve pins the address
         dc.addresses.append(address)
-        for spec in self.o.ports:
-            self.submit("port", (dc.name, address, spec), probe_port, address, spec, self.o.domain, self.o.timeout,
-                        dc=dc.name if not is_ip(dc.name) else address, ca_file=self.o.ca_file)
+        for spec in options.ports:
+            self.submit(partial(self.on_port, (dc.name, address, spec)), probe_port, address, spec, options.domain,
+                        options.timeout, dc=dc.name if not is_ip(dc.name) else address, ca_file=options.ca_file)
 
-    def handle(self, kind: str, key: Any, value: Any) -> None:
-        if kind == "q":
-            answer: DnsAnswer = value
-            self.answers[key] = answer
-            question = key[1]
-            if question == self.locator and answer.outcome is DnsOutcome.DATA:
-                targets = [t for t, _port in answer.srv_targets()]
-                self.advertised[key[0]] = set(targets)
-                if not self.o.dcs:
-                    for target in targets:
-                        self.add_dc(target, answer.additional.get(target, ()), from_srv=True)
-            elif question[1] == "A" and question[0] in self.dcs and answer.outcome is DnsOutcome.DATA:
-                for record in answer.records:
-                    self.add_address(self.dcs[question[0]], record)
-        elif kind == "aaaa":
-            answer = value
-            self.aaaa[key] = answer
-            if key[1] in self.dcs and answer.outcome is DnsOutcome.DATA:
-                for record in answer.records:
-                    self.add_address(self.dcs[key[1]], record)
-        elif kind == "tcp":
-            self.tcp[key[0]] = value
-        elif kind == "port":
-            name, address, spec = key
-            self.dcs[name].probes[(address, spec)] = value
-        elif kind == "extra":
-            self.extra.extend(value)
+    # ------------------------------------------------------------ handlers
+    def on_answer(self, key: tuple[str, Question], answer: DnsAnswer) -> None:
+        """A UDP answer: SRV answers name DCs, A answers give a DC's addresses."""
+        self.answers[key] = answer
+        question = key[1]
+        if question == self.locator and answer.outcome is DnsOutcome.DATA:
+            targets = [t for t, _port in answer.srv_targets()]
+            self.advertised[key[0]] = set(targets)
+            if not self.options.dcs:
+                for target in targets:
+                    self.add_dc(target, answer.additional.get(target, ()), from_srv=True)
+        elif question[1] == "A" and question[0] in self.dcs and answer.outcome is DnsOutcome.DATA:
+            for record in answer.records:
+                self.add_address(self.dcs[question[0]], record)
 
-    def run(self, extra: Callable[[], list[CheckResult]] | None) -> None:
-        for server in self.o.dns_servers:
+    def on_aaaa_answer(self, key: tuple[str, str], answer: DnsAnswer) -> None:
+        self.aaaa[key] = answer
+        if key[1] in self.dcs and answer.outcome is DnsOutcome.DATA:
+            for record in answer.records:
+                self.add_address(self.dcs[key[1]], record)
+
+    def on_tcp_answer(self, key: tuple[str, Question], answer: DnsAnswer) -> None:
+        self.tcp[key[0]] = answer
+
+    def on_port(self, key: tuple[str, str, PortSpec], probe: PortProbe) -> None:
+        name, address, spec = key
+        self.dcs[name].probes[(address, spec)] = probe
+
+    def on_tenant_results(self, results: list[CheckResult]) -> None:
+        self.tenant_results.extend(results)
+
+    def run(self, tenant_check: Callable[[], list[CheckResult]] | None) -> None:
+        for server in self.options.dns_servers:
             for question in self.base():
                 self.ask(server, question)
             self.ask(server, self.locator, tcp=True)
-        if extra is not None:
-            self.submit("extra", None, extra)
-        for name in self.o.dcs:
+        if tenant_check is not None:
+            self.submit(self.on_tenant_results, tenant_check)
+        for name in self.options.dcs:
             self.add_dc(name)
         while self.pending:
             done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
             for future in done:
-                kind, key = self.pending.pop(future)
+                handler = self.pending.pop(future)
                 try:
                     value = future.result()
                 except Exception as exc:
-                    if kind != "extra" or isinstance(exc, OpsbookError):
+                    if handler != self.on_tenant_results or isinstance(exc, OpsbookError):
                         raise  # bad input (e.g. Graph options): stop at once
-                    self.extra_error = exc
+                    self.tenant_error = exc
                     continue
-                self.handle(kind, key, value)
+                handler(value)
 
     def base(self) -> list[Question]:
-        questions = base_questions(self.o.domain)
+        questions = base_questions(self.options.domain)
         return questions if self.locator in questions else [*questions, self.locator]
 
     def questions(self) -> list[Question]:
@@ -210,10 +223,10 @@ def _discovery(options: AdsyncOptions, run: _Run) -> CheckResult:
     if len({tuple(v) for v in per_server.values()}) > 1:
         status = Status.WARNING
         everyone = set.intersection(*(set(v) for v in per_server.values()))
-        extra = [f"{server} also lists {', '.join(sorted(set(v) - everyone))}"
+        also_listed = [f"{server} also lists {', '.join(sorted(set(v) - everyone))}"
                  for server, v in per_server.items() if set(v) - everyone]
         summary += ("; the DNS servers disagree on the DC list (stale SRV records?)"
-                    + (f": {'; '.join(extra)}" if extra else ""))
+                    + (f": {'; '.join(also_listed)}" if also_listed else ""))
     if run.cut:
         status = Status.WARNING
         summary += (f"; {len(run.cut)} more DC(s) in the SRV answers not probed (at most {options.max_dcs}, "
@@ -222,10 +235,10 @@ def _discovery(options: AdsyncOptions, run: _Run) -> CheckResult:
                        details=details, metrics={"dcs": len(run.dcs)})
 
 
-def collect(options: AdsyncOptions, extra: Callable[[], list[CheckResult]] | None = None) -> list[CheckResult]:
-    """Run every probe and return the check results (DNS, discovery, ports, then *extra*'s).
+def collect(options: AdsyncOptions, tenant_check: Callable[[], list[CheckResult]] | None = None) -> list[CheckResult]:
+    """Run every probe and return the check results (DNS, discovery, ports, then *tenant_check*'s).
 
-    *extra* (the Graph checks) runs in the same pool, concurrently with the probes. An
+    *tenant_check* (the Graph checks) runs in the same pool, concurrently with the probes. An
     :class:`~runbooks.errors.OpsbookError` from it (bad input) is raised at once.
     """
     if not options.dns_servers:
@@ -234,7 +247,7 @@ def collect(options: AdsyncOptions, extra: Callable[[], list[CheckResult]] | Non
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opsbook-adsync")
     run = _Run(options, pool)
     try:
-        run.run(extra)
+        run.run(tenant_check)
     except BaseException:
         # Do not wait for probes still in flight: each ends by itself within the timeout.
         pool.shutdown(wait=False, cancel_futures=True)
@@ -266,18 +279,18 @@ def collect(options: AdsyncOptions, extra: Callable[[], list[CheckResult]] | Non
                 ldaps = assess_ldaps(dc.name, probe, options.ca_file)
                 if ldaps is not None and all((r.id, r.target) != (ldaps.id, ldaps.target) for r in results):
                     results.append(ldaps)
-    results.extend(run.extra)
-    if run.extra_error is not None:
-        exc = run.extra_error
+    results.extend(run.tenant_results)
+    if run.tenant_error is not None:
+        exc = run.tenant_error
         results.append(CheckResult("adsync.graph", "graph", "tenant sync (Microsoft Graph)", Status.UNKNOWN,
                                    f"the Graph check failed with an internal error ({exc.__class__.__name__})"))
     return results
 
 
-def run_check(options: AdsyncOptions, extra: Callable[[], list[CheckResult]] | None = None) -> Report:
+def run_check(options: AdsyncOptions, tenant_check: Callable[[], list[CheckResult]] | None = None) -> Report:
     """The whole ``adsync check`` as a report."""
     report = Report("adsync check")
-    report.checks.extend(collect(options, extra))
+    report.checks.extend(collect(options, tenant_check))
     report.extra["adsync"] = {
         "domain": options.domain,
         "dns_servers": [server_label(s.host, s.port) for s in options.dns_servers],
