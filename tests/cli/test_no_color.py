@@ -82,3 +82,14 @@ def test_every_command_lists_no_color_in_its_help(command: list[str]) -> None:
     result = run_cli(*command, "--help")
     assert result.code == 0, result.err
     assert "--no-color" in result.out
+
+
+def test_no_color_is_not_a_suite_option(tmp_path: Path) -> None:
+    """Colour belongs to the run (`opsbook run --no-color`), not to one suite entry."""
+    from tests.helpers import run_cli
+
+    suite = tmp_path / "s.yaml"
+    suite.write_text("version: 1\nchecks:\n  - name: d\n    runbook: docker-root\n    with: {no-color: true}\n")
+    result = run_cli("run", "--validate", str(suite))
+    assert result.code == 3
+    assert "no-color is chosen for the whole run (opsbook run --no-color), not per check" in result.err
