@@ -206,10 +206,10 @@ def _completion(option: str, shell: str) -> int:
     """Print (or install) the completion script for *shell*, the shell the user named."""
     if shell not in SHELLS:
         raise UsageError(f"unsupported shell {shell!r} for {option}; choose from: {', '.join(SHELLS)}")
-    from typer._completion_classes import completion_init
+    # Typer's own scripts: they call back with _OPSBOOK_COMPLETE=complete_<shell>, which
+    # Typer's completion classes answer (registered by add_completion=True).
     from typer._completion_shared import get_completion_script, install
 
-    completion_init()  # Typer's completion classes (the scripts below call back with complete_<shell>)
     prog_name, complete_var = "opsbook", "_OPSBOOK_COMPLETE"
     if option == "--show-completion":
         terminal.out(get_completion_script(prog_name=prog_name, complete_var=complete_var, shell=shell) + "\n")
