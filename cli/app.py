@@ -35,6 +35,13 @@ All commands:
   opsbook exchange clear-previous-mailbox ID... script clearing previous-mailbox info
   opsbook run SUITE.yaml                        a YAML suite of checks, in any format"""
 
+COMPLETION_HELP = {
+    "install_completion": "Install completion for SHELL if one follows (bash, zsh, fish, powershell), "
+                          "else for the current shell.",
+    "show_completion": "Print the completion script for SHELL if one follows (bash, zsh, fish, "
+                       "powershell), else for the current shell.",
+}
+
 #: The subcommands, loaded only when used: `opsbook --help` must stay fast (each command
 #: module and Typer's conversion of its parameters cost milliseconds we would pay on every call).
 #: name -> (module in opsbook.cli.commands, short help shown in `opsbook --help`)
@@ -65,7 +72,30 @@ def load_command(name: str) -> Any:
         wrapper.add_typer(module.app, name=name)
         command = typer.main.get_command(wrapper).commands[name]  # type: ignore[attr-defined]
     command.name = name
+    _add_no_color(command)
     return command
+
+
+def _no_color(ctx: Any, param: Any, value: bool) -> bool:
+    if value and not getattr(ctx, "resilient_parsing", False):  # not while completing
+        terminal.configure(no_color=True, debug=terminal.debug_enabled())
+    return value
+
+
+def _add_no_color(command: Any) -> None:
+    """Give *command* and every command under it a ``--no-color`` of its own.
+
+    The root's ``--no-color`` must come before the subcommand; this one is accepted where
+    people type it, at the end (``opsbook docker-root status --no-color``). Added here, once,
+    as each subcommand is loaded, so no command can forget it.
+    """
+    if not any("--no-color" in getattr(p, "opts", ()) for p in command.params):
+        command.params.append(typer.core.TyperOption(
+            param_decls=["--no-color"], is_flag=True, default=False, expose_value=False, is_eager=True,
+            callback=_no_color, help="Never use colour (NO_COLOR is honoured too).",
+        ))
+    for sub in getattr(command, "commands", {}).values():
+        _add_no_color(sub)
 
 
 class LazyGroup(typer.core.TyperGroup):
@@ -78,6 +108,13 @@ class LazyGroup(typer.core.TyperGroup):
         if cmd_name not in self.commands and cmd_name in SUBCOMMANDS:
             self.commands[cmd_name] = load_command(cmd_name)
         return self.commands.get(cmd_name)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:  # Typer's completion options: a shell may follow them (see main())
+            if param.name in COMPLETION_HELP:
+                param.help = COMPLETION_HELP[param.name]  # type: ignore[attr-defined]
+        return list(params)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
         rows = [(name, self.commands[name].get_short_help_str(80) if name in self.commands else short)
@@ -97,7 +134,8 @@ app = typer.Typer(
         "opsbook docker-root move /srv/docker --dry-run",
         "opsbook winrm check srv1.corp.example.com --ca-file corp-root.pem",
         "opsbook adsync check --domain corp.example.com --dns 10.0.0.1 --dns 10.0.0.2",
-        "opsbook run suite.yaml -f nagios",
+        "opsbook run suite.yaml -f nagios --no-color",
+        "opsbook --show-completion fish > ~/.config/fish/completions/opsbook.fish",
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
@@ -139,11 +177,56 @@ def _usage_line(exc: Exception) -> str:
     return f"{message}{hint}"
 
 
+#: Options of ``opsbook`` itself that can name a shell; Typer's own parse them as plain flags
+#: and detect the shell instead, so ``--show-completion zsh`` would print the bash script.
+COMPLETION_OPTIONS = ("--show-completion", "--install-completion")
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+
+
+def _completion_request(args: list[str]) -> tuple[str, str] | None:
+    """(option, shell) when the root options (before any subcommand) name a completion shell.
+
+    ``--show-completion zsh`` and ``--show-completion=zsh``; ``--show-completion`` alone
+    (no shell after it) is left to Typer, which detects the current shell.
+    """
+    for i, arg in enumerate(args):
+        if not arg.startswith("-") or arg == "--":
+            return None  # the subcommand: what follows is its business
+        option, sep, value = arg.partition("=")
+        if option not in COMPLETION_OPTIONS:
+            continue
+        if sep:
+            return option, value
+        if i + 1 < len(args) and not args[i + 1].startswith("-"):
+            return option, args[i + 1]
+    return None
+
+
+def _completion(option: str, shell: str) -> int:
+    """Print (or install) the completion script for *shell*, the shell the user named."""
+    if shell not in SHELLS:
+        raise UsageError(f"unsupported shell {shell!r} for {option}; choose from: {', '.join(SHELLS)}")
+    # Typer's own scripts: they call back with _OPSBOOK_COMPLETE=complete_<shell>, which
+    # Typer's completion classes answer (registered by add_completion=True).
+    from typer._completion_shared import get_completion_script, install
+
+    prog_name, complete_var = "opsbook", "_OPSBOOK_COMPLETE"
+    if option == "--show-completion":
+        terminal.out(get_completion_script(prog_name=prog_name, complete_var=complete_var, shell=shell) + "\n")
+    else:
+        _, path = install(shell=shell, prog_name=prog_name, complete_var=complete_var)
+        terminal.err(f"{shell} completion installed in {path}; it takes effect in a new shell")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (the console script's entry point)."""
     args = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in args
     try:
+        request = _completion_request(args)
+        if request is not None:
+            return _completion(*request)
         result = app(args=args, prog_name="opsbook", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         # A group called without a subcommand: show its help, as a usage error.

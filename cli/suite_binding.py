@@ -35,7 +35,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "docker-root": ("docker-root", "status", "docker_root"),
 }
 #: Parameters every check command has that belong to ``opsbook run`` itself.
-RUN_LEVEL = {"fmt": "format", "textfile": "textfile"}
+RUN_LEVEL = {"fmt": "format", "textfile": "textfile", "no_color": "no-color"}
 #: runbook -> groups of keys of which at least one must be given (what the command itself
 #: would refuse at run time, found by ``--validate`` instead).
 NEEDS_ONE_OF: dict[str, list[tuple[str, ...]]] = {

@@ -52,9 +52,13 @@ def _console(stream: str) -> Console:
     file = sys.stdout if stream == "out" else sys.stderr
     is_tty = file.isatty()
     width = None if is_tty or os.environ.get("COLUMNS") else 120
+    no_color = _state["no_color"] or bool(os.environ.get("NO_COLOR"))
     return Console(
         file=file,
-        no_color=_state["no_color"] or bool(os.environ.get("NO_COLOR")),
+        no_color=no_color,
+        # Rich's no_color drops colours but keeps bold and italics; "no colour" here means no
+        # escape sequences at all, even on a terminal or with FORCE_COLOR set.
+        color_system=None if no_color else "auto",
         highlight=False,
         markup=False,
         emoji=False,

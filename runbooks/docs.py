@@ -14,6 +14,12 @@ RUNBOOKS: dict[str, str] = {
     "exchange-mailbox": "Clear a user's previous cloud mailbox info so a hybrid move can proceed.",
 }
 
+#: Other names a runbook answers to: the command that runs it (`opsbook winrm ...`).
+ALIASES: dict[str, str] = {
+    "winrm": "winrm-https",
+    "exchange": "exchange-mailbox",
+}
+
 
 @dataclass(frozen=True)
 class RunbookDoc:
@@ -29,11 +35,27 @@ def list_runbooks() -> list[tuple[str, str]]:
     return list(RUNBOOKS.items())
 
 
+def canonical_name(name: str) -> str:
+    """The runbook *name* stands for (itself or an alias); unknown names are an :class:`InputError`."""
+    if name in RUNBOOKS:
+        return name
+    if name in ALIASES:
+        return ALIASES[name]
+    aliases = {target: alias for alias, target in ALIASES.items()}
+    choices = ", ".join(f"{n} (or {aliases[n]})" if n in aliases else n for n in RUNBOOKS)
+    raise InputError(f"unknown runbook {name!r}; choose from: {choices}")
+
+
+def complete_name(incomplete: str) -> list[tuple[str, str]]:
+    """(name, description) of the runbooks whose name starts with *incomplete* (shell completion)."""
+    return [(name, text) for name, text in RUNBOOKS.items() if name.startswith(incomplete)]
+
+
 def load(name: str) -> RunbookDoc:
-    """The document of runbook *name*; unknown names are an :class:`InputError`."""
-    if name not in RUNBOOKS:
-        raise InputError(f"unknown runbook {name!r}; choose from: {', '.join(RUNBOOKS)}")
+    """The document of runbook *name* or of its alias; unknown names are an :class:`InputError`."""
+    name = canonical_name(name)
     from importlib import resources
 
-    text = resources.files("runbooks").joinpath("docs", f"{name}.md").read_text(encoding="utf-8")
+    # This package's own data (opsbook.runbooks), whatever the current directory is.
+    text = resources.files(__package__).joinpath("docs", f"{name}.md").read_text(encoding="utf-8")
     return RunbookDoc(name, RUNBOOKS[name], text)

@@ -27,10 +27,17 @@ def list_all(ctx: typer.Context) -> None:
 
 @app.command(
     "show",
-    epilog=examples("opsbook runbooks show winrm-https", "opsbook runbooks show adsync > adsync.md"),
+    epilog=examples("opsbook runbooks show winrm-https", "opsbook runbooks show exchange",
+                     "opsbook runbooks show adsync > adsync.md"),
 )
 def show(
-    name: Annotated[str, typer.Argument(help="docker-root, winrm-https, adsync or exchange-mailbox.")],
+    name: Annotated[
+        str,
+        typer.Argument(
+            help="docker-root, winrm-https (or winrm), adsync or exchange-mailbox (or exchange).",
+            autocompletion=docs.complete_name,
+        ),
+    ],
 ) -> None:
     """Show a runbook: what, why, steps, rollback and pitfalls (plain Markdown on a pipe)."""
     terminal.markdown(docs.load(name).text)

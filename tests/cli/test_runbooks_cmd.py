@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from opsbook.runbooks.docs import RUNBOOKS
@@ -29,3 +33,25 @@ def test_docker_root_document_corrects_the_blog_recipe() -> None:
     assert "rsync -aHAXS --numeric-ids" in text
     assert "rm -rf /var/lib/docker/overlay2" in text  # named, as the dangerous step
     assert "d_type" in text and "RequiresMountsFor" in text and "containerd" in text
+
+
+@pytest.mark.parametrize(("alias", "name"), [("exchange", "exchange-mailbox"), ("winrm", "winrm-https")])
+def test_command_names_are_aliases_of_their_runbook(alias: str, name: str) -> None:
+    by_alias = run_cli("runbooks", "show", alias)
+    assert by_alias.code == 0, by_alias.err
+    assert by_alias.out == run_cli("runbooks", "show", name).out
+    assert by_alias.out.startswith("# ")
+
+
+def test_unknown_runbook_names_the_aliases_too(capsys: pytest.CaptureFixture[str]) -> None:
+    result = run_main(capsys, "runbooks", "show", "exch")
+    assert result.code == 3
+    assert "exchange-mailbox" in result.err and "(or exchange)" in result.err
+
+
+def test_show_works_from_any_directory(tmp_path: Path) -> None:
+    """The documents are package data, not files found through the current directory."""
+    proc = subprocess.run([sys.executable, "-m", "opsbook", "runbooks", "show", "adsync"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# ")

@@ -96,6 +96,11 @@ def test_installs_next_to_packages_named_cli_and_runbooks(built_wheel: Path, tmp
                               check=False)
         assert proc.returncode == 0, (cmd, proc.stdout, proc.stderr)
         assert proc.stdout == f"opsbook {__version__}\n"
+    # package data comes from opsbook.runbooks, not from whatever top-level `runbooks` is installed
+    proc = subprocess.run([str(venv / "bin" / "opsbook"), "runbooks", "show", "docker-root"], capture_output=True,
+                          text=True, timeout=60, cwd=tmp_path, env=clean_env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("# ")
     # and the squatters still work as they did (nothing of ours replaced them)
     proc = subprocess.run([str(py), "-c", "import cli"], capture_output=True, text=True, cwd=tmp_path,
                           env=clean_env, check=False)
