@@ -192,8 +192,8 @@ def _containerd_facts(opts: MoveOptions, daemon_data: dict[str, Any], current: s
                       j: journal.Journal) -> plan.ContainerdFacts:
     """Which containerd holds the image store, its namespaces and where its root goes."""
     located = ctd.locate(current, daemon_data, dockerd_args, opts.containerd_config)
-    earlier = j.data.get("containerd") if j.unfinished else None
-    if earlier and located.kind == ctd.SYSTEM:
+    earlier = j.data.get("containerd") if j.data else None
+    if earlier and j.unfinished and located.kind == ctd.SYSTEM:
         located.root = str(earlier["old_root"])  # the config may name the new root after a crash
     out = plan.ContainerdFacts(located)
     if located.kind != ctd.SYSTEM:
@@ -524,11 +524,10 @@ class _Move:
         inv = self.inv
         extra = ""
         if self.ctd is not None:
-            self.cinv = ctd.take(self.ctd.located.address)
-            self.j.set(containerd_inventory=self.cinv)
-            extra = "; containerd: " + ", ".join(
-                f"{ns}: {len(i['content'])} blobs, {len(i['images'])} images, {len(i['snapshots'])} snapshots, "
-                f"{len(i['containers'])} containers ({len(i['running'])} running)" for ns, i in self.cinv.items())
+            # Reachable now, or the move stops here with nothing changed; the inventory that counts is
+            # taken once the engine is stopped (dockerd deletes its containerd containers when it stops).
+            names = ctd.namespaces(self.ctd.located.address)
+            extra = f"; containerd answers (namespaces {', '.join(names) or 'none'})"
         return (f"{len(inv['images'])} images, {len(inv['containers'])} containers "
                 f"({sum(c['running'] for c in inv['containers'].values())} running), "
                 f"{len(inv['volumes'])} volumes{extra}", {})
@@ -565,10 +564,15 @@ class _Move:
         self.ctl.stop()
         tasks = ""
         if self.ctd is not None and self.cctl is not None:
-            self.j.set(containerd_stopped=True)
+            address = self.ctd.located.address
+            self.cinv = ctd.take(address)
+            self.j.set(containerd_stopped=True, containerd_inventory=self.cinv)
+            tasks = "; containerd: " + ", ".join(
+                f"{ns}: {len(i['content'])} blobs, {len(i['images'])} images, {len(i['snapshots'])} snapshots, "
+                f"{len(i['containers'])} containers ({len(i['running'])} running)" for ns, i in self.cinv.items())
             self.stopped_tasks = ctd.stop_tasks(self.ctd.located.address, self.cinv)
             self.cctl.stop()
-            tasks = ", then containerd" + (f" (tasks stopped first: {', '.join(self.stopped_tasks)})"
+            tasks = ", then containerd" + tasks + (f" (tasks stopped first: {', '.join(self.stopped_tasks)})"
                                             if self.stopped_tasks else "")
         self.times["stop_s"] = round(time.monotonic() - self.stop_started, 3)
         return (f"engine stopped{tasks} in {self.times['stop_s']:.1f}s"

@@ -321,7 +321,8 @@ def _containerd_findings(facts: Facts, c: ContainerdFacts, source: str, add: Any
     elif others:
         add("containerd_clients", "other containerd clients", True,
             f"containerd also serves namespace(s) {', '.join(others)}: their running tasks are stopped and "
-            "started again on the new root (accepted with --allow-other-containerd-clients)", warning=True)
+            "started again on the new root (accepted with --allow-other-containerd-clients)",
+            "tell their owners: their containers are down during the move", warning=True)
     else:
         add("containerd_clients", "other containerd clients", True, "containerd serves Docker alone (namespace moby)")
     t = c.target
