@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages the end-to-end tests run for real: dockerd, dnsmasq, rsync,
-# busybox (test images), nftables + iproute2 (filtered ports in throwaway namespaces), openssl.
+# containerd + ctr (the containerd image store), busybox (test images), nftables + iproute2 (filtered ports in throwaway namespaces), openssl.
 # Idempotent and quick when everything is present. Needs root; otherwise it only reports.
 set -euo pipefail
 
 need=()
-for pair in dockerd:docker.io dnsmasq:dnsmasq rsync:rsync busybox:busybox-static \
+for pair in dockerd:docker.io dnsmasq:dnsmasq rsync:rsync containerd:containerd busybox:busybox-static \
             nft:nftables ip:iproute2 unshare:util-linux openssl:openssl; do
     bin=${pair%%:*} pkg=${pair#*:}
     if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ] && [ ! -x "/sbin/$bin" ]; then

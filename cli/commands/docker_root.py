@@ -16,6 +16,7 @@ from ..options import FormatOption, TextfileOption, examples
 from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:
+    from opsbook.runbooks.docker_root.containerd import ContainerdControl
     from opsbook.runbooks.docker_root.control import EngineControl
     from opsbook.runbooks.docker_root.journal import Journal
 
@@ -46,6 +47,21 @@ StartOption = Annotated[
     typer.Option("--start-command", metavar="CMD",
                  help="Shell command that starts the engine when systemd does not manage it."),
 ]
+ContainerdConfigOption = Annotated[
+    Path | None,
+    typer.Option("--containerd-config", metavar="PATH", dir_okay=False,
+                 help="containerd's config.toml (default /etc/containerd/config.toml)."),
+]
+ContainerdStopOption = Annotated[
+    str | None,
+    typer.Option("--containerd-stop-command", metavar="CMD",
+                 help="Shell command that stops containerd when systemd does not manage it."),
+]
+ContainerdStartOption = Annotated[
+    str | None,
+    typer.Option("--containerd-start-command", metavar="CMD",
+                 help="Shell command that starts containerd when systemd does not manage it."),
+]
 StateDirOption = Annotated[
     Path, typer.Option("--state-dir", metavar="PATH", file_okay=False, help="Backups and the move journal.")
 ]
@@ -75,6 +91,22 @@ def _control(docker_host: str | None, stop_command: str | None, start_command: s
                          socket_unit=not systemd or unit_exists("docker.socket"))
 
 
+def _containerd_control(stop_command: str | None, start_command: str | None) -> ContainerdControl:
+    from opsbook.runbooks.docker_root.containerd import ContainerdControl
+    from opsbook.runbooks.docker_root.host import is_systemd_host
+
+    if bool(stop_command) != bool(start_command):
+        raise InputError("--containerd-stop-command and --containerd-start-command go together: give both or neither")
+    return ContainerdControl(None, stop_command or None, start_command or None,
+                             systemd=is_systemd_host() and not stop_command)
+
+
+def _containerd_config(path: Path | None) -> str:
+    from opsbook.runbooks.docker_root.containerd import DEFAULT_CONFIG
+
+    return str(path) if path else DEFAULT_CONFIG
+
+
 def _absolute(target: str) -> str:
     if not target or not os.path.isabs(target):
         raise InputError(f"TARGET {target!r} is not an absolute path (e.g. /srv/docker)")
@@ -88,12 +120,14 @@ def build_report(
     stop_command: str | None = None,
     start_command: str | None = None,
     state_dir: Path = Path(DEFAULT_STATE_DIR),
+    containerd_config: Path | None = None,
 ) -> Report:
     """The ``docker-root status`` report (also used by ``opsbook run``)."""
     from opsbook.runbooks.docker_root import status
 
     del stop_command, start_command  # accepted for symmetry with the other docker-root commands
-    return status.build(_daemon_json(daemon_json), _host(docker_host), str(state_dir))
+    return status.build(_daemon_json(daemon_json), _host(docker_host), str(state_dir),
+                        containerd_config=_containerd_config(containerd_config))
 
 
 @app.command(
@@ -110,13 +144,16 @@ def status(
     stop_command: StopOption = None,
     start_command: StartOption = None,
     state_dir: StateDirOption = Path(DEFAULT_STATE_DIR),
+    containerd_config: ContainerdConfigOption = None,
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
 ) -> None:
-    """Current data-root, driver, backing filesystem, d_type, image store, usage and free space."""
+    """Current data-root, driver, backing filesystem, d_type, image store (and containerd's root), usage
+    and free space."""
     raise typer.Exit(terminal.emit_report(build_report(
         daemon_json=daemon_json, docker_host=docker_host, stop_command=stop_command,
-        start_command=start_command, state_dir=state_dir), fmt, textfile=textfile))
+        start_command=start_command, state_dir=state_dir, containerd_config=containerd_config),
+        fmt, textfile=textfile))
 
 
 @app.command(
@@ -126,6 +163,7 @@ def status(
         "opsbook docker-root move /srv/docker --yes -f json",
         "opsbook docker-root move /srv/docker --stop-command 'service docker stop' \\",
         "    --start-command 'service docker start' --yes",
+        "opsbook docker-root move /srv/docker --containerd-target /srv/containerd --dry-run",
     )
 )
 def move(
@@ -136,8 +174,23 @@ def move(
     containerd_root_moved: Annotated[
         bool,
         typer.Option("--containerd-root-moved",
-                     help="The containerd image store is in use and you move /var/lib/containerd yourself."),
+                     help="The containerd image store is in use and you move containerd's root yourself "
+                          "(opsbook then moves only the data-root)."),
     ] = False,
+    containerd_target: Annotated[
+        str | None,
+        typer.Option("--containerd-target", metavar="PATH",
+                     help="New root of the system containerd (default: a 'containerd' folder beside TARGET)."),
+    ] = None,
+    allow_other_containerd_clients: Annotated[
+        bool,
+        typer.Option("--allow-other-containerd-clients",
+                     help="Move containerd's root although namespaces other than Docker's (e.g. k8s.io) use it: "
+                          "their running tasks are stopped and started again."),
+    ] = False,
+    containerd_config: ContainerdConfigOption = None,
+    containerd_stop_command: ContainerdStopOption = None,
+    containerd_start_command: ContainerdStartOption = None,
     daemon_json: DaemonJsonOption = None,
     docker_host: DockerHostOption = None,
     stop_command: StopOption = None,
@@ -147,6 +200,9 @@ def move(
     textfile: TextfileOption = None,
 ) -> None:
     """Move the data-root to TARGET: plan, copy (warm, then final delta), switch, verify.
+
+    With the containerd image store (Docker 29+) the system containerd's root moves too
+    (config.toml's root), in the same plan, journal and rollback.
 
     Old data is never deleted (see 'cleanup'). Any failure after the engine was stopped
     rolls back automatically.
@@ -161,6 +217,10 @@ def move(
         target=target, daemon_json=_daemon_json(daemon_json), docker_host=host_url, state_dir=str(state_dir),
         control=_control(host_url, stop_command, start_command), dry_run=dry_run,
         allow_containerd_store=containerd_root_moved,
+        containerd_config=_containerd_config(containerd_config),
+        containerd_control=_containerd_control(containerd_stop_command, containerd_start_command),
+        containerd_target=_absolute(containerd_target) if containerd_target else None,
+        allow_other_clients=allow_other_containerd_clients,
     )
     plan = mv.make_plan(opts)
     if plan.nothing_to_do or dry_run:

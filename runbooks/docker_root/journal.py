@@ -228,9 +228,9 @@ class Journal:
             raise UntrustedStateError(f"the journal names a backup outside {self.folder}: {path}")
         return read_private(path, "the backup")
 
-    def backup_path(self) -> Path:
-        """Where this move keeps the previous daemon.json."""
-        return self.folder / f"daemon.json.{self.data['id']}.bak"
+    def backup_path(self, name: str = "daemon.json") -> Path:
+        """Where this move keeps the previous daemon.json (or containerd's config.toml)."""
+        return self.folder / f"{name}.{self.data['id']}.bak"
 
 
 def read_journal(j: Journal, path: Path) -> dict[str, Any]:

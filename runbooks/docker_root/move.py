@@ -18,6 +18,7 @@ from opsbook.runbooks.errors import RefusedError
 from opsbook.runbooks.fsutil import atomic_write
 from opsbook.runbooks.model import CheckResult, Report, Status, Step
 
+from . import containerd as ctd
 from . import copy, engine, host, inventory, journal, plan, rollback, treeverify, validate
 from .control import ControlError, EngineControl
 
@@ -56,6 +57,11 @@ class MoveOptions:
     control: EngineControl
     dry_run: bool = False
     allow_containerd_store: bool = False
+    #: containerd's config.toml, how to stop/start it, where its root goes (default: next to TARGET).
+    containerd_config: str = ctd.DEFAULT_CONFIG
+    containerd_control: ctd.ContainerdControl | None = None
+    containerd_target: str | None = None
+    allow_other_clients: bool = False
     unit_dirs: tuple[str, ...] = host.SYSTEMD_UNIT_DIRS
 
 
@@ -78,6 +84,12 @@ class Plan:
     need_bytes: int = 0
 
     @property
+    def containerd(self) -> plan.ContainerdFacts | None:
+        """The system containerd whose root this move takes along (None: nothing of containerd moves)."""
+        c = self.facts.containerd
+        return c if c is not None and c.moves and not self.opts.allow_containerd_store else None
+
+    @property
     def blockers(self) -> list[plan.Finding]:
         """The findings that block the move."""
         return [f for f in self.findings if not f.ok]
@@ -87,29 +99,45 @@ class Plan:
         opts, facts, report, target = self.opts, self.facts, self.report, self.opts.target
         ctl = opts.control
         copy_cmd = " ".join(copy.rsync_command(current, target))
+        cfacts = facts.containerd if not opts.allow_containerd_store else None
+        cm = cfacts if cfacts is not None and cfacts.moves else None
+        cctl = opts.containerd_control
         state_folder = journal.Journal(opts.state_dir).folder
         real_json = facts.daemon.real_path or opts.daemon_json
         steps = [
             ("recover", f"roll back the unfinished move to {target} first (rsync re-uses the partial copy)")
             if unfinished else None,
-            ("inventory", "record image IDs, containers (state, restart policy) and volumes"),
-            ("warm-copy", f"copy while the engine runs: {copy_cmd}"),
+            ("inventory", "record image IDs, containers (state, restart policy) and volumes"
+             + ("; containerd's content blobs, images, snapshots, containers and running tasks per namespace"
+                if cm else "")),
+            ("warm-copy", f"copy while the engine runs: {copy_cmd}"
+             + (f"; {' '.join(copy.rsync_command(cm.located.root, cm.target))}" if cm else "")),
             ("stop", "stop the engine: " + "; ".join(ctl.show(ctl.stop_commands()))
              + ("; running containers are stopped first (live-restore is on)"
-                if facts.info and facts.info.live_restore else "")),
+                if facts.info and facts.info.live_restore else "")
+             + ("; then containerd (running tasks of other namespaces stopped first): "
+                + "; ".join(cctl.show(cctl.stop_commands())) if cm and cctl else "")),
             ("final-copy", "copy the last changes with the engine stopped (same rsync, mtimes to the nanosecond, "
                            "--delete), then copy again every file changed since the warm copy began"),
             ("verify-copy", "compare every entry of the old root and the copy (type, size, mtime, mode, owner, "
                             "link count, hard links, xattrs, symlink target) and hash the files changed since "
                             "the warm copy began"),
-            ("backup", f"back up {real_json} to {state_folder}/daemon.json.<timestamp>.bak"),
+            ("backup", f"back up {real_json} to {state_folder}/daemon.json.<timestamp>.bak"
+             + (f" and {cm.located.config.path} to {state_folder}/config.toml.<timestamp>.bak"
+                if cm and cm.located.config and cm.located.config.exists else "")),
             ("dropin", f"write {ctl.dropin_path()}: RequiresMountsFor={target}") if self.dropin else None,
             ("selinux", "; ".join(" ".join(c) for c in plan.selinux_commands(target)))
             if facts.selinux and facts.selinux_tools else None,
+            ("containerd-config", f"write {cm.located.config.path if cm.located.config else '?'} "
+             f"atomically (every other setting and comment kept):\n{cm.diff.rstrip()}") if cm else None,
             ("daemon-json", f"write {real_json} atomically (same mode and owner):\n{diff.rstrip()}"),
-            ("start", "start the engine: " + "; ".join(ctl.show(ctl.start_commands(self.dropin)))),
+            ("start", ("start containerd: " + "; ".join(cctl.show(cctl.start_commands())) + "; then "
+                       if cm and cctl else "")
+             + "start the engine: " + "; ".join(ctl.show(ctl.start_commands(self.dropin)))),
             ("verify", f"DockerRootDir = {os.path.realpath(target) if os.path.isabs(target) else target}, "
-                       "same driver, d_type, same images/containers/volumes; start the containers that ran before"),
+                       "same driver, d_type, same images/containers/volumes; start the containers that ran before"
+             + ("; containerd: every blob, image, snapshot and container of every namespace, its tasks "
+                "started again" if cm else "")),
         ]
         for item in steps:
             if item:
@@ -129,6 +157,13 @@ class Plan:
                 "expected_downtime_s": downtime_s,
                 "blockers": [f.id for f in self.blockers],
                 "warnings": [f.id for f in self.findings if f.ok and f.warning],
+                "containerd": None if cfacts is None else {
+                    "kind": cfacts.located.kind, "old_root": cfacts.located.root,
+                    "target": cfacts.target or None, "address": cfacts.located.address or None,
+                    "config": cfacts.located.config.path if cfacts.located.config else None,
+                    "config_diff": cfacts.diff or None, "namespaces": cfacts.namespaces,
+                    "size_bytes": cfacts.usage.bytes if cfacts.usage else 0,
+                },
             }
         }
         report.extra.update(self.extra)
@@ -140,6 +175,45 @@ def _load(state_dir: str) -> journal.Journal:
     if j.exists():
         j.load()
     return j
+
+
+def containerd_target(target: str, containerd_root: str) -> str:
+    """Where containerd's root goes by default: a ``containerd`` folder beside TARGET.
+
+    (``TARGET-containerd`` when that folder is containerd's current root.)
+    """
+    beside = os.path.join(os.path.dirname(target.rstrip("/")) or "/", "containerd")
+    if os.path.realpath(beside) == os.path.realpath(containerd_root):
+        return target.rstrip("/") + "-containerd"
+    return beside
+
+
+def _containerd_facts(opts: MoveOptions, daemon_data: dict[str, Any], current: str, dockerd_args: list[list[str]],
+                      j: journal.Journal) -> plan.ContainerdFacts:
+    """Which containerd holds the image store, its namespaces and where its root goes."""
+    located = ctd.locate(current, daemon_data, dockerd_args, opts.containerd_config)
+    earlier = j.data.get("containerd") if j.data else None
+    if earlier and j.unfinished and located.kind == ctd.SYSTEM:
+        located.root = str(earlier["old_root"])  # the config may name the new root after a crash
+    out = plan.ContainerdFacts(located)
+    if located.kind != ctd.SYSTEM:
+        return out
+    cctl = opts.containerd_control
+    if cctl is not None:
+        cctl.address = located.address
+        out.control_ok = cctl.usable
+    out.target = os.path.normpath(opts.containerd_target) if opts.containerd_target else \
+        containerd_target(opts.target, located.root)
+    out.resumable = bool(earlier) and j.reusable_copy(opts.target) and \
+        os.path.abspath(str((earlier or {}).get("target", ""))) == os.path.abspath(out.target)
+    if located.config is not None and not located.config.error:
+        out.new_config = ctd.config_with_root(located.config, out.target)
+        out.diff = ctd.config_diff(located.config, out.new_config)
+    try:
+        out.namespaces = ctd.namespaces(located.address)
+    except ctd.ContainerdError as exc:
+        out.error = str(exc)
+    return out
 
 
 def _engine_facts(docker_host: str | None) -> tuple[engine.EngineInfo | None, frozenset[str], str]:
@@ -201,6 +275,10 @@ def make_plan(opts: MoveOptions) -> Plan:
         current_validation=current_check,
         new_validation=new_check,
     )
+    store = bool(info and info.containerd_store) or daemon.snapshotter
+    if store and not opts.allow_containerd_store and absolute:
+        facts.containerd = _containerd_facts(opts, daemon.data or {}, current, [p.args for p in processes], j)
+        facts.allow_other_clients = opts.allow_other_clients
     report = Report(command="docker-root move", mutating=True, dry_run=opts.dry_run)
     diff = plan.config_diff(opts.daemon_json, daemon.data if daemon.exists else None, new)
     result = Plan(opts, facts, [], new, diff, report)
@@ -215,6 +293,11 @@ def make_plan(opts: MoveOptions) -> Plan:
     walk_s = time.monotonic() - walk_started
     result.used_bytes = usage.bytes if usage else 0
     result.need_bytes = plan.space_needed(usage) if usage else 0
+    if facts.containerd and facts.containerd.moves and info is not None:
+        walk_started = time.monotonic()
+        facts.containerd.usage = host.usage(facts.containerd.located.root)
+        walk_s += time.monotonic() - walk_started
+        result.used_bytes += facts.containerd.usage.bytes
     findings = plan.preflight(facts, usage=usage)
     if unfinished and info is None and same_target:
         for f in findings:
@@ -302,6 +385,15 @@ def recheck(p: Plan, daemon: host.DaemonConfig, resumable: bool) -> None:
     problem = plan.target_state(p.opts.target, resumable)
     if problem:
         raise RefusedError(f"{problem} (it changed since the plan was made): nothing done")
+    c = p.containerd
+    if c is not None:
+        cfg = ctd.read_config(p.opts.containerd_config)
+        if cfg.error or (cfg.sha256 != (c.located.config.sha256 if c.located.config else "")):
+            raise RefusedError(f"{p.opts.containerd_config} changed since the plan was made: run the move again "
+                               "to see the new plan")
+        problem = plan.target_state(c.target, c.resumable)
+        if problem:
+            raise RefusedError(f"{problem} (it changed since the plan was made): nothing done")
     if p.need_bytes:
         free = host.space(p.opts.target).free_bytes
         if free < p.need_bytes:
@@ -326,7 +418,19 @@ class _Move:
         self.daemon: host.DaemonConfig = p.facts.daemon
         self.copy_started_ns = 0
         self.stop_started = 0.0
-        self.old_tree: Future[dict[str, treeverify.Entry]] | None = None
+        self.old_trees: dict[str, Future[dict[str, treeverify.Entry]]] = {}
+        #: The system containerd whose root moves too (None: only the data-root moves).
+        self.ctd = p.containerd
+        self.cctl = p.opts.containerd_control
+        self.cinv: dict[str, Any] = {}
+        self.stopped_tasks: list[str] = []
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """Every (old root, new root) this move copies: the data-root, then containerd's root."""
+        out = [(self.old_root, self.target)]
+        if self.ctd is not None:
+            out.append((self.ctd.located.root, os.path.abspath(self.ctd.target)))
+        return out
 
     # ------------------------------------------------------------ running
     def run(self) -> Report:
@@ -348,12 +452,14 @@ class _Move:
                      docker_host=opts.docker_host, stop_command=ctl.stop_command, start_command=ctl.start_command,
                      daemon_json_existed=self.daemon.exists, daemon_json_mode=self.daemon.mode,
                      daemon_json_owner=list(self.daemon.owner), driver=info.driver, dropin=None,
-                     copy_started_ns=earlier_copy_ns or time.time_ns())
+                     copy_started_ns=earlier_copy_ns or time.time_ns(),
+                     containerd=self._containerd_journal())
         self.copy_started_ns = int(self.j.data["copy_started_ns"])
         steps: list[tuple[str, Any]] = [
             ("inventory", lambda: self._inventory(client)), ("warm-copy", self._warm_copy), ("stop", self._stop),
             ("final-copy", self._final_copy), ("verify-copy", self._verify_copy), ("backup", self._backup),
-            ("dropin", self._dropin), ("selinux", self._selinux), ("daemon-json", self._daemon_json),
+            ("dropin", self._dropin), ("selinux", self._selinux), ("containerd-config", self._containerd_config),
+            ("daemon-json", self._daemon_json),
             ("start", self._start), ("verify", self._verify_engine),
         ]
         try:
@@ -369,6 +475,17 @@ class _Move:
             self._failed(exc)
         self.report.extra["times"] = self.times
         return self.report
+
+    def _containerd_journal(self) -> dict[str, Any] | None:
+        """What rollback needs to know of containerd (None when its root does not move)."""
+        c, cctl = self.ctd, self.cctl
+        if c is None or cctl is None:
+            return None
+        cfg = c.located.config or ctd.read_config(self.p.opts.containerd_config)
+        return {"old_root": c.located.root, "target": os.path.abspath(c.target), "address": c.located.address,
+                "config": cfg.path, "config_existed": cfg.exists, "config_mode": cfg.mode,
+                "config_owner": list(cfg.owner), "stop_command": cctl.stop_command,
+                "start_command": cctl.start_command, "systemd": cctl.systemd}
 
     def _begin(self, label: str, detail: str = "", **fields: Any) -> None:
         self.j.step(self.current, "started", **fields)
@@ -405,9 +522,15 @@ class _Move:
             client.close()
         self.j.set(inventory=self.inv)
         inv = self.inv
+        extra = ""
+        if self.ctd is not None:
+            # Reachable now, or the move stops here with nothing changed; the inventory that counts is
+            # taken once the engine is stopped (dockerd deletes its containerd containers when it stops).
+            names = ctd.namespaces(self.ctd.located.address)
+            extra = f"; containerd answers (namespaces {', '.join(names) or 'none'})"
         return (f"{len(inv['images'])} images, {len(inv['containers'])} containers "
                 f"({sum(c['running'] for c in inv['containers'].values())} running), "
-                f"{len(inv['volumes'])} volumes", {})
+                f"{len(inv['volumes'])} volumes{extra}", {})
 
     def _copy_progress(self, total: int | None) -> Any:
         """rsync's progress for the bar; *total* None during the final copy.
@@ -424,70 +547,113 @@ class _Move:
 
     def _warm_copy(self) -> tuple[str, dict[str, Any]]:
         self._begin("warm copy", f"{self.p.used_bytes} bytes from {self.old_root} to {self.target}, engine running")
-        Path(self.target).mkdir(mode=0o711, exist_ok=True)
-        res = copy.rsync(self.old_root, self.target, progress=self._copy_progress(self.p.used_bytes),
-                         tolerate=(23, 24))
-        self.times["warm_copy_s"] = res.seconds
-        return f"{res.files} files, {res.bytes} bytes in {res.seconds:.1f}s (engine running)", {}
+        files = size = 0
+        seconds = 0.0
+        for src, dst in self.pairs():
+            Path(dst).mkdir(mode=0o711, exist_ok=True)
+            res = copy.rsync(src, dst, progress=self._copy_progress(self.p.used_bytes), tolerate=(23, 24))
+            files, size, seconds = files + res.files, size + res.bytes, seconds + res.seconds
+        self.times["warm_copy_s"] = round(seconds, 3)
+        both = " (data-root and containerd's root)" if self.ctd is not None else ""
+        return f"{files} files, {size} bytes in {seconds:.1f}s{both} (engine running)", {}
 
     def _stop(self) -> tuple[str, dict[str, Any]]:
         self._begin("stopping the engine", engine_stopped=True)
         self.stop_started = time.monotonic()
         stopped = engine.stop_containers_for_live_restore(self.p.opts.docker_host)
         self.ctl.stop()
+        tasks = ""
+        if self.ctd is not None and self.cctl is not None:
+            address = self.ctd.located.address
+            self.cinv = ctd.take(address)
+            self.j.set(containerd_stopped=True, containerd_inventory=self.cinv)
+            tasks = "; containerd: " + ", ".join(
+                f"{ns}: {len(i['content'])} blobs, {len(i['images'])} images, {len(i['snapshots'])} snapshots, "
+                f"{len(i['containers'])} containers ({len(i['running'])} running)" for ns, i in self.cinv.items())
+            self.stopped_tasks = ctd.stop_tasks(self.ctd.located.address, self.cinv)
+            self.cctl.stop()
+            tasks = ", then containerd" + tasks + (f" (tasks stopped first: {', '.join(self.stopped_tasks)})"
+                                            if self.stopped_tasks else "")
         self.times["stop_s"] = round(time.monotonic() - self.stop_started, 3)
-        return (f"engine stopped in {self.times['stop_s']:.1f}s"
+        return (f"engine stopped{tasks} in {self.times['stop_s']:.1f}s"
                 + (f" (live-restore: stopped {', '.join(stopped)} first)" if stopped else ""), {})
 
     def _final_copy(self) -> tuple[str, dict[str, Any]]:
         self._begin("final copy", "engine stopped")
-        left = host.mounts_below(self.old_root)
-        if left:
-            raise StepFailed("a filesystem is mounted inside the old root with the engine stopped ("
-                             + ", ".join(f"{m.mount_point} ({m.fstype})" for m in left)
-                             + "): its data would not be copied")
-        # The old root cannot change any more: walk it while rsync copies (downtime).
+        for src, _dst in self.pairs():
+            left = host.mounts_below(src)
+            if left:
+                raise StepFailed(f"a filesystem is mounted inside {src} with the engine stopped ("
+                                 + ", ".join(f"{m.mount_point} ({m.fstype})" for m in left)
+                                 + "): its data would not be copied")
+        # The old roots cannot change any more: walk them while rsync copies (downtime).
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbook-oldtree")
-        self.old_tree = pool.submit(treeverify.scan, self.old_root)
+        for src, _dst in self.pairs():
+            self.old_trees[src] = pool.submit(treeverify.scan, src)
         pool.shutdown(wait=False)
-        res = copy.rsync(self.old_root, self.target, progress=self._copy_progress(None))
-        changed = treeverify.changed_since(self.old_tree.result(), self.copy_started_ns)
-        again = copy.recopy(self.old_root, self.target, changed)
-        self.times["final_copy_s"] = round(res.seconds + again.seconds, 3)
-        return (f"{res.files} files, {res.bytes} bytes changed since the warm copy; {len(changed)} file(s) "
+        files = size = recopied = 0
+        seconds = 0.0
+        for src, dst in self.pairs():
+            res = copy.rsync(src, dst, progress=self._copy_progress(None))
+            changed = treeverify.changed_since(self.old_trees[src].result(), self.copy_started_ns)
+            again = copy.recopy(src, dst, changed)
+            files, size, recopied = files + res.files, size + res.bytes, recopied + len(changed)
+            seconds += res.seconds + again.seconds
+        self.times["final_copy_s"] = round(seconds, 3)
+        return (f"{files} files, {size} bytes changed since the warm copy; {recopied} file(s) "
                 f"changed since it began copied again whatever their mtimes ({self.times['final_copy_s']:.1f}s)",
-                {"recopied": len(changed)})
+                {"recopied": recopied})
 
     def _verify_copy(self) -> tuple[str, dict[str, Any]]:
         self._begin("verifying the copy")
         started = time.monotonic()
-        assert self.old_tree is not None
-        old = self.old_tree.result()
+        summaries: list[str] = []
+        details: dict[str, Any] = {}
+        for src, dst in self.pairs():
+            diff = self._verify_pair(src, dst)
+            summaries.append(diff.summary() if len(self.pairs()) == 1 else f"{src}: {diff.summary()}")
+            details = details or {"entries": 0, "kinds": {}, "hashed_files": 0, "hashed_bytes": 0}
+            details["entries"] += diff.compared
+            details["hashed_files"] += diff.hashed_files
+            details["hashed_bytes"] += diff.hashed_bytes
+            for kind, n in diff.kinds.items():
+                details["kinds"][kind] = details["kinds"].get(kind, 0) + n
+        self.times["verify_copy_s"] = round(time.monotonic() - started, 3)
+        return f"identical: {'; '.join(summaries)} ({self.times['verify_copy_s']:.1f}s)", details
+
+    def _verify_pair(self, src: str, dst: str) -> treeverify.TreeDiff:
+        old = self.old_trees[src].result()
         # The copy's walk runs beside the hashing of the changed files (both trees are quiet now).
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbook-newtree") as pool:
-            new_tree = pool.submit(treeverify.scan, self.target)
+            new_tree = pool.submit(treeverify.scan, dst)
             hashed = treeverify.TreeDiff()
-            treeverify.hash_content(self.old_root, self.target,
-                                    treeverify.changed_since(old, self.copy_started_ns), hashed)
+            treeverify.hash_content(src, dst, treeverify.changed_since(old, self.copy_started_ns), hashed)
             diff = treeverify.compare(old, new_tree.result())
         diff.hashed_files, diff.hashed_bytes = hashed.hashed_files, hashed.hashed_bytes
         diff.content_differs = hashed.content_differs
-        self.times["verify_copy_s"] = round(time.monotonic() - started, 3)
         if not diff.ok:
-            raise StepFailed("the copy differs from the old root: " + "; ".join(diff.problems()))
-        return (f"identical: {diff.summary()} ({self.times['verify_copy_s']:.1f}s)",
-                {"entries": diff.compared, "kinds": diff.kinds, "hashed_files": diff.hashed_files,
-                 "hashed_bytes": diff.hashed_bytes})
+            raise StepFailed(f"the copy of {src} differs from it: " + "; ".join(diff.problems()))
+        return diff
 
     def _backup(self) -> tuple[str, dict[str, Any]]:
         self._begin("backing up daemon.json")
         json_path = self.p.opts.daemon_json
+        also, details = "", {}
+        if self.ctd is not None:
+            cfg = ctd.read_config(self.p.opts.containerd_config)
+            if cfg.exists:
+                cbackup = self.j.backup_path("config.toml")
+                atomic_write(cbackup, cfg.raw, mode=0o600)
+                self.j.set(containerd_backup=str(cbackup))
+                also, details = f"; {cfg.real_path} saved as {cbackup}", {"containerd_backup": str(cbackup)}
+            else:
+                also = f"; {cfg.path} did not exist (rollback removes it)"
         if not self.daemon.exists:
-            return f"{json_path} did not exist (rollback removes it)", {}
+            return f"{json_path} did not exist (rollback removes it){also}", details
         backup = self.j.backup_path()
         atomic_write(backup, self.daemon.raw, mode=0o600)
         self.j.set(backup=str(backup))
-        return f"{self.daemon.real_path} saved as {backup}", {"backup": str(backup)}
+        return f"{self.daemon.real_path} saved as {backup}{also}", {"backup": str(backup), **details}
 
     def _dropin(self) -> tuple[str, dict[str, Any]] | None:
         if not self.p.dropin:
@@ -505,6 +671,23 @@ class _Move:
         for cmd in plan.selinux_commands(self.target):
             subprocess.run(cmd, check=True, capture_output=True, timeout=3600)
         return f"{self.target} labelled like /var/lib/docker", {}
+
+    def _containerd_config(self) -> tuple[str, dict[str, Any]] | None:
+        c = self.ctd
+        if c is None:
+            return None
+        self._begin("writing containerd's config.toml")
+        planned = c.located.config or ctd.read_config(self.p.opts.containerd_config)
+        now = ctd.read_config(planned.path)
+        if now.sha256 != planned.sha256:
+            raise StepFailed(f"{planned.path} was changed by someone else during the move: not overwriting it")
+        # Built from the very bytes that were backed up, written where a symlink points.
+        text = ctd.config_with_root(now, os.path.abspath(c.target))
+        Path(now.real_path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(now.real_path, text, mode=now.mode if now.exists else 0o644,
+                     owner=now.owner if now.exists else None)
+        created = "" if now.exists else " (created: it did not exist; from 'containerd config default')"
+        return f"{now.real_path} now sets root {os.path.abspath(c.target)}{created}", {"diff": c.diff}
 
     def _daemon_json(self) -> tuple[str, dict[str, Any]]:
         self._begin("writing daemon.json")
@@ -524,18 +707,35 @@ class _Move:
 
     def _start(self) -> tuple[str, dict[str, Any]]:
         self._begin("starting the engine")
+        first = ""
+        if self.ctd is not None and self.cctl is not None:
+            self.times["containerd_start_s"] = round(self.cctl.start(), 3)
+            first = f"containerd started in {self.times['containerd_start_s']:.1f}s, then "
         self.times["start_s"] = round(self.ctl.start(reload=self.p.dropin), 3)
-        return f"engine started in {self.times['start_s']:.1f}s", {}
+        return f"{first}engine started in {self.times['start_s']:.1f}s", {}
 
     def _verify_engine(self) -> tuple[str, dict[str, Any]]:
         self._begin("verifying the engine")
+        also = ""
+        c = self.p.facts.containerd
+        if self.ctd is not None:
+            address = self.ctd.located.address
+            cproblems = ctd.compare(self.cinv, ctd.take(address))
+            cproblems = cproblems or ctd.start_tasks(address, self.cinv)
+            if cproblems:
+                raise StepFailed("; ".join(cproblems))
+            also = (f"; containerd runs on {os.path.abspath(self.ctd.target)} with every blob, image, snapshot "
+                    f"and container of {len(self.cinv)} namespace(s)")
         problems, after = _verify(self.p.opts.docker_host, self.target, self.driver, self.inv)
+        if c is not None and not c.moves:
+            problems += [f"a containerd process still names the old root: {u}"
+                         for u in ctd.processes_using(self.old_root)]
         if problems:
             raise StepFailed("; ".join(problems))
         self.times["downtime_s"] = round(time.monotonic() - self.stop_started, 3)
         self.j.set(status=journal.VERIFIED, verified_at=time.time(), times=self.times)
         return (f"Docker runs on {os.path.realpath(self.target)} with everything present; "
-                f"{sum(c['running'] for c in after['containers'].values())} container(s) running", {})
+                f"{sum(x['running'] for x in after['containers'].values())} container(s) running{also}", {})
 
     # ------------------------------------------------------------ outcome
     def _succeeded(self) -> None:

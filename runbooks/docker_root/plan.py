@@ -9,6 +9,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import containerd as ctd
 from . import host
 from .engine import EngineInfo
 from .validate import Validation
@@ -31,6 +32,28 @@ class Finding:
 
 
 @dataclass
+class ContainerdFacts:
+    """The containerd holding the image store, when the move takes its root along."""
+
+    located: ctd.Located
+    #: Where the system containerd's root goes ('' for the embedded one: it moves with data-root).
+    target: str = ""
+    namespaces: list[str] = field(default_factory=list)
+    #: Why containerd could not be asked ('' when it answered).
+    error: str = ""
+    usage: host.Usage | None = None
+    control_ok: bool = True
+    resumable: bool = False
+    new_config: str = ""
+    diff: str = ""
+
+    @property
+    def moves(self) -> bool:
+        """Whether the move copies containerd's root itself (the system containerd)."""
+        return self.located.kind == ctd.SYSTEM
+
+
+@dataclass
 class Facts:
     """Everything the plan is made from."""
 
@@ -47,6 +70,9 @@ class Facts:
     control_ok: bool = True
     resumable: bool = False
     allow_containerd_store: bool = False
+    #: The containerd image store's containerd (None: classic store, or the user moves it).
+    containerd: ContainerdFacts | None = None
+    allow_other_clients: bool = False
     selinux: bool = False
     selinux_tools: bool = False
     #: Mounts inside the current root that are not the engine's own (rsync would skip them).
@@ -235,7 +261,9 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             add("swarm", "swarm", True, f"swarm {facts.info.swarm_state}")
         source = ("the engine reports the containerd snapshotter" if facts.info and facts.info.containerd_store
                   else "daemon.json sets features.containerd-snapshotter")
-        if store and not facts.allow_containerd_store:
+        if store and facts.containerd is not None and not facts.allow_containerd_store:
+            _containerd_findings(facts, facts.containerd, source, add, usage)
+        elif store and not facts.allow_containerd_store:
             add("image_store", "image store", False,
                 f"the containerd image store is in use ({source}): images live in containerd's root "
                 "(/var/lib/containerd), which data-root does not move",
@@ -254,6 +282,84 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             f"install policycoreutils-python-utils, or label by hand: semanage fcontext -a -e /var/lib/docker {t}; "
             f"restorecon -R {t}")
     return out
+
+
+def _containerd_findings(facts: Facts, c: ContainerdFacts, source: str, add: Any,
+                         usage: host.Usage | None) -> None:
+    """The containerd image store: which containerd, its clients, where its root goes."""
+    loc = c.located
+    if not c.moves:
+        add("image_store", "image store", True,
+            f"containerd image store ({source}) with dockerd's embedded containerd: its root {loc.root} is "
+            "under data-root and moves with it")
+        return
+    cfg = loc.config
+    if cfg is not None and cfg.error:
+        add("image_store", "image store", False, cfg.error,
+            "fix containerd's config.toml by hand (opsbook never rewrites a file it cannot parse)")
+        return
+    if c.error and c.resumable:
+        add("image_store", "image store", True,
+            f"containerd does not answer ({c.error}) after an unfinished move: it is rolled back to {loc.root} "
+            "first")
+    elif c.error:
+        add("image_store", "image store", False,
+            f"the containerd image store is in use ({source}) but containerd does not answer on {loc.address}: "
+            f"{c.error}", "start containerd (or give --containerd-config naming the config.toml it runs with)")
+        return
+    else:
+        add("image_store", "image store", True,
+            f"containerd image store ({source}): images, snapshots and containers live in the system containerd's "
+            f"root {loc.root} ({cfg.path if cfg else '?'}{'' if cfg and cfg.exists else ', absent'}; {loc.why}); "
+            f"it moves to {c.target} with the data-root")
+    others = ctd.other_clients(c.namespaces)
+    if others and not facts.allow_other_clients:
+        add("containerd_clients", "other containerd clients", False,
+            f"containerd also serves namespace(s) {', '.join(others)} (not Docker's 'moby'): moving its root "
+            "stops their running containers and moves their images too",
+            "stop those clients (e.g. the kubelet) yourself, or accept it with --allow-other-containerd-clients")
+    elif others:
+        add("containerd_clients", "other containerd clients", True,
+            f"containerd also serves namespace(s) {', '.join(others)}: their running tasks are stopped and "
+            "started again on the new root (accepted with --allow-other-containerd-clients)",
+            "tell their owners: their containers are down during the move", warning=True)
+    else:
+        add("containerd_clients", "other containerd clients", True, "containerd serves Docker alone (namespace moby)")
+    t = c.target
+    problem = target_state(t, c.resumable)
+    overlaps = [r for r in (facts.current_root, facts.target, loc.root) if r and (
+        host.is_under(t, r) or host.is_under(r, t))]
+    if not os.path.isabs(t):
+        add("containerd_target", "containerd target", False, f"containerd target {t!r} is relative",
+            "give an absolute --containerd-target")
+    elif overlaps:
+        add("containerd_target", "containerd target", False,
+            f"containerd's new root {t} overlaps {', '.join(overlaps)}",
+            "give a separate folder with --containerd-target")
+    elif problem:
+        add("containerd_target", "containerd target", False, problem,
+            "give an empty or new folder with --containerd-target")
+    elif not os.path.isdir(os.path.dirname(t.rstrip("/")) or "/"):
+        add("containerd_target", "containerd target", False, f"the parent folder of {t} does not exist",
+            f"create it: mkdir -p {os.path.dirname(t)}")
+    else:
+        add("containerd_target", "containerd target", True, f"containerd's root goes to {t}"
+            + (" (partial copy of an earlier move: reused)" if c.resumable else ""))
+    if c.usage is not None and os.path.isabs(t):
+        need = space_needed(c.usage)
+        if usage is not None and host.mount_of(t).mount_point == host.mount_of(facts.target).mount_point:
+            need += space_needed(usage)
+        free = host.space(t).free_bytes
+        both = ", with the data-root on the same filesystem" if need > space_needed(c.usage) else ""
+        add("containerd_space", "free space for containerd", free >= need,
+            f"{free / GIB:.1f} GiB free for {t}, need {need / GIB:.1f} GiB (containerd's root "
+            f"{c.usage.bytes / GIB:.2f} GiB{both})",
+            "" if free >= need else "free space or choose a bigger filesystem (--containerd-target)")
+    if not c.control_ok:
+        add("containerd_control", "containerd control", False,
+            "systemd is not running this host and --containerd-stop-command/--containerd-start-command were "
+            "not both given", "give both, e.g. --containerd-stop-command 'service containerd stop' "
+            "--containerd-start-command 'service containerd start'")
 
 
 def _validation_findings(facts: Facts, add: Any) -> None:

@@ -45,6 +45,9 @@ def restore(
                 steps.append(Step("daemon-json", Status.OK, f"{daemon_json} removed (it did not exist before)"))
             else:
                 raise ControlError(f"the backup of {daemon_json} is missing ({backup}): restore it by hand")
+        cj = j.data.get("containerd")
+        if cj:
+            steps += _restore_containerd(j, cj, ctl, docker_host)
         dropin = j.data.get("dropin")
         if dropin and os.path.basename(str(dropin)) != DROPIN_NAME:
             raise ControlError(f"the journal names {dropin} as opsbook's drop-in: not removing it")
@@ -91,6 +94,51 @@ def restore(
         return steps, False
     j.set(status=journal.ROLLED_BACK)
     return steps, True
+
+
+def _restore_containerd(j: journal.Journal, cj: dict[str, Any], ctl: EngineControl,
+                        docker_host: str | None) -> list[Step]:
+    """containerd back on its old root: config.toml restored, containerd restarted (the engine stopped
+    first), its inventory verified and the tasks of other namespaces started again."""
+    from . import containerd as ctd
+
+    steps: list[Step] = []
+    path = str(cj["config"])
+    if _started(j, "containerd-config"):
+        real = os.path.realpath(path)
+        backup = j.data.get("containerd_backup")
+        if backup and os.path.exists(str(backup)):
+            owner = cj.get("config_owner") or None
+            atomic_write(real, j.read_backup(str(backup)), mode=int(cj.get("config_mode", 0o644)) & 0o777,
+                         owner=tuple(owner) if owner else None)
+            steps.append(Step("containerd-config", Status.OK, f"{real} restored from {backup}"))
+        elif not cj.get("config_existed", True):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(real)
+            steps.append(Step("containerd-config", Status.OK, f"{path} removed (it did not exist before)"))
+        else:
+            raise ControlError(f"the backup of {path} is missing ({backup}): restore it by hand")
+    if not j.data.get("containerd_stopped"):
+        return steps
+    cctl = ctd.ContainerdControl(None, cj.get("stop_command"), cj.get("start_command"),
+                                 systemd=bool(cj.get("systemd")), address=str(cj["address"]))
+    if engine.ping(docker_host):  # containerd restarts under a stopped engine only
+        engine.stop_containers_for_live_restore(docker_host)
+        ctl.stop()
+        steps.append(Step("stop", Status.OK, "engine stopped (containerd restarts first)"))
+    if cctl.answers():
+        cctl.stop()
+    cctl.start()
+    steps.append(Step("containerd", Status.OK, f"containerd started on {cj['old_root']}"))
+    before = j.data.get("containerd_inventory")
+    if before:
+        problems = ctd.compare(before, ctd.take(cctl.address)) or ctd.start_tasks(cctl.address, before)
+        if problems:
+            raise ControlError("; ".join(problems))
+        steps.append(Step("containerd-verify", Status.OK,
+                          f"containerd holds every blob, image, snapshot and container of {len(before)} "
+                          "namespace(s); their tasks run again"))
+    return steps
 
 
 def left_behind(j: journal.Journal, docker_host: str | None) -> list[str]:

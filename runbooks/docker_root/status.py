@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 from opsbook.runbooks.model import CheckResult, Metric, Report, Status
 
-from . import cleanup, engine, host, journal
+from . import cleanup, containerd, engine, host, journal
 
 WARN_FREE_PCT = 15.0
 CRIT_FREE_PCT = 5.0
@@ -18,6 +20,8 @@ def build(
     state_dir: str | None = None,
     systemd: bool | None = None,
     unit_dirs: tuple[str, ...] = host.SYSTEMD_UNIT_DIRS,
+    *,
+    containerd_config: str = containerd.DEFAULT_CONFIG,
 ) -> Report:
     """The status report (never raises for an engine that is down: UNKNOWN checks instead)."""
     report = Report(command="docker-root status")
@@ -89,9 +93,13 @@ def build(
         source = "" if info and info.containerd_store else " (features.containerd-snapshotter in daemon.json)"
         store = f"containerd snapshotter{source}: images in containerd's root, not under data-root" \
             if containerd_store else "classic (images under data-root)"
+        if containerd_store:
+            store += "; 'opsbook docker-root move' moves containerd's root with the data-root"
         report.add(CheckResult("docker_root.image_store", root, "image store",
                                Status.WARNING if containerd_store else Status.OK, store,
                                details={"containerd_store": containerd_store}))
+        if containerd_store:
+            report.add(_containerd_check(root, cfg.data or {}, docker_host, containerd_config))
     if not info:
         dtype_host = host.supports_d_type(root)
         report.add(CheckResult("docker_root.driver", root, "storage driver", Status.UNKNOWN,
@@ -159,3 +167,41 @@ def build(
             except Exception as exc:
                 report.add(CheckResult("docker_root.journal", str(j.path), "last move", Status.UNKNOWN, str(exc)))
     return report
+
+
+def _containerd_check(root: str, daemon_data: dict[str, object], docker_host: str | None,
+                      config_path: str) -> CheckResult:
+    """Which containerd holds the image store, where its root is, its size and its clients."""
+    args = [p.args for p in host.dockerd_processes(docker_host)]
+    loc = containerd.locate(root, dict(daemon_data), args, config_path)
+    details: dict[str, object] = {"kind": loc.kind, "root": loc.root, "address": loc.address or None,
+                                  "config": loc.config.path if loc.config else None, "why": loc.why}
+    if loc.config is not None and loc.config.error:
+        return CheckResult("docker_root.containerd", loc.root, "containerd", Status.CRITICAL, loc.config.error,
+                           details=details)
+    size = host.usage(loc.root) if os.path.isdir(loc.root) else None
+    mount = host.mount_of(loc.root)
+    where = (f"system containerd ({loc.why}): images, snapshots and containers in {loc.root} "
+             f"({mount.fstype} at {mount.mount_point}), set by root in {config_path}"
+             if loc.kind == containerd.SYSTEM else
+             f"dockerd's embedded containerd: images, snapshots and containers in {loc.root} (under data-root)")
+    metrics: dict[str, float | int | Metric] = {}
+    if size is not None:
+        where += f"; {size.bytes / GIB:.2f} GiB in {size.inodes} files and folders"
+        metrics["containerd_bytes"] = Metric(size.bytes, "B")
+    status = Status.OK
+    if loc.address:
+        try:
+            names = containerd.namespaces(loc.address)
+            details["namespaces"] = names
+            others = containerd.other_clients(names)
+            where += f"; namespaces {', '.join(names) or 'none'}"
+            if others:
+                status = Status.WARNING
+                where += (f" -- {', '.join(others)} belong to other clients (e.g. Kubernetes): moving containerd's "
+                          "root affects them too (the move needs --allow-other-containerd-clients)")
+        except containerd.ContainerdError as exc:
+            status = Status.UNKNOWN
+            where += f"; containerd does not answer: {exc}"
+    return CheckResult("docker_root.containerd", loc.root, "containerd", status, where, details=details,
+                       metrics=metrics)
