@@ -14,10 +14,10 @@ import typer
 import typer.core
 
 from opsbook.runbooks import __version__
-from opsbook.runbooks.errors import OpsbookError
 
 from . import terminal
-from .clickcompat import ClickException, NoArgsIsHelpError, UsageError
+from .clickcompat import UsageError
+from .errors import error_handler
 from .options import examples
 
 COMMAND_LIST = """\b
@@ -78,7 +78,7 @@ def load_command(name: str) -> Any:
 
 def _no_color(ctx: Any, param: Any, value: bool) -> bool:
     if value and not getattr(ctx, "resilient_parsing", False):  # not while completing
-        terminal.configure(no_color=True, debug=terminal.debug_enabled())
+        terminal.configure(no_color=True)
     return value
 
 
@@ -169,14 +169,6 @@ def root(
 
 
 
-def _usage_line(exc: Exception) -> str:
-    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
-    hint = ""
-    if isinstance(exc, UsageError) and exc.ctx is not None:
-        hint = f" (see '{exc.ctx.command_path} --help')"
-    return f"{message}{hint}"
-
-
 #: Options of ``opsbook`` itself that can name a shell; Typer's own parse them as plain flags
 #: and detect the shell instead, so ``--show-completion zsh`` would print the bash script.
 COMPLETION_OPTIONS = ("--show-completion", "--install-completion")
@@ -222,44 +214,15 @@ def _completion(option: str, shell: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI and return the exit code (the console script's entry point)."""
     args = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in args
-    try:
+    term = terminal.Terminal()  # the run's preferences, set by the options (Click context obj)
+    with error_handler(term) as outcome:
         request = _completion_request(args)
         if request is not None:
-            return _completion(*request)
-        result = app(args=args, prog_name="opsbook", standalone_mode=False)
-    except NoArgsIsHelpError as exc:
-        # A group called without a subcommand: show its help, as a usage error.
-        if exc.ctx is not None:
-            terminal.err(exc.ctx.get_help())
-        return 3
-    except ClickException as exc:
-        terminal.error(_usage_line(exc))
-        return 3
-    except OpsbookError as exc:
-        terminal.error(str(exc))
-        return exc.exit_code
-    except (typer.Abort, EOFError):
-        terminal.error("aborted")
-        return 3
-    except KeyboardInterrupt:
-        terminal.error("interrupted")
-        return 3
-    except BrokenPipeError:
-        return 3
-    except Exception as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
+            outcome.code = _completion(*request)
         else:
-            terminal.error(
-                f"internal error: {exc.__class__.__name__}: {exc} (rerun with --debug for a traceback)"
-            )
-        return 3
-    if isinstance(result, bool) or not isinstance(result, int):
-        return 0
-    return result
+            result = app(args=args, prog_name="opsbook", standalone_mode=False, obj=term)
+            outcome.code = 0 if isinstance(result, bool) or not isinstance(result, int) else result
+    return outcome.code
 
 
 if __name__ == "__main__":  # pragma: no cover

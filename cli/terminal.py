@@ -4,6 +4,12 @@ Results go to stdout; progress, logs, warnings and prompts go to stderr. Rich is
 imported lazily (only the table format, Markdown and prompts need it), colour is used
 only on a TTY and never when ``NO_COLOR`` is set or ``--no-color`` is given, and data is
 never interpreted as Rich markup.
+
+The preferences of a run (colour, debug, whether a person is at the terminal) live in a
+:class:`Terminal` object that :func:`opsbook.cli.app.main` creates and hands to Click as
+the context's ``obj``; the functions below act on the current run's object
+(:func:`current`). Files written beside the report (``--textfile``, ``--junit-file``)
+belong to :mod:`opsbook.cli.outputs`.
 """
 
 from __future__ import annotations
@@ -13,7 +19,8 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from opsbook.runbooks.model import Report, Status
 
@@ -24,7 +31,6 @@ if TYPE_CHECKING:
 
     from opsbook.runbooks.docker_root.move import MoveProgress
 
-_state: dict[str, Any] = {"no_color": False, "debug": False}
 
 STATUS_STYLE = {
     Status.OK: "green",
@@ -34,25 +40,67 @@ STATUS_STYLE = {
 }
 
 
-def configure(*, no_color: bool = False, debug: bool = False) -> None:
-    """Set global output preferences (from the root command's options)."""
-    _state["no_color"] = no_color or bool(os.environ.get("NO_COLOR"))
-    _state["debug"] = debug
+@dataclass
+class Terminal:
+    """How this run talks to the terminal: colour, tracebacks, and whether someone is there."""
+
+    no_color: bool = False
+    #: ``--debug``: internal errors show a traceback.
+    debug: bool = False
+
+    @property
+    def color(self) -> bool:
+        """Whether colours and styles may be used (never with --no-color or NO_COLOR)."""
+        return not (self.no_color or os.environ.get("NO_COLOR"))
+
+    @property
+    def interactive(self) -> bool:
+        """Whether a person can answer a prompt (stdin is a terminal)."""
+        return stdin_is_tty()
+
+    def console(self, stream: str) -> Console:
+        """A Rich console bound to the *current* sys.stdout / sys.stderr (never cached)."""
+        return _make_console(stream, color=self.color)
+
+
+#: Used outside a run (library use, tests calling renderers directly).
+_FALLBACK = Terminal()
+
+
+def current() -> Terminal:
+    """The :class:`Terminal` of the run in progress (the root Click context's ``obj``)."""
+    from .clickcompat import get_current_context
+
+    ctx = get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    return obj if isinstance(obj, Terminal) else _FALLBACK
+
+
+def configure(*, no_color: bool | None = None, debug: bool | None = None) -> None:
+    """Set the current run's preferences (from the root command's and each command's options)."""
+    term = current()
+    if no_color is not None:
+        term.no_color = term.no_color or no_color
+    if debug is not None:
+        term.debug = debug
 
 
 def debug_enabled() -> bool:
     """Whether ``--debug`` was given."""
-    return bool(_state["debug"])
+    return current().debug
 
 
 def _console(stream: str) -> Console:
-    """A Rich console bound to the *current* sys.stdout / sys.stderr (never cached)."""
+    return current().console(stream)
+
+
+def _make_console(stream: str, *, color: bool) -> Console:
     from rich.console import Console
 
     file = sys.stdout if stream == "out" else sys.stderr
     is_tty = file.isatty()
     width = None if is_tty or os.environ.get("COLUMNS") else 120
-    no_color = _state["no_color"] or bool(os.environ.get("NO_COLOR"))
+    no_color = not color
     return Console(
         file=file,
         no_color=no_color,
@@ -171,27 +219,6 @@ def render_table(report: Report, *, stream: str = "out") -> None:
     console.print(line)
 
 
-def write_textfile(path: str | os.PathLike[str], report: Report) -> None:
-    """Write the Prometheus rendering atomically for node_exporter's textfile collector."""
-    from .formats import render_prometheus
-
-    _write_output_file("--textfile", path, render_prometheus(report))
-
-
-def write_junit_file(path: str | os.PathLike[str], report: Report) -> None:
-    """Write the JUnit rendering atomically."""
-    from .formats import render_junit
-
-    _write_output_file("--junit-file", path, render_junit(report))
-
-
-def _write_output_file(option: str, path: str | os.PathLike[str], text: str) -> None:
-    """Atomic write, replacing the file; an unwritable path is bad input (exit 3, one line)."""
-    from opsbook.runbooks.fsutil import write_output
-
-    write_output(path, text.encode("utf-8"), force=True, option=option)
-
-
 def emit_report(
     report: Report,
     fmt: OutputFormat | str = OutputFormat.table,
@@ -215,6 +242,8 @@ def emit_report(
         out(RENDERERS[fmt](report))
     # The files come after stdout: when one cannot be written (its folder vanished since the
     # check at start), Nagios and cron still get the report, then the error (exit 3).
+    from .outputs import write_junit_file, write_textfile
+
     if textfile:
         write_textfile(textfile, report)
     if junit_file:
