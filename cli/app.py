@@ -51,7 +51,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  "Exchange Online: generate reviewed, injection-proof PowerShell for mailbox fixes."),
     "run": ("run",
             "Run a YAML suite of checks (winrm check, adsync check, dns check, docker-root status)..."),
-    "serve": ("serve", "Serve the checks to Prometheus as a multi-target exporter (/probe?module=&target=)."),
+    "serve": ("serve", "Serve the checks to Prometheus as a multi-target exporter, like blackbox_exporter..."),
 }
 #: Subcommands that are one command, not a group.
 SINGLE_COMMANDS = {"run": "run", "serve": "serve"}
