@@ -33,7 +33,8 @@ All commands:
   opsbook adsync check --domain DOMAIN          DNS per server, DC ports, tenant sync freshness
   opsbook dns check [--name NAME]...            each DNS server asked on its own, answers compared
   opsbook exchange clear-previous-mailbox ID... script clearing previous-mailbox info
-  opsbook run SUITE.yaml                        a YAML suite of checks, in any format"""
+  opsbook run SUITE.yaml                        a YAML suite of checks, in any format
+  opsbook serve --config FILE                   a Prometheus exporter: /probe?module=M&target=T"""
 
 COMPLETION_HELP = {
     "install_completion": "Install completion for SHELL if one follows (bash, zsh, fish, powershell), "
@@ -57,15 +58,19 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  "Exchange Online: generate reviewed, injection-proof PowerShell for mailbox fixes."),
     "run": ("run",
             "Run a YAML suite of checks (winrm check, adsync check, dns check, docker-root status)..."),
+    "serve": ("serve", "Serve the checks to Prometheus as a multi-target exporter, like blackbox_exporter..."),
 }
+#: Subcommands that are one command, not a group.
+SINGLE_COMMANDS = {"run": "run", "serve": "serve"}
 
 
 def load_command(name: str) -> Any:
     """The Click command for the subcommand *name* (imported and converted on first use)."""
     module = importlib.import_module(f"{__package__}.commands.{SUBCOMMANDS[name][0]}")
     wrapper = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to `opsbook` itself
-    if name == "run":
-        wrapper.command("run", help=module.HELP, epilog=module.EPILOG, no_args_is_help=True)(module.run)
+    if name in SINGLE_COMMANDS:
+        function = getattr(module, SINGLE_COMMANDS[name])
+        wrapper.command(name, help=module.HELP, epilog=module.EPILOG, no_args_is_help=True)(function)
         command = typer.main.get_command(wrapper)
     else:
         # As a group even when it has one command (`opsbook adsync check`, not `opsbook adsync`).

@@ -219,6 +219,9 @@ class Binder:
                         argv.append(negative[0])
                 continue
             values = value if isinstance(value, list) else [value]
+            if isinstance(value, list) and getattr(param, "metavar", None) == "LIST" and values:
+                # a comma-separated option (adsync --ports) written as a YAML list
+                values = [",".join(_text(v, key, where) for v in values)]
             if not getattr(param, "multiple", False) and getattr(param, "nargs", 1) == 1 and len(values) != 1:
                 raise SuiteError(where, f"{key} takes one value, not a list")
             for item in values:

@@ -1,0 +1,195 @@
+"""``opsbook serve``: a Prometheus multi-target exporter (``/probe?module=M&target=T``).
+
+Thin layer: options, the binding of modules to the check commands (the suite binder) and the
+renderers (cli/formats); the server itself is :mod:`opsbook.runbooks.exporter.server`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from opsbook.runbooks.errors import InputError
+
+from .. import terminal
+from ..options import examples
+
+if TYPE_CHECKING:
+    from opsbook.runbooks.exporter import Module, ModuleConfig
+    from opsbook.runbooks.model import Report
+    from opsbook.runbooks.secrets import Scrubber
+
+#: Where ``opsbook serve`` listens unless told: loopback only, and a port of the exporter range.
+DEFAULT_LISTEN = "127.0.0.1:9835"
+#: What validation puts where a request's target will go.
+PLACEHOLDER_TARGET = "probe.invalid"
+
+HELP = (
+    "Serve the checks to Prometheus as a multi-target exporter, like blackbox_exporter: "
+    "GET /probe?module=M&target=T runs module M (a runbook and its options, from --config) "
+    "on target T and answers the same metrics as --format prometheus plus probe_success and "
+    "probe_duration_seconds; /metrics has the exporter's own. SIGHUP or POST /-/reload reloads "
+    "the modules (a broken file is refused and the old modules kept)."
+)
+EPILOG = examples(
+    "opsbook serve --config /etc/opsbook/exporter.yaml",
+    "opsbook serve --config exporter.yaml --listen 0.0.0.0:9835 --web-config /etc/opsbook/web.yaml",
+    "curl 'http://127.0.0.1:9835/probe?module=winrm_https&target=srv1.corp.example.com'",
+    "curl 'http://127.0.0.1:9835/probe?module=winrm_https&target=srv1.corp.example.com&debug=true'",
+)
+
+
+class ExporterHooks:
+    """Modules bound to the check commands exactly as ``opsbook run`` binds suite entries."""
+
+    def validate(self, config: ModuleConfig) -> None:
+        from opsbook.runbooks.suite import Resolver, SuiteError, SuiteErrors
+
+        from ..suite_binding import Binder
+
+        resolver = Resolver(allowed_env=config.env)
+        binder = Binder(resolver, check_files=True)
+        errors: list[SuiteError] = []
+        for module in config.modules.values():
+            try:
+                binder.bind(_with_target(module, PLACEHOLDER_TARGET if module.target_key else None))
+            except SuiteErrors as many:
+                errors.extend(many.errors)
+            except SuiteError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise SuiteErrors(errors)
+        config.binding = Binder(resolver)  # requests: a file missing later makes that probe UNKNOWN
+
+    def prepare(self, config: ModuleConfig, module: Module, target: str | None,
+                timeout: float) -> tuple[Callable[[], Report], Scrubber]:
+        binder = config.binding
+        bound = binder.bind(_with_target(module, target))
+        if bound.params is None:
+            raise InputError(bound.skip or "the module cannot run here")
+        if isinstance(bound.params.get("timeout"), int | float):
+            bound.params["timeout"] = max(0.05, min(float(bound.params["timeout"]), timeout))
+        return bound.call, binder.resolver.scrub
+
+    def render_text(self, report: Report) -> str:
+        from ..formats import render_prometheus
+
+        return render_prometheus(report)
+
+    def render_json(self, report: Report) -> str:
+        from ..formats import render_json
+
+        return render_json(report)
+
+
+def _with_target(module: Module, target: str | None) -> Any:
+    from opsbook.runbooks.suite import Mark, Setting, YNode
+
+    if module.target_key is None or target is None:
+        return module.entry
+    mark = Mark("<request target>", 1, 1)
+    options = {**module.entry.options, module.target_key: Setting(mark, YNode(target, mark))}
+    return dataclasses.replace(module.entry, options=options)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (all addresses) -> (host, port)."""
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+        raise InputError(f"--listen {text}: expected HOST:PORT, [IPv6]:PORT or :PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise InputError(f"--listen {text}: [{host}] is not an IPv6 address") from None
+    elif ":" in host:
+        raise InputError(f"--listen {text}: write an IPv6 address in brackets ([::1]:9835)")
+    return host or "0.0.0.0", int(port_text)  # ':PORT' asks for every address
+
+
+#: How the process ends after the server stops: probe threads stuck in a peer's timeout must
+#: not hold up a restart (a replaceable seam for in-process tests).
+exit_now = os._exit
+
+
+def serve(  # noqa: PLR0917 - Typer maps every parameter
+    config: Annotated[
+        Path,
+        typer.Option("--config", metavar="FILE", dir_okay=False,
+                     help="The modules (YAML: version 1, modules: NAME: {runbook, with, deadline, allow, target})."),
+    ],
+    listen: Annotated[
+        str,
+        typer.Option("--listen", metavar="HOST:PORT",
+                     help=f"Address to listen on (default {DEFAULT_LISTEN}: loopback only; ':9835' for all)."),
+    ] = DEFAULT_LISTEN,
+    web_config: Annotated[
+        Path | None,
+        typer.Option("--web-config", metavar="FILE", dir_okay=False,
+                     help="exporter-toolkit web config: tls_server_config, basic_auth_users (bcrypt)."),
+    ] = None,
+    max_concurrent_probes: Annotated[
+        int,
+        typer.Option("--max-concurrent-probes", min=1, max=1024, help="Probes running at once."),
+    ] = 64,
+    max_queued: Annotated[
+        int | None,
+        typer.Option("--max-queued", min=0, max=100000,
+                     help="Requests waiting for a probe slot before more are answered 503 "
+                          "(default 4 x --max-concurrent-probes)."),
+    ] = None,
+    validate: Annotated[
+        bool, typer.Option("--validate", help="Only check --config and --web-config, then exit.")
+    ] = False,
+) -> None:
+    """Serve the checks to Prometheus."""
+    import asyncio
+
+    from opsbook.runbooks.exporter.server import QUEUE_FACTOR, Exporter, Limits
+    from opsbook.runbooks.exporter.webconfig import load_web_config
+    from opsbook.runbooks.suite import SuiteErrors
+
+    host, port = parse_listen(listen)
+    web = load_web_config(web_config) if web_config is not None else None
+    queued = max_queued if max_queued is not None else max_concurrent_probes * QUEUE_FACTOR
+    limits = Limits(max_concurrent_probes, queued)
+    try:
+        exporter = Exporter(os.fspath(config), ExporterHooks(), limits, web)
+    except SuiteErrors as problems:
+        for problem in problems.errors[:20]:
+            terminal.error(str(problem))
+        raise typer.Exit(3) from None
+    if validate:
+        count = len(exporter.config.modules)
+        terminal.out(f"{config}: OK, {count} module{'s' if count != 1 else ''}\n")
+        raise typer.Exit(0)
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    log = logging.getLogger("opsbook.serve")
+    for module in exporter.config.modules.values():
+        if module.allow is None and module.target_key is not None:
+            log.warning("module %s has no allow list: it probes any target it is asked for", module.name)
+
+    def ready(url: str) -> None:
+        log.info("listening on %s (modules: %s)", url, ", ".join(exporter.config.modules))
+
+    try:
+        asyncio.run(exporter.serve(host, port, ready))
+    except OSError as exc:
+        terminal.error(f"--listen {listen}: {exc.strerror or exc}")
+        sys.stderr.flush()
+        exit_now(3)
+    log.info("stopped")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    exit_now(0)

@@ -1,0 +1,275 @@
+"""``opsbook serve`` as a real process on loopback, probing real TLS peers (tests/tlspeers.py)."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import os
+import signal
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import bcrypt
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.helpers import run_cli
+from tests.serve_peer import Served, serve, wait_for
+from tests.tlspeers import HangServer, TestCA, TlsServer
+
+SECRET = "Corp-Secret-Issuer-7f3a"
+ENV = {"SERVE_TEST_ISSUER": SECRET}
+
+
+def samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Metric name -> [(labels, value)], parsed by prometheus_client (so the text must be valid)."""
+    out: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
+    return out
+
+
+def value(text: str, name: str) -> float:
+    found = samples(text)[name]
+    assert len(found) == 1, found
+    return found[0][1]
+
+
+@pytest.fixture(scope="module")
+def peers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    tmp = tmp_path_factory.mktemp("serve")
+    ca = TestCA("Corp Issuing CA")
+    leaf = ca.issue("srv1.corp.test", names=["srv1.corp.test", "127.0.115.20"])
+    ca_file = ca.write(tmp)
+    with TlsServer(leaf, mode="identify", host="127.0.115.20") as good, HangServer("127.0.115.21") as hung:
+        yield {"tmp": tmp, "ca": ca_file, "good": good, "hung": hung, "leaf": leaf}
+
+
+def write_config(path: Path, ca: Path, extra: str = "") -> Path:
+    path.write_text(f"""\
+version: 1
+env: [SERVE_TEST_ISSUER]
+modules:
+  winrm_https:
+    runbook: winrm
+    with: {{ca-file: {ca}, warn-days: 30}}
+    deadline: 6
+    allow: [127.0.115.0/24]
+  winrm_issuer:
+    runbook: winrm
+    with: {{ca-file: {ca}, issuer: "${{SERVE_TEST_ISSUER}}"}}
+  canary:
+    runbook: dns
+    with: {{dns: ["127.0.115.30:5399"], timeout: 0.5}}
+    allow: ["*.corp.test"]
+{extra}""")
+    return path
+
+
+@pytest.fixture(scope="module")
+def exporter(peers: dict[str, object]) -> Iterator[Served]:
+    tmp = peers["tmp"]
+    assert isinstance(tmp, Path)
+    config = write_config(tmp / "exporter.yaml", peers["ca"])  # type: ignore[arg-type]
+    with serve(config, "--max-concurrent-probes", "8", env=ENV) as served:
+        yield served
+
+
+def test_probe_healthy_listener(exporter: Served, peers: dict[str, object]) -> None:
+    good = peers["good"]
+    assert isinstance(good, TlsServer)
+    status, body, headers = exporter.get(f"/probe?module=winrm_https&target={good.target}")
+    assert status == 200, body
+    assert headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    assert value(body, "probe_success") == 1
+    assert 0 < value(body, "probe_duration_seconds") < 6
+    statuses = {labels["check"]: v for labels, v in samples(body)["opsbook_check_status"]}
+    assert statuses["winrm.cert.chain"] == 0 and statuses["winrm.wsman"] == 0, statuses
+    assert all(labels["target"] == good.target for labels, _ in samples(body)["opsbook_check_status"])
+
+
+def test_probe_debug_is_the_json_report(exporter: Served, peers: dict[str, object]) -> None:
+    good = peers["good"]
+    assert isinstance(good, TlsServer)
+    status, body, headers = exporter.get(f"/probe?module=winrm_https&target={good.target}&debug=true")
+    assert status == 200 and headers["Content-Type"].startswith("application/json")
+    doc = json.loads(body)
+    assert doc["command"] == "winrm check" and doc["status"] == "OK"
+    assert doc["probe"] == {"module": "winrm_https", "target": good.target, "deadline_s": 6.0, "success": True}
+
+
+def test_deadline_comes_from_the_scrape_timeout_header(exporter: Served, peers: dict[str, object]) -> None:
+    hung = peers["hung"]
+    assert isinstance(hung, HangServer)
+    started = time.monotonic()
+    status, body, _ = exporter.get(f"/probe?module=winrm_https&target={hung.target}",
+                                   headers={"X-Prometheus-Scrape-Timeout-Seconds": "2"})
+    elapsed = time.monotonic() - started
+    assert status == 200, body
+    assert value(body, "probe_success") == 0
+    assert elapsed < 2.0, elapsed  # 2 s announced, minus the margin: answered before Prometheus gives up
+    assert value(body, "opsbook_status") >= 2
+
+
+@pytest.mark.parametrize(("query", "reason"), [
+    ("module=nope&target=127.0.115.20", "unknown module 'nope'"),
+    ("target=127.0.115.20", "module parameter is missing"),
+    ("module=winrm_https", "target parameter is missing"),
+    ("module=winrm_https&target=%24%7BSERVE_TEST_ISSUER%7D", "target: not a host name"),
+    ("module=winrm_https&target=http://127.0.115.20/", "target"),
+    ("module=winrm_https&target=--hosts-file=/etc/passwd", "target: not a host name"),
+    ("module=winrm_https&target=127.0.115.20:99999", "the port must be a number"),
+    ("module=winrm_https&target=a%20b", "target: not a host name"),
+    ("module=canary&target=x.corp.test:53", "without a port"),
+    ("module=winrm_https&target=127.0.115.20&password=x", "unknown parameter 'password'"),
+    ("module=winrm_https&module=canary&target=127.0.115.20", "once"),
+    ("module=winrm_https&target=127.0.115.20&debug=maybe", "debug must be true or false"),
+])
+def test_bad_requests_are_400_with_one_line(exporter: Served, query: str, reason: str) -> None:
+    status, body, _ = exporter.get(f"/probe?{query}")
+    assert status == 400, body
+    assert reason in body and body.count("\n") == 1, body
+    assert SECRET not in body
+
+
+def test_bad_scrape_timeout_header_is_400(exporter: Served) -> None:
+    status, body, _ = exporter.get("/probe?module=winrm_https&target=127.0.115.20",
+                                   headers={"X-Prometheus-Scrape-Timeout-Seconds": "nan"})
+    assert status == 400 and "Scrape-Timeout" in body
+
+
+@pytest.mark.parametrize("target", ["10.0.0.1", "127.0.116.1:5986", "[::1]:5986", "localhost"])
+def test_allow_list_refuses_other_targets(exporter: Served, target: str) -> None:
+    status, body, _ = exporter.get(f"/probe?module=winrm_https&target={target}")
+    assert status == 403, body
+    assert "allow list" in body
+
+
+def test_allow_list_by_name(exporter: Served) -> None:
+    status, body, _ = exporter.get("/probe?module=canary&target=evil.example.org")
+    assert status == 403
+    status, body, _ = exporter.get("/probe?module=canary&target=intranet.corp.test")
+    assert status == 200, body  # allowed: the probe runs (no DNS server answers there: it fails)
+    assert value(body, "probe_success") == 0
+
+
+def test_secrets_from_the_environment_are_never_answered(exporter: Served, peers: dict[str, object]) -> None:
+    good = peers["good"]
+    assert isinstance(good, TlsServer)
+    status, body, _ = exporter.get(f"/probe?module=winrm_issuer&target={good.target}")
+    assert status == 200 and SECRET not in body
+    statuses = {labels["check"]: v for labels, v in samples(body)["opsbook_check_status"]}
+    assert statuses["winrm.cert.issuer"] == 2
+    status, body, _ = exporter.get(f"/probe?module=winrm_issuer&target={good.target}&debug=true")
+    assert status == 200
+    assert "expected an issuer CN starting with" in body  # the check echoes the expected issuer...
+    assert SECRET not in body  # ...masked
+    assert SECRET[:-1] not in body
+    status, body, _ = exporter.get("/metrics")
+    assert SECRET not in body
+
+
+def test_exporter_metrics_and_health(exporter: Served) -> None:
+    exporter.get("/probe?module=nope&target=x")
+    status, body, _ = exporter.get("/-/healthy")
+    assert status == 200
+    status, body, _ = exporter.get("/metrics")
+    assert status == 200
+    found = samples(body)
+    outcomes = {(labels["module"], labels["outcome"]) for labels, _ in found["opsbook_exporter_probe_requests_total"]}
+    assert ("", "bad_request") in outcomes
+    assert found["opsbook_exporter_config_last_reload_successful"][0][1] == 1
+    assert found["opsbook_exporter_probes_in_flight"][0][1] >= 0
+    assert "process_open_fds" in found and "process_resident_memory_bytes" in found
+    assert exporter.proc.poll() is None
+
+
+def test_overload_is_503_not_a_pile_up(peers: dict[str, object]) -> None:
+    tmp, hung = peers["tmp"], peers["hung"]
+    assert isinstance(tmp, Path) and isinstance(hung, HangServer)
+    config = write_config(tmp / "small.yaml", peers["ca"])  # type: ignore[arg-type]
+    with serve(config, "--max-concurrent-probes", "2", "--max-queued", "1", env=ENV) as served:
+        path = f"/probe?module=winrm_https&target={hung.target}"
+        headers = {"X-Prometheus-Scrape-Timeout-Seconds": "3"}
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            futures = [pool.submit(served.get, path, headers=headers) for _ in range(8)]
+            results = [f.result() for f in futures]
+        codes = sorted(code for code, _, _ in results)
+        assert codes.count(503) >= 5, codes  # 2 run, 1 waits, the rest are refused at once
+        assert codes.count(200) >= 2, codes
+        assert all("overloaded" in body for code, body, _ in results if code == 503)
+        _, metrics, _ = served.get("/metrics")
+        outcomes = {labels["outcome"]: v for labels, v in samples(metrics)["opsbook_exporter_probe_requests_total"]}
+        assert outcomes["overloaded"] >= 5
+        assert served.get("/-/healthy")[0] == 200
+
+
+def test_reload_keeps_the_old_modules_on_error(peers: dict[str, object]) -> None:
+    tmp, good = peers["tmp"], peers["good"]
+    assert isinstance(tmp, Path) and isinstance(good, TlsServer)
+    config = write_config(tmp / "reload.yaml", peers["ca"])  # type: ignore[arg-type]
+    with serve(config, env=ENV) as served:
+        text = config.read_text()
+        config.write_text(text.replace("warn-days: 30", "warn-days: thirty"))
+        status, body, _ = served.get("/-/reload", method="POST")
+        assert status == 500 and "reload.yaml:6" in body, body
+        assert wait_for(lambda: any("reload (POST /-/reload) refused" in line for line in served.log))
+        assert served.get(f"/probe?module=winrm_https&target={good.target}")[0] == 200
+        _, metrics, _ = served.get("/metrics")
+        assert value(metrics, "opsbook_exporter_config_last_reload_successful") == 0
+        # a good file with a new module: SIGHUP reloads it
+        config.write_text(text + "  extra:\n    runbook: winrm\n    with: {warn-days: 5}\n")
+        served.proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: served.get(f"/probe?module=extra&target={good.target}")[0] == 200)
+        _, metrics, _ = served.get("/metrics")
+        assert value(metrics, "opsbook_exporter_config_last_reload_successful") == 1
+        assert value(metrics, "opsbook_exporter_modules") == 4
+        assert served.get("/-/reload")[0] == 405  # only POST reloads
+
+
+def test_web_config_tls_and_basic_auth(peers: dict[str, object]) -> None:
+    tmp, good = peers["tmp"], peers["good"]
+    assert isinstance(tmp, Path) and isinstance(good, TlsServer)
+    ca = TestCA("Exporter CA", slot=2)
+    cert, key = ca.issue("127.0.115.1", names=["127.0.115.1"]).write(tmp, "exporter")
+    hashed = bcrypt.hashpw(b"s3cret-scrape", bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$", 1)
+    web = tmp / "web.yaml"
+    web.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
+                   f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    config = write_config(tmp / "tls.yaml", peers["ca"])  # type: ignore[arg-type]
+    client = ssl.create_default_context(cafile=str(ca.write(tmp, "exporter-ca.pem")))
+    with serve(config, "--web-config", str(web), env=ENV) as served:
+        assert served.url.startswith("https://")
+        assert served.get("/-/healthy", context=client)[0] == 401
+        wrong = base64.b64encode(b"prometheus:nope").decode()
+        assert served.get("/-/healthy", context=client, headers={"Authorization": f"Basic {wrong}"})[0] == 401
+        right = {"Authorization": "Basic " + base64.b64encode(b"prometheus:s3cret-scrape").decode()}
+        for _ in range(2):  # the second is answered from the cache
+            status, body, _ = served.get(f"/probe?module=winrm_https&target={good.target}", context=client,
+                                         headers=right)
+            assert status == 200 and value(body, "probe_success") == 1
+
+
+def test_validate_and_bad_config_are_one_line_exit_3(tmp_path: Path, peers: dict[str, object]) -> None:
+    config = write_config(tmp_path / "ok.yaml", peers["ca"])  # type: ignore[arg-type]
+    result = run_cli("serve", "--config", str(config), "--validate", env=ENV)
+    assert result.code == 0 and "OK, 3 modules" in result.out, result.err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nmodules:\n  w:\n    runbook: winrm\n    with: {hosts: [a.corp.test]}\n")
+    result = run_cli("serve", "--config", str(bad), "--validate", env=ENV)
+    assert result.code == 3 and "bad.yaml:5:12: modules.w: hosts comes from the request's target" in result.err
+    assert "Traceback" not in result.err
+    bad.write_text("version: 1\nmodules:\n  w:\n    runbook: winrm\n    allow: [not a network]\n")
+    result = run_cli("serve", "--config", str(bad), "--validate", env=ENV)
+    assert result.code == 3 and "bad.yaml:5:13" in result.err and "neither a network" in result.err
+    result = run_cli("serve", "--config", str(config), "--listen", "nowhere", env=ENV)
+    assert result.code == 3 and "--listen nowhere" in result.err
+    web = tmp_path / "web.yaml"
+    web.write_text("basic_auth_users:\n  prometheus: plaintext\n")
+    result = run_cli("serve", "--config", str(config), "--web-config", str(web), "--validate", env=ENV)
+    assert result.code == 3 and "web.yaml:2:15" in result.err and "bcrypt" in result.err
+    assert os.path.exists(config)
