@@ -1,14 +1,8 @@
-"""What must survive a move: images, containers (state, restart policy), volumes, volume data."""
+"""What must survive a move: images, containers (state, restart policy), volumes (their data is in the tree verified byte for byte)."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import stat
 from typing import Any
-
-SAMPLE_FILES = 256
-SAMPLE_BYTES = 1 << 20
 
 
 def take(client: Any) -> dict[str, Any]:
@@ -61,43 +55,3 @@ def not_running(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
         for cid, c in before.get("containers", {}).items()
         if c.get("running") and not after.get("containers", {}).get(cid, {}).get("running")
     ]
-
-
-def volume_checksums(
-    root: str, names: list[str], files: int = SAMPLE_FILES, limit: int = SAMPLE_BYTES
-) -> dict[str, str]:
-    """A checksum sample of each local volume's data under *root*/volumes/NAME/_data.
-
-    Per volume: the sorted relative paths, sizes, modes and the SHA-256 of the first
-    *limit* bytes of up to *files* regular files (spread evenly over the sorted list).
-    Comparable between the old root and the copy.
-    """
-    out: dict[str, str] = {}
-    for name in sorted(names):
-        base = os.path.join(root, "volumes", name, "_data")
-        if not os.path.isdir(base):
-            continue
-        entries: list[tuple[str, os.stat_result]] = []
-        for folder, dirs, filenames in os.walk(base):
-            dirs.sort()
-            prefix = "" if folder == base else os.path.relpath(folder, base) + os.sep  # once per folder: fast
-            for fname in filenames:
-                try:
-                    entries.append((prefix + fname, os.lstat(os.path.join(folder, fname))))
-                except OSError:
-                    continue
-        entries.sort()
-        digest = hashlib.sha256()
-        regular = [e for e in entries if stat.S_ISREG(e[1].st_mode)]
-        step = max(1, len(regular) // files) if regular else 1
-        sample = {rel for rel, _ in regular[::step][:files]}
-        for rel, st in entries:
-            digest.update(f"{rel}\0{st.st_size}\0{st.st_mode:o}\0{st.st_uid}:{st.st_gid}\n".encode())
-            if rel in sample:
-                try:
-                    with open(os.path.join(base, rel), "rb") as handle:
-                        digest.update(hashlib.sha256(handle.read(limit)).digest())
-                except OSError as exc:
-                    digest.update(f"unreadable:{exc.errno}".encode())
-        out[name] = f"{len(entries)}:{digest.hexdigest()}"
-    return out

@@ -19,7 +19,7 @@ from opsbook.runbooks.fsutil import atomic_write
 from opsbook.runbooks.model import CheckResult, Report, Status, Step
 
 from . import containerd as ctd
-from . import copy, engine, host, inventory, journal, plan, rollback, treeverify, validate
+from . import engine, host, inventory, journal, plan, rollback, treecopy, treeverify, validate
 from .control import ControlError, EngineControl
 
 DEFAULT_ROOT = "/var/lib/docker"
@@ -98,7 +98,7 @@ class Plan:
         """The plan's steps and its JSON ``plan`` object."""
         opts, facts, report, target = self.opts, self.facts, self.report, self.opts.target
         ctl = opts.control
-        copy_cmd = " ".join(copy.rsync_command(current, target))
+        copy_cmd = " ".join(treecopy.rsync_command(current, target))
         cfacts = facts.containerd if not opts.allow_containerd_store else None
         cm = cfacts if cfacts is not None and cfacts.moves else None
         cctl = opts.containerd_control
@@ -111,7 +111,7 @@ class Plan:
              + ("; containerd's content blobs, images, snapshots, containers and running tasks per namespace"
                 if cm else "")),
             ("warm-copy", f"copy while the engine runs: {copy_cmd}"
-             + (f"; {' '.join(copy.rsync_command(cm.located.root, cm.target))}" if cm else "")),
+             + (f"; {' '.join(treecopy.rsync_command(cm.located.root, cm.target))}" if cm else "")),
             ("stop", "stop the engine: " + "; ".join(ctl.show(ctl.stop_commands()))
              + ("; running containers are stopped first (live-restore is on)"
                 if facts.info and facts.info.live_restore else "")
@@ -551,7 +551,7 @@ class _Move:
         seconds = 0.0
         for src, dst in self.pairs():
             Path(dst).mkdir(mode=0o711, exist_ok=True)
-            res = copy.rsync(src, dst, progress=self._copy_progress(self.p.used_bytes), tolerate=(23, 24))
+            res = treecopy.rsync(src, dst, progress=self._copy_progress(self.p.used_bytes), tolerate=(23, 24))
             files, size, seconds = files + res.files, size + res.bytes, seconds + res.seconds
         self.times["warm_copy_s"] = round(seconds, 3)
         both = " (data-root and containerd's root)" if self.ctd is not None else ""
@@ -594,9 +594,9 @@ class _Move:
         files = size = recopied = 0
         seconds = 0.0
         for src, dst in self.pairs():
-            res = copy.rsync(src, dst, progress=self._copy_progress(None))
+            res = treecopy.rsync(src, dst, progress=self._copy_progress(None))
             changed = treeverify.changed_since(self.old_trees[src].result(), self.copy_started_ns)
-            again = copy.recopy(src, dst, changed)
+            again = treecopy.recopy(src, dst, changed)
             files, size, recopied = files + res.files, size + res.bytes, recopied + len(changed)
             seconds += res.seconds + again.seconds
         self.times["final_copy_s"] = round(seconds, 3)
@@ -774,7 +774,7 @@ def _verify(docker_host: str | None, target: str, driver: str, inv: dict[str, An
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, (StepFailed, ControlError, copy.CopyError, engine.EngineUnavailable, Interrupted,
+    if isinstance(exc, (StepFailed, ControlError, treecopy.CopyError, engine.EngineUnavailable, Interrupted,
                         treeverify.TreeError)):
         return str(exc)
     if isinstance(exc, OSError):

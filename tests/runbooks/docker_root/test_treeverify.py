@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from opsbook.runbooks.docker_root import copy, treeverify
+from opsbook.runbooks.docker_root import treecopy, treeverify
 
 
 def _tree(root: Path) -> None:
@@ -32,10 +32,10 @@ def test_quick_check_blind_spot_is_closed_by_the_exact_pass(tmp_path: Path) -> N
     src, dst = tmp_path / "src", tmp_path / "dst"
     _tree(src)
     started = time.time_ns()
-    copy.rsync(str(src), str(dst))
+    treecopy.rsync(str(src), str(dst))
     counter = src / "volumes" / "v" / "_data" / "counter"
     _rewrite_same_size_same_mtime(counter, "898")
-    copy.rsync(str(src), str(dst))
+    treecopy.rsync(str(src), str(dst))
     stale = dst / "volumes" / "v" / "_data" / "counter"
     assert stale.read_text() == "893", "rsync's quick check is expected to miss this rewrite"
 
@@ -47,7 +47,7 @@ def test_quick_check_blind_spot_is_closed_by_the_exact_pass(tmp_path: Path) -> N
     treeverify.hash_content(str(src), str(dst), changed, diff)
     assert diff.content_differs == ["volumes/v/_data/counter"]  # ... the content hash does
 
-    again = copy.recopy(str(src), str(dst), changed)
+    again = treecopy.recopy(str(src), str(dst), changed)
     assert again.exit_code == 0
     assert stale.read_text() == "898"
     diff = treeverify.compare(old, treeverify.scan(str(dst)))
@@ -62,17 +62,17 @@ def test_same_second_rewrite_is_seen_by_nanosecond_mtimes(tmp_path: Path) -> Non
     f = src / "c"
     f.write_text("0001")
     os.utime(f, ns=(1_700_000_000_100_000_000, 1_700_000_000_100_000_000))
-    copy.rsync(str(src), str(dst))
+    treecopy.rsync(str(src), str(dst))
     f.write_text("0002")
     os.utime(f, ns=(1_700_000_000_900_000_000, 1_700_000_000_900_000_000))  # same second, later
-    copy.rsync(str(src), str(dst))
+    treecopy.rsync(str(src), str(dst))
     assert (dst / "c").read_text() == "0002"
 
 
 def test_compare_names_every_kind_of_difference(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     _tree(src)
-    copy.rsync(str(src), str(dst))
+    treecopy.rsync(str(src), str(dst))
     old = treeverify.scan(str(src))
     clean = treeverify.compare(old, treeverify.scan(str(dst)))
     assert clean.ok, clean.problems()
@@ -123,7 +123,7 @@ def test_a_link_from_outside_the_tree_is_not_a_difference(tmp_path: Path) -> Non
     src.mkdir()
     (src / "f").write_text("data")
     (tmp_path / "outside").hardlink_to(src / "f")  # st_nlink 2, one name inside the tree
-    copy.rsync(str(src), str(dst))
+    treecopy.rsync(str(src), str(dst))
     assert (dst / "f").stat().st_nlink == 1
     diff = treeverify.compare(treeverify.scan(str(src)), treeverify.scan(str(dst)))
     assert diff.ok, diff.problems()

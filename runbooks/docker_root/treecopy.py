@@ -1,4 +1,4 @@
-"""rsync with hard links, ACLs, xattrs, sparse files and numeric ids, with progress parsing."""
+"""Copying a tree exactly: rsync with hard links, ACLs, xattrs, sparse files and numeric ids, with progress."""
 
 from __future__ import annotations
 
