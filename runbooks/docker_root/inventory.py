@@ -1,4 +1,4 @@
-"""What must survive a move: images, containers (state, restart policy), volumes (their data is in the tree verified byte for byte)."""
+"""What must survive a move: images, containers (state, restart policy) and volumes, as the engine lists them."""
 
 from __future__ import annotations
 
