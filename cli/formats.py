@@ -15,7 +15,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from opsbook.runbooks import __version__
-from opsbook.runbooks.model import CheckResult, Metric, Report, Status, metric_value
+from opsbook.runbooks.model import CheckResult, Metric, Report, Skipped, Status, metric_value
 
 from .outputformat import OutputFormat
 
@@ -74,7 +74,11 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             {"name": s.name, "status": s.status.value, "summary": s.summary, "details": _jsonable(s.details)}
             for s in report.steps
         ]
-    for key, value in report.extra.items():
+    if report.suite is not None:
+        doc["suite"] = report.suite
+    if report.skipped:
+        doc["skipped"] = [{"name": s.name, "reason": s.reason} for s in report.skipped]
+    for key, value in report.sections.items():
         doc.setdefault(key, _jsonable(value))
     return doc
 
@@ -132,10 +136,9 @@ def _perfdata(report: Report) -> list[str]:
     return out
 
 
-def skipped_entries(report: Report) -> list[dict[str, str]]:
+def skipped_entries(report: Report) -> list[Skipped]:
     """Suite entries that did not run here (``opsbook run``: ``when``/``optional``), with the reason."""
-    items = report.extra.get("skipped") or []
-    return [i for i in items if isinstance(i, dict) and "name" in i]
+    return report.skipped
 
 
 def nagios_summary(report: Report) -> str:
@@ -161,7 +164,7 @@ def nagios_summary(report: Report) -> str:
 
 def _suite_perfdata(report: Report) -> list[str]:
     """Counts for a suite run (``opsbook run``): what a monitoring graph wants first."""
-    if "suite" not in report.extra:
+    if report.suite is None:
         return []
     counts = report.counts()
     total = len(report.checks)
@@ -188,7 +191,7 @@ def render_nagios(report: Report) -> str:
             _one_line(f"{check.status.value}: {where}{check.target}: {check.name}: {check.summary}")
         )
     for item in skipped_entries(report):
-        lines.append(_one_line(f"SKIPPED: {item['name']}: {item.get('reason', '')}"))
+        lines.append(_one_line(f"SKIPPED: {item.name}: {item.reason}"))
     return "\n".join(lines) + "\n"
 
 
@@ -237,8 +240,8 @@ def render_junit(report: Report) -> str:
             out = ET.SubElement(case, "system-out")
             out.text = _xml_text(check.summary)
     for item in skipped:  # suite entries that did not run here: <skipped>, as CI shows them
-        case = ET.SubElement(suite, "testcase", classname=_xml_text(item["name"]), name="suite entry", time="0.000")
-        ET.SubElement(case, "skipped", message=_xml_text(item.get("reason", "")))
+        case = ET.SubElement(suite, "testcase", classname=_xml_text(item.name), name="suite entry", time="0.000")
+        ET.SubElement(case, "skipped", message=_xml_text(item.reason))
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
@@ -294,7 +297,7 @@ def render_prometheus(report: Report, now: float | None = None) -> str:
     ts = time.time() if now is None else now
     cmd = _labels({"command": report.command})
     skipped_lines = [
-        f"opsbook_suite_entry_skipped{_labels({'command': report.command, 'suite_check': item['name']})} 1"
+        f"opsbook_suite_entry_skipped{_labels({'command': report.command, 'suite_check': item.name})} 1"
         for item in skipped_entries(report)
     ]
     if skipped_lines:

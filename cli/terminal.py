@@ -208,9 +208,9 @@ def render_table(report: Report, *, stream: str = "out") -> None:
     tail = ", ".join(f"{n} {s.value.lower()}" for s, n in counts.items() if n)
     line = Text(status.value, style=STATUS_STYLE[status])
     line.append(f"  {len(report.checks)} checks" + (f" ({tail})" if tail else ""))
-    skipped = [i for i in report.extra.get("skipped") or [] if isinstance(i, dict)]
+    skipped = report.skipped
     for item in skipped:  # suite entries that did not run here (opsbook run)
-        console.print(Text(f"skipped {item.get('name', '')}: {item.get('reason', '')}"))
+        console.print(Text(f"skipped {item.name}: {item.reason}"))
     if skipped:
         line.append(f", {len(skipped)} skipped")
     if report.mutating:

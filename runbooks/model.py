@@ -102,13 +102,22 @@ class Step:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A suite entry that did not run here (``when`` does not hold, ``optional`` without a value), and why."""
+
+    name: str
+    reason: str
+
+
 @dataclass
 class Report:
     """Everything a command has to say: its checks and, when it mutates, its steps.
 
     ``mutating`` reports carry ``changed``, ``dry_run`` and ``steps`` in JSON output.
-    ``extra`` holds additional, JSON-serialisable fields for the JSON document
-    (a plan's diff, for instance).
+    ``suite`` and ``skipped`` belong to ``opsbook run``. ``sections`` are command-specific
+    parts of the JSON document (a move's ``plan`` and ``times``, adsync's summary): written
+    as they are, read by no renderer.
     """
 
     command: str
@@ -117,7 +126,10 @@ class Report:
     mutating: bool = False
     changed: bool = False
     dry_run: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: ``opsbook run``: the suite file, and the entries that did not run here.
+    suite: str | None = None
+    skipped: list[Skipped] = field(default_factory=list)
+    sections: dict[str, Any] = field(default_factory=dict)
     started_at: float = field(default_factory=time.time)
     duration_s: float = 0.0
     #: Overrides the computed status (a refused plan is CRITICAL even with OK checks).

@@ -86,12 +86,11 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
     jobs = [Job(b.entry, b.call, b.entry.deadline or loaded.deadline, skip=b.skip) for b in bound]
     outcome = run_jobs(jobs, concurrency or loaded.concurrency, resolver.scrub)
     report.checks = outcome.checks
-    report.extra["suite"] = loaded.path
-    if outcome.skipped:  # every format shows them (table lines, Nagios, JUnit <skipped>, a gauge)
-        report.extra["skipped"] = outcome.skipped
-        if terminal.stderr_is_tty() and OutputFormat(fmt) is not OutputFormat.table:  # people read these
-            for item in outcome.skipped:
-                terminal.info(f"skipped {item['name']}: {item['reason']}")
+    report.suite = loaded.path
+    report.skipped = outcome.skipped  # every format shows them (table lines, Nagios, JUnit <skipped>, a gauge)
+    if outcome.skipped and terminal.stderr_is_tty() and OutputFormat(fmt) is not OutputFormat.table:
+        for item in outcome.skipped:  # people read these
+            terminal.info(f"skipped {item.name}: {item.reason}")
     try:  # the report is printed first: a file that cannot be written still leaves the report on stdout
         code = terminal.emit_report(report, fmt, textfile=textfile, junit_file=junit_file)
     except OpsbookError as exc:

@@ -291,7 +291,7 @@ def run_check(options: AdsyncOptions, tenant_check: Callable[[], list[CheckResul
     """The whole ``adsync check`` as a report."""
     report = Report("adsync check")
     report.checks.extend(collect(options, tenant_check))
-    report.extra["adsync"] = {
+    report.sections["adsync"] = {
         "domain": options.domain,
         "dns_servers": [server_label(s.host, s.port) for s in options.dns_servers],
         "timeout_s": options.timeout,

@@ -77,7 +77,8 @@ class Plan:
     report: Report
     nothing_to_do: bool = False
     dropin: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: The plan as the JSON document's ``plan`` section.
+    sections: dict[str, Any] = field(default_factory=dict)
     #: Bytes used by the current root (for the progress total); 0 when unknown.
     used_bytes: int = 0
     #: Free bytes TARGET's filesystem must have (re-checked right before the copy).
@@ -94,7 +95,7 @@ class Plan:
         """The findings that block the move."""
         return [f for f in self.findings if not f.ok]
 
-    def steps_and_extra(self, current: str, diff: str, unfinished: bool, downtime_s: float | None) -> None:
+    def steps_and_sections(self, current: str, diff: str, unfinished: bool, downtime_s: float | None) -> None:
         """The plan's steps and its JSON ``plan`` object."""
         opts, facts, report, target = self.opts, self.facts, self.report, self.opts.target
         ctl = opts.control
@@ -142,7 +143,7 @@ class Plan:
         for item in steps:
             if item:
                 report.steps.append(Step(item[0], Status.OK, ("would " if opts.dry_run else "plan: ") + item[1]))
-        self.extra = {
+        self.sections = {
             "plan": {
                 "old_root": current,
                 "target": target,
@@ -166,7 +167,7 @@ class Plan:
                 },
             }
         }
-        report.extra.update(self.extra)
+        report.sections.update(self.sections)
 
 
 def _load(state_dir: str) -> journal.Journal:
@@ -324,7 +325,7 @@ def make_plan(opts: MoveOptions) -> Plan:
                                "the warm copy runs with the engine up)",
                                metrics={"bytes": usage.bytes, "inodes": usage.inodes,
                                         "expected_downtime_s": downtime_s or 0.0}))
-    result.steps_and_extra(current, diff, unfinished, downtime_s)
+    result.steps_and_sections(current, diff, unfinished, downtime_s)
     if result.blockers:
         report.status_override = Status.CRITICAL
     return result
@@ -409,7 +410,7 @@ class _Move:
         self.ctl = p.opts.control
         self.target = os.path.abspath(p.opts.target)
         self.report = Report(command="docker-root move", mutating=True, dry_run=False, checks=list(p.report.checks))
-        self.report.extra.update(p.extra)
+        self.report.sections.update(p.sections)
         self.times: dict[str, float] = {}
         self.current = ""
         self.old_root = ""
@@ -473,7 +474,7 @@ class _Move:
             self._succeeded()
         except (Exception, Interrupted) as exc:
             self._failed(exc)
-        self.report.extra["times"] = self.times
+        self.report.sections["times"] = self.times
         return self.report
 
     def _containerd_journal(self) -> dict[str, Any] | None:

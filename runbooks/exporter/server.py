@@ -333,7 +333,7 @@ class Exporter:
         self.metrics.requests.labels(name, outcome).inc()
         self.metrics.duration.labels(name).observe(duration)
         if debug:
-            report.extra["probe"] = {"module": name, "target": target.text if target else "",
+            report.sections["probe"] = {"module": name, "target": target.text if target else "",
                                      "deadline_s": round(deadline, 3), "success": success}
             return web.Response(text=self.hooks.render_json(report), content_type="application/json")
         body = self.hooks.render_text(report) + probe_lines(success, duration)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OpsbookError
-from ..model import CheckResult, Report, Status
+from ..model import CheckResult, Report, Skipped, Status
 from ..probes import run_bounded
 from ..secrets import Scrubber
 from .model import Entry, When
@@ -32,7 +32,7 @@ class SuiteOutcome:
     """Every check result of a run, in entry order, and the entries skipped by ``when``."""
 
     checks: list[CheckResult] = field(default_factory=list)
-    skipped: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
     #: Entries given up at their deadline: their threads may still be running (and the
     #: thread pools inside them keep a normal interpreter exit waiting).
     abandoned: list[str] = field(default_factory=list)
@@ -145,7 +145,7 @@ def run_jobs(jobs: list[Job], concurrency: int, scrub: Scrubber | None = None) -
         if ok:
             runnable.append(job)
         else:
-            outcome.skipped.append({"name": job.entry.name, "reason": scrubber(reason)})
+            outcome.skipped.append(Skipped(job.entry.name, scrubber(reason)))
 
     def execute(job: Job) -> list[CheckResult]:
         started = time.perf_counter()

@@ -172,6 +172,7 @@ def test_gitlab_job_installs_the_pinned_release() -> None:
 
 
 def test_every_pinned_version_in_the_examples_is_the_current_one() -> None:
-    pins = {(path.name, pin) for path in EXAMPLES.iterdir() for pin in re.findall(r"opsbook==([\w.]+)", path.read_text())}
+    pins = {(path.name, pin) for path in EXAMPLES.rglob("*") if path.is_file()
+            for pin in re.findall(r"opsbook==([\w.]+)", path.read_text())}
     assert {name for name, _ in pins} >= {"gitlab-ci.yml", "opsbook-check.service"}
     assert {pin for _, pin in pins} == {opsbook.__version__}, pins

@@ -77,7 +77,7 @@ def _systemd_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **opts: objec
 
 def test_systemd_plan_lists_stop_start_and_the_drop_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     p = _systemd_plan(tmp_path, monkeypatch)
-    planned = p.report.extra["plan"]
+    planned = p.report.sections["plan"]
     assert planned["stop_commands"] == ["systemctl stop docker.socket", "systemctl stop docker.service"]
     assert planned["start_commands"] == ["systemctl daemon-reload", "systemctl start docker.socket docker.service"]
     assert planned["dropin"] == str(tmp_path / "units" / "docker.service.d" / "opsbook-data-root.conf")
@@ -98,7 +98,7 @@ def test_systemd_plan_finds_a_flag_in_a_drop_in(tmp_path: Path, monkeypatch: pyt
     (tmp_path / "units" / "docker.service.d" / "old.conf").write_text(
         "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --data-root /srv/d\n")
     p = _systemd_plan(tmp_path, monkeypatch)
-    assert "docker_root.preflight.flags" in p.report.extra["plan"]["blockers"]
+    assert "docker_root.preflight.flags" in p.report.sections["plan"]["blockers"]
 
 
 def test_no_drop_in_on_the_same_mount(tmp_path: Path) -> None:
