@@ -242,16 +242,9 @@ def move(
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
 
-def _need_journal(j: Journal) -> None:
-    """Refuse before the lock (which creates the state dir) when no move was ever journaled there."""
-    if not j.exists():
-        j.load()  # raises the one-line "no move journal at ..." error
-
-
-def _from_journal(j: Journal, docker_host: str | None, daemon_json: Path | None) -> tuple[str | None, str]:
-    """The engine URL and daemon.json for rollback/cleanup: the options given, else what the move recorded."""
-    host_url = _host(docker_host) or j.data.get("docker_host") or None
-    return host_url, _daemon_json(daemon_json) if daemon_json else str(j.data["daemon_json"])
+def _given_daemon_json(path: Path | None) -> str | None:
+    """--daemon-json when given (rollback and cleanup otherwise take the one the move recorded)."""
+    return str(path) if path else None
 
 
 @app.command(
@@ -272,33 +265,36 @@ def rollback(
     textfile: TextfileOption = None,
 ) -> None:
     """Restore the previous daemon.json and start the engine on the old root (after a move or a crash)."""
-    from opsbook.runbooks.docker_root import rollback as rb
     from opsbook.runbooks.docker_root.journal import Journal
+    from opsbook.runbooks.docker_root.rollback import RollbackPlan, run_locked
 
-    # The lock first: what is checked and shown cannot change before it is acted on.
-    j = Journal(str(state_dir))
-    _need_journal(j)
-    with j.lock():
-        rb.check_can_rollback(j.load())
-        host_url, daemon_path = _from_journal(j, docker_host, daemon_json)
-        if not (stop_command or start_command):  # the commands the move used, if any
-            stop_command, start_command = j.data.get("stop_command"), j.data.get("start_command")
-        ctl = _control(host_url, stop_command, start_command)
-        if not ctl.usable:
+    def control_for(host_url: str | None, journal: Journal) -> EngineControl:
+        stop, start = stop_command, start_command
+        if not (stop or start):  # the commands the move used, if any
+            stop, start = journal.data.get("stop_command"), journal.data.get("start_command")
+        control = _control(host_url, stop, start)
+        if not control.usable:
             raise InputError("systemd does not manage the engine here: give --stop-command and --start-command")
-        behind = rb.left_behind(j, host_url)
+        return control
+
+    def confirm(plan: RollbackPlan) -> None:
+        control = plan.control
         terminal.warn(
-            f"rollback returns to {j.data['old_root']} as it was before the move; anything created on "
-            f"{j.data['target']} since (images, container writes, volume data) stays behind there"
-            + (f": {'; '.join(behind)}" if behind else "")
-            + f". It runs: {'; '.join(ctl.show(ctl.stop_commands()))}; then {'; '.join(ctl.show(ctl.start_commands()))}"
+            f"rollback returns to {plan.old_root} as it was before the move; anything created on "
+            f"{plan.target} since (images, container writes, volume data) stays behind there"
+            + (f": {'; '.join(plan.behind)}" if plan.behind else "")
+            + f". It runs: {'; '.join(control.show(control.stop_commands()))}; "
+            f"then {'; '.join(control.show(control.start_commands()))}"
         )
         if not yes:
             if not terminal.stdin_is_tty():
                 raise RefusedError("rollback restarts the engine: give --yes (or confirm on a terminal)")
             if not terminal.confirm("Roll back?"):
                 raise RefusedError("not confirmed: nothing changed")
-        report = rb.run(j, ctl, daemon_path, host_url)
+
+    # The lock is taken first and held through the prompt (run_locked): what is shown is what is done.
+    report = run_locked(Journal(str(state_dir)), _host(docker_host), _given_daemon_json(daemon_json),
+                        control_for, confirm)
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
 
@@ -320,24 +316,22 @@ def cleanup(
     textfile: TextfileOption = None,
 ) -> None:
     """Remove the old data-root: only after a verified move, with --yes or the typed old path."""
-    from opsbook.runbooks.docker_root import cleanup as cl
+    from opsbook.runbooks.docker_root.cleanup import CleanupPlan, run_locked
     from opsbook.runbooks.docker_root.journal import Journal
 
     del stop_command, start_command
-    # The lock first, held through the prompt: a rollback cannot slip in between the check and the delete.
-    j = Journal(str(state_dir))
-    _need_journal(j)
-    with j.lock():
-        j.load()
-        host_url, daemon_path = _from_journal(j, docker_host, daemon_json)
-        what = cl.plan(j, host_url, daemon_path)
-        terminal.warn(f"cleanup deletes {what.describe()}")
-        if not yes:
-            if not terminal.stdin_is_tty():
-                raise RefusedError(f"cleanup deletes {', '.join(what.paths)}: give --yes "
-                                   "(or type the path on a terminal)")
-            first = what.paths[0]
-            if terminal.ask(f"Type {first} to delete {'it' if len(what.paths) == 1 else 'them all'}:").strip() != first:
-                raise RefusedError("the path typed does not match: nothing deleted")
-        report = cl.remove(j, what, host_url, daemon_path)
+
+    def confirm(plan: CleanupPlan) -> None:
+        terminal.warn(f"cleanup deletes {plan.describe()}")
+        if yes:
+            return
+        if not terminal.stdin_is_tty():
+            raise RefusedError(f"cleanup deletes {', '.join(plan.paths)}: give --yes (or type the path on a terminal)")
+        first = plan.paths[0]
+        if terminal.ask(f"Type {first} to delete {'it' if len(plan.paths) == 1 else 'them all'}:").strip() != first:
+            raise RefusedError("the path typed does not match: nothing deleted")
+
+    # The lock is held from the check through the prompt to the delete (run_locked): a rollback
+    # cannot slip in between.
+    report = run_locked(Journal(str(state_dir)), _host(docker_host), _given_daemon_json(daemon_json), confirm)
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opsbook.runbooks.errors import RefusedError
@@ -212,3 +213,21 @@ def remove(j: journal.Journal, what: CleanupPlan, docker_host: str | None, daemo
     if removed:
         j.set(removed_partial_copies=[*j.data.get("removed_partial_copies", []), *removed])
     return report
+
+
+def run_locked(
+    j: journal.Journal, docker_host: str | None, daemon_json: str | None, confirm: Callable[[CleanupPlan], None]
+) -> Report:
+    """The whole cleanup under the state dir's lock, held through the confirmation.
+
+    Load the journal, work out what may be deleted, let *confirm* show it and refuse (by
+    raising) or accept, then delete -- checking once more what the engine runs on right
+    before. A rollback cannot slip in between the check and the deletion.
+    """
+    j.require()
+    with j.lock():
+        j.load()
+        host_url, daemon_path = j.engine_defaults(docker_host, daemon_json)
+        what = plan(j, host_url, daemon_path)
+        confirm(what)
+        return remove(j, what, host_url, daemon_path)

@@ -109,6 +109,15 @@ class Journal:
         """Whether a journal was written before (a symlink counts, and is refused on load)."""
         return os.path.lexists(self.path)
 
+    def require(self) -> None:
+        """Refuse (exit 3), before the lock creates the state dir, when no move was journaled here."""
+        if not self.exists():
+            self.load()  # raises the one-line "no move journal at ..." error
+
+    def engine_defaults(self, docker_host: str | None, daemon_json: str | None) -> tuple[str | None, str]:
+        """The engine URL and daemon.json to use: the ones given, else the ones the move recorded."""
+        return docker_host or self.data.get("docker_host") or None, daemon_json or str(self.data["daemon_json"])
+
     def trust(self) -> None:
         """Check the state dir and its folder (once); UntrustedStateError (exit 3) when others could write them."""
         if self._trusted:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from opsbook.runbooks.errors import RefusedError
@@ -202,3 +204,35 @@ def run(j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_host: s
         report.add(CheckResult("docker_root.rollback", old_root, "rollback", Status.CRITICAL,
                                "rollback failed: " + steps[-1].summary))
     return report
+
+
+@dataclass
+class RollbackPlan:
+    """What a rollback will do, for the confirmation: back to *old_root* with these commands."""
+
+    old_root: str
+    target: str
+    #: What exists on the new root but not in the move's inventory (stays behind there).
+    behind: list[str]
+    control: EngineControl
+
+
+def run_locked(
+    j: journal.Journal,
+    docker_host: str | None,
+    daemon_json: str | None,
+    control_for: Callable[[str | None, journal.Journal], EngineControl],
+    confirm: Callable[[RollbackPlan], None],
+) -> Report:
+    """The whole rollback under the state dir's lock: load, check, let *confirm* show the plan, act.
+
+    *control_for(engine_url, journal)* says how to stop and start the engine (the options
+    given, else the commands the move used); *confirm* shows the plan and raises to refuse.
+    """
+    j.require()
+    with j.lock():
+        check_can_rollback(j.load())
+        host_url, daemon_path = j.engine_defaults(docker_host, daemon_json)
+        ctl = control_for(host_url, j)
+        confirm(RollbackPlan(str(j.data["old_root"]), str(j.data["target"]), left_behind(j, host_url), ctl))
+        return run(j, ctl, daemon_path, host_url)
