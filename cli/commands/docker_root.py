@@ -207,13 +207,13 @@ def move(
     Old data is never deleted (see 'cleanup'). Any failure after the engine was stopped
     rolls back automatically.
     """
-    from opsbook.runbooks.docker_root import move as mv
+    from opsbook.runbooks.docker_root.move import MoveOptions, apply, make_plan
 
     # Under --dry-run a relative TARGET is reported as a preflight blocker in the plan (exit 2);
     # otherwise it is refused at once (exit 3).
     target = target if dry_run and target.strip() else _absolute(target)
     host_url = _host(docker_host)
-    opts = mv.MoveOptions(
+    opts = MoveOptions(
         target=target, daemon_json=_daemon_json(daemon_json), docker_host=host_url, state_dir=str(state_dir),
         control=_control(host_url, stop_command, start_command), dry_run=dry_run,
         allow_containerd_store=containerd_root_moved,
@@ -222,7 +222,7 @@ def move(
         containerd_target=_absolute(containerd_target) if containerd_target else None,
         allow_other_clients=allow_other_containerd_clients,
     )
-    plan = mv.make_plan(opts)
+    plan = make_plan(opts)
     if plan.nothing_to_do or dry_run:
         raise typer.Exit(terminal.emit_report(plan.report, fmt, textfile=textfile))
     if plan.blockers:
@@ -238,7 +238,7 @@ def move(
         if not terminal.confirm(f"Move Docker's data-root to {target}?"):
             raise RefusedError("not confirmed: nothing changed")
     with terminal.move_progress() as progress:
-        report = mv.apply(plan, progress=progress)
+        report = apply(plan, progress=progress)
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
 
