@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -78,6 +79,20 @@ def timeout_option(default: float) -> object:
         max=3600,
         help=f"Seconds to wait for each network step (default {default:g}).",
     )
+
+
+@dataclass(frozen=True)
+class SuiteCommand:
+    """How suites (``opsbook run``) and the exporter (``opsbook serve``) run a check command.
+
+    Each check command module declares one as ``SUITE``: the command it is (group and name),
+    and the option groups of which at least one must be given (what the command itself
+    would refuse at run time, found by ``--validate`` instead).
+    """
+
+    group: str
+    command: str
+    needs_one_of: tuple[tuple[str, ...], ...] = ()
 
 
 def examples(*lines: str) -> str:

@@ -26,21 +26,17 @@ from opsbook.runbooks.suite.refs import UnresolvedReference
 from opsbook.runbooks.suite.runner import when_holds
 
 from .clickcompat import ClickException, NoArgsIsHelpError, UsageError
+from .options import SuiteCommand
 
-#: runbook -> (group, command, module in opsbook.cli.commands holding build_report)
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "winrm": ("winrm", "check", "winrm_check"),
-    "adsync": ("adsync", "check", "adsync"),
-    "dns": ("dns", "check", "dns"),
-    "docker-root": ("docker-root", "status", "docker_root"),
+#: runbook -> the module in opsbook.cli.commands that declares it (``SUITE``, ``build_report``)
+COMMANDS: dict[str, str] = {
+    "winrm": "winrm_check",
+    "adsync": "adsync",
+    "dns": "dns",
+    "docker-root": "docker_root",
 }
 #: Parameters every check command has that belong to ``opsbook run`` itself.
 RUN_LEVEL = {"fmt": "format", "textfile": "textfile", "no_color": "no-color"}
-#: runbook -> groups of keys of which at least one must be given (what the command itself
-#: would refuse at run time, found by ``--validate`` instead).
-NEEDS_ONE_OF: dict[str, list[tuple[str, ...]]] = {
-    "winrm": [("hosts", "hosts-file")],
-}
 
 
 @dataclass
@@ -51,6 +47,7 @@ class CommandSpec:
     path: str
     command: Any
     build_report: Callable[..., Report]
+    needs_one_of: tuple[tuple[str, ...], ...] = ()
     options: dict[str, Any] = field(default_factory=dict)
     arguments: dict[str, Any] = field(default_factory=dict)
 
@@ -67,14 +64,16 @@ def command_spec(runbook: str) -> CommandSpec | None:
     """The Click command behind *runbook*, or None when this build lacks it."""
     from . import app as cli_app
 
-    group_name, command_name, module_name = COMMANDS[runbook]
-    group = cli_app.load_command(group_name)
-    command = getattr(group, "commands", {}).get(command_name) if group is not None else None
-    module = importlib.import_module(f"{__package__}.commands.{module_name}")
+    module = importlib.import_module(f"{__package__}.commands.{COMMANDS[runbook]}")
+    declared: SuiteCommand | None = getattr(module, "SUITE", None)
     build = getattr(module, "build_report", None)
-    if command is None or not callable(build):
+    if declared is None or not callable(build):
         return None
-    spec = CommandSpec(runbook, f"{group_name} {command_name}", command, build)
+    group = cli_app.load_command(declared.group)
+    command = getattr(group, "commands", {}).get(declared.command) if group is not None else None
+    if command is None:
+        return None
+    spec = CommandSpec(runbook, f"{declared.group} {declared.command}", command, build, declared.needs_one_of)
     for param in command.params:
         if param.name in RUN_LEVEL or param.name == "help":
             continue
@@ -170,7 +169,7 @@ class Binder:
         params = self._parse(entry, spec, argv + (["--", *positional] if positional else []), by_param)
         if self.check_files:
             self._check_files(spec, params, by_param)
-        for keys in NEEDS_ONE_OF.get(entry.runbook, []):
+        for keys in spec.needs_one_of:
             if not any(key in merged and merged[key].node.value not in (None, "", []) for key in keys):
                 raise SuiteError(entry.mark, f"{entry.name}: {spec.path} needs {' or '.join(keys)} under 'with:'")
         return BoundEntry(entry, spec, params)

@@ -10,7 +10,7 @@ import typer
 from opsbook.runbooks.errors import InputError
 
 from .. import terminal
-from ..options import FormatOption, ResolveOption, TextfileOption, examples, timeout_option
+from ..options import FormatOption, ResolveOption, SuiteCommand, TextfileOption, examples, timeout_option
 from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -44,6 +44,10 @@ def _dns_servers(entries: list[str] | None) -> list[HostPort]:
     from opsbook.runbooks.probes.dns import parse_servers
 
     return parse_servers(entries)
+
+
+#: How suites and the exporter run this command.
+SUITE = SuiteCommand("adsync", "check")
 
 
 def build_report(

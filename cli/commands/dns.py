@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .. import terminal
-from ..options import FormatOption, TextfileOption, examples, timeout_option
+from ..options import FormatOption, SuiteCommand, TextfileOption, examples, timeout_option
 from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -38,6 +38,10 @@ def _own_name() -> str:
     from opsbook.runbooks.suite.refs import host_facts
 
     return str(host_facts()["host.fqdn"]())
+
+
+#: How suites and the exporter run this command.
+SUITE = SuiteCommand("dns", "check")
 
 
 def build_report(

@@ -12,7 +12,7 @@ from opsbook.runbooks.errors import InputError, RefusedError
 from opsbook.runbooks.model import Report
 
 from .. import terminal
-from ..options import FormatOption, TextfileOption, examples
+from ..options import FormatOption, SuiteCommand, TextfileOption, examples
 from ..outputformat import OutputFormat
 
 if TYPE_CHECKING:
@@ -111,6 +111,10 @@ def _absolute(target: str) -> str:
     if not target or not os.path.isabs(target):
         raise InputError(f"TARGET {target!r} is not an absolute path (e.g. /srv/docker)")
     return os.path.normpath(target)
+
+
+#: How suites and the exporter run this command.
+SUITE = SuiteCommand("docker-root", "status")
 
 
 def build_report(

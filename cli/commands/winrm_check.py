@@ -10,7 +10,7 @@ import typer
 from opsbook.runbooks.model import Report
 
 from .. import terminal
-from ..options import FormatOption, ResolveOption, TextfileOption, examples, timeout_option
+from ..options import FormatOption, ResolveOption, SuiteCommand, TextfileOption, examples, timeout_option
 from ..outputformat import OutputFormat
 
 HELP = (
@@ -23,6 +23,10 @@ EPILOG = examples(
     "opsbook winrm check srv1.corp.example.com --resolve srv1.corp.example.com:10.0.0.21",
     "opsbook winrm check --hosts-file fleet.txt -f prometheus --textfile /var/lib/node_exporter/winrm.prom",
 )
+
+
+#: How suites and the exporter run this command.
+SUITE = SuiteCommand("winrm", "check", needs_one_of=(("hosts", "hosts-file"),))
 
 
 def build_report(
