@@ -52,11 +52,11 @@ def references(old_root: str, docker_host: str | None, daemon_json: str, proc: s
         refs.append(cfg.error)
     elif cfg.data_root and host.is_under(cfg.data_root, old_root):
         refs.append(f"{daemon_json} sets data-root {cfg.data_root}")
-    for p in host.dockerd_processes(docker_host, proc=proc):
-        for flag in p.flags:
+    for process in host.dockerd_processes(docker_host, proc=proc):
+        for flag in process.flags:
             value = host.flag_value(flag)
             if not value or host.is_under(value, old_root):
-                refs.append(f"dockerd (pid {p.pid}) has {flag}")
+                refs.append(f"dockerd (pid {process.pid}) has {flag}")
     real = os.path.realpath(old_root)
     for m in host.mounts(os.path.join(proc, "self", "mountinfo")):
         if m.mount_point.startswith(real + "/"):
@@ -86,8 +86,10 @@ class CleanupPlan:
         if self.old_root:
             parts.append(f"the old data-root {self.old_root} ({self.old_root_bytes / GIB:.2f} GiB)")
         if self.partial_copies:
-            parts.append(f"partial copies of failed or rolled-back moves: {', '.join(self.partial_copies)} "
-                         f"({self.partial_bytes / GIB:.2f} GiB)")
+            parts.append(
+                f"partial copies of failed or rolled-back moves: {', '.join(self.partial_copies)} "
+                f"({self.partial_bytes / GIB:.2f} GiB)"
+            )
         return "; ".join(parts) + f"; frees {(self.old_root_bytes + self.partial_bytes) / GIB:.2f} GiB"
 
 
@@ -103,13 +105,13 @@ def _running_root(docker_host: str | None, expected: str) -> str:
         client.close()
 
 
-def partial_copies(j: journal.Journal, running_root: str | None = None) -> list[str]:
+def partial_copies(record: journal.Journal, running_root: str | None = None) -> list[str]:
     """TARGETs of failed or rolled-back moves that still exist and that the engine never ran on.
 
     With *running_root*, the ones that overlap it are left out.
     """
     out: list[str] = []
-    for data in [*j.history(), j.data]:
+    for data in [*record.history(), record.data]:
         target = str(data.get("target") or "")
         if data.get("status") not in (journal.FAILED, journal.ROLLED_BACK) or data.get("verified_at"):
             continue
@@ -121,14 +123,14 @@ def partial_copies(j: journal.Journal, running_root: str | None = None) -> list[
     return out
 
 
-def check(j: journal.Journal, docker_host: str | None, daemon_json: str) -> str:
+def check(record: journal.Journal, docker_host: str | None, daemon_json: str) -> str:
     """The old root to remove; RefusedError unless the move was verified and nothing uses it."""
-    if j.status != journal.VERIFIED:
+    if record.status != journal.VERIFIED:
         raise RefusedError(
-            f"the move journal says '{j.status}', not 'verified': cleanup only runs after a verified move"
+            f"the move journal says '{record.status}', not 'verified': cleanup only runs after a verified move"
         )
-    old_root = str(j.data["old_root"])
-    target = str(j.data["target"])
+    old_root = str(record.data["old_root"])
+    target = str(record.data["target"])
     if not os.path.isabs(old_root) or os.path.realpath(old_root) == "/":
         raise RefusedError(f"the journal names {old_root!r} as the old root: not removing that")
     root_dir = _running_root(docker_host, target)
@@ -142,18 +144,18 @@ def check(j: journal.Journal, docker_host: str | None, daemon_json: str) -> str:
     return old_root
 
 
-def plan(j: journal.Journal, docker_host: str | None, daemon_json: str) -> CleanupPlan:
+def plan(record: journal.Journal, docker_host: str | None, daemon_json: str) -> CleanupPlan:
     """What cleanup would delete now (RefusedError when there is nothing it may delete)."""
-    old_root = check(j, docker_host, daemon_json) if j.status == journal.VERIFIED else None
-    if old_root is None and not partial_copies(j):
-        check(j, docker_host, daemon_json)  # raises with the reason
-    partial = partial_copies(j, _running_root(docker_host, str(j.data.get("old_root"))))
+    old_root = check(record, docker_host, daemon_json) if record.status == journal.VERIFIED else None
+    if old_root is None and not partial_copies(record):
+        check(record, docker_host, daemon_json)  # raises with the reason
+    partial = partial_copies(record, _running_root(docker_host, str(record.data.get("old_root"))))
     if old_root is None and not partial:
         raise RefusedError("nothing to clean up: the partial copies of earlier moves overlap the running data-root")
     out = CleanupPlan(old_root, partial_copies=partial)
     if old_root and os.path.isdir(old_root):
         out.old_root_bytes = host.usage(old_root).bytes
-    out.partial_bytes = sum(host.usage(p).bytes for p in partial)
+    out.partial_bytes = sum(host.usage(path).bytes for path in partial)
     return out
 
 
@@ -166,57 +168,87 @@ def _remove_tree(path: str) -> str:
     if not victims:
         return ""
     # rm --one-file-system never follows into something mounted below.
-    proc = subprocess.run(["rm", "-rf", "--one-file-system", "--", *victims], capture_output=True, text=True,
-                          check=False, timeout=24 * 3600)
+    proc = subprocess.run(
+        ["rm", "-rf", "--one-file-system", "--", *victims],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=24 * 3600,
+    )
     return proc.stderr.strip()[:300] if proc.returncode != 0 else ""
 
 
-def remove(j: journal.Journal, what: CleanupPlan, docker_host: str | None, daemon_json: str) -> Report:
+def remove(record: journal.Journal, what: CleanupPlan, docker_host: str | None, daemon_json: str) -> Report:
     """Delete what *what* names, checking again right before each deletion that the engine does not use it."""
     report = Report(command="docker-root cleanup", mutating=True)
     if what.old_root:
         old_root = what.old_root
         if not os.path.isdir(old_root):
-            report.add(CheckResult("docker_root.cleanup", old_root, "old root removed", Status.OK,
-                                   f"{old_root} is already gone"))
-            j.set(status=journal.CLEANED)
+            report.add(
+                CheckResult(
+                    "docker_root.cleanup", old_root, "old root removed", Status.OK, f"{old_root} is already gone"
+                )
+            )
+            record.set(status=journal.CLEANED)
         else:
-            check(j, docker_host, daemon_json)  # the last word, right before deleting
+            check(record, docker_host, daemon_json)  # the last word, right before deleting
             error = _remove_tree(old_root)
             if error:
-                report.add(CheckResult("docker_root.cleanup", old_root, "old root removed", Status.CRITICAL,
-                                       f"rm failed: {error}"))
+                report.add(
+                    CheckResult(
+                        "docker_root.cleanup", old_root, "old root removed", Status.CRITICAL, f"rm failed: {error}"
+                    )
+                )
                 return report
-            j.set(status=journal.CLEANED)
+            record.set(status=journal.CLEANED)
             report.changed = True
-            kept = " (its mount point stays: unmount it and remove it from /etc/fstab)" \
-                if os.path.ismount(old_root) else ""
-            report.add(CheckResult("docker_root.cleanup", old_root, "old root removed", Status.OK,
-                                   f"{old_root} removed ({what.old_root_bytes / GIB:.2f} GiB freed){kept}",
-                                   metrics={"freed_bytes": what.old_root_bytes}))
+            kept = (
+                " (its mount point stays: unmount it and remove it from /etc/fstab)"
+                if os.path.ismount(old_root)
+                else ""
+            )
+            report.add(
+                CheckResult(
+                    "docker_root.cleanup",
+                    old_root,
+                    "old root removed",
+                    Status.OK,
+                    f"{old_root} removed ({what.old_root_bytes / GIB:.2f} GiB freed){kept}",
+                    metrics={"freed_bytes": what.old_root_bytes},
+                )
+            )
     removed = []
     for path in what.partial_copies:
         running = _running_root(docker_host, "another root")
         if host.is_under(path, running) or host.is_under(running, path):
-            report.add(CheckResult("docker_root.cleanup", path, "partial copy removed", Status.CRITICAL,
-                                   f"the engine now runs on {running}: not removing {path}"))
+            report.add(
+                CheckResult(
+                    "docker_root.cleanup",
+                    path,
+                    "partial copy removed",
+                    Status.CRITICAL,
+                    f"the engine now runs on {running}: not removing {path}",
+                )
+            )
             continue
         error = _remove_tree(path)
         if error:
-            report.add(CheckResult("docker_root.cleanup", path, "partial copy removed", Status.CRITICAL,
-                                   f"rm failed: {error}"))
+            report.add(
+                CheckResult("docker_root.cleanup", path, "partial copy removed", Status.CRITICAL, f"rm failed: {error}")
+            )
             continue
         removed.append(path)
         report.changed = True
-        report.add(CheckResult("docker_root.cleanup", path, "partial copy removed", Status.OK,
-                               f"partial copy {path} removed"))
+        report.add(
+            CheckResult("docker_root.cleanup", path, "partial copy removed", Status.OK, f"partial copy {path} removed")
+        )
     if removed:
-        j.set(removed_partial_copies=[*j.data.get("removed_partial_copies", []), *removed])
+        record.set(removed_partial_copies=[*record.data.get("removed_partial_copies", []), *removed])
     return report
 
 
 def run_locked(
-    j: journal.Journal, docker_host: str | None, daemon_json: str | None, confirm: Callable[[CleanupPlan], None]
+    record: journal.Journal, docker_host: str | None, daemon_json: str | None, confirm: Callable[[CleanupPlan], None]
 ) -> Report:
     """The whole cleanup under the state dir's lock, held through the confirmation.
 
@@ -224,10 +256,10 @@ def run_locked(
     raising) or accept, then delete -- checking once more what the engine runs on right
     before. A rollback cannot slip in between the check and the deletion.
     """
-    j.require()
-    with j.lock():
-        j.load()
-        host_url, daemon_path = j.engine_defaults(docker_host, daemon_json)
-        what = plan(j, host_url, daemon_path)
+    record.require()
+    with record.lock():
+        record.load()
+        host_url, daemon_path = record.engine_defaults(docker_host, daemon_json)
+        what = plan(record, host_url, daemon_path)
         confirm(what)
-        return remove(j, what, host_url, daemon_path)
+        return remove(record, what, host_url, daemon_path)

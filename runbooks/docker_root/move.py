@@ -18,7 +18,7 @@ from opsbook.runbooks.errors import RefusedError
 from opsbook.runbooks.fsutil import atomic_write
 from opsbook.runbooks.model import CheckResult, Report, Status, Step
 
-from . import containerd as ctd
+from . import containerd as containerd_store
 from . import engine, host, inventory, journal, plan, rollback, treecopy, treeverify, validate
 from .control import ControlError, EngineControl
 
@@ -58,8 +58,8 @@ class MoveOptions:
     dry_run: bool = False
     allow_containerd_store: bool = False
     #: containerd's config.toml, how to stop/start it, where its root goes (default: next to TARGET).
-    containerd_config: str = ctd.DEFAULT_CONFIG
-    containerd_control: ctd.ContainerdControl | None = None
+    containerd_config: str = containerd_store.DEFAULT_CONFIG
+    containerd_control: containerd_store.ContainerdControl | None = None
     containerd_target: str | None = None
     allow_other_clients: bool = False
     unit_dirs: tuple[str, ...] = host.SYSTEMD_UNIT_DIRS
@@ -98,47 +98,102 @@ class Plan:
     def steps_and_sections(self, current: str, diff: str, unfinished: bool, downtime_s: float | None) -> None:
         """The plan's steps and its JSON ``plan`` object."""
         opts, facts, report, target = self.opts, self.facts, self.report, self.opts.target
-        ctl = opts.control
+        control = opts.control
         copy_cmd = " ".join(treecopy.rsync_command(current, target))
         cfacts = facts.containerd if not opts.allow_containerd_store else None
         cm = cfacts if cfacts is not None and cfacts.moves else None
-        cctl = opts.containerd_control
+        containerd_control = opts.containerd_control
         state_folder = journal.Journal(opts.state_dir).folder
         real_json = facts.daemon.real_path or opts.daemon_json
         steps = [
             ("recover", f"roll back the unfinished move to {target} first (rsync re-uses the partial copy)")
-            if unfinished else None,
-            ("inventory", "record image IDs, containers (state, restart policy) and volumes"
-             + ("; containerd's content blobs, images, snapshots, containers and running tasks per namespace"
-                if cm else "")),
-            ("warm-copy", f"copy while the engine runs: {copy_cmd}"
-             + (f"; {' '.join(treecopy.rsync_command(cm.located.root, cm.target))}" if cm else "")),
-            ("stop", "stop the engine: " + "; ".join(ctl.show(ctl.stop_commands()))
-             + ("; running containers are stopped first (live-restore is on)"
-                if facts.info and facts.info.live_restore else "")
-             + ("; then containerd (running tasks of other namespaces stopped first): "
-                + "; ".join(cctl.show(cctl.stop_commands())) if cm and cctl else "")),
-            ("final-copy", "copy the last changes with the engine stopped (same rsync, mtimes to the nanosecond, "
-                           "--delete), then copy again every file changed since the warm copy began"),
-            ("verify-copy", "compare every entry of the old root and the copy (type, size, mtime, mode, owner, "
-                            "link count, hard links, xattrs, symlink target) and hash the files changed since "
-                            "the warm copy began"),
-            ("backup", f"back up {real_json} to {state_folder}/daemon.json.<timestamp>.bak"
-             + (f" and {cm.located.config.path} to {state_folder}/config.toml.<timestamp>.bak"
-                if cm and cm.located.config and cm.located.config.exists else "")),
-            ("dropin", f"write {ctl.dropin_path()}: RequiresMountsFor={target}") if self.dropin else None,
+            if unfinished
+            else None,
+            (
+                "inventory",
+                "record image IDs, containers (state, restart policy) and volumes"
+                + (
+                    "; containerd's content blobs, images, snapshots, containers and running tasks per namespace"
+                    if cm
+                    else ""
+                ),
+            ),
+            (
+                "warm-copy",
+                f"copy while the engine runs: {copy_cmd}"
+                + (f"; {' '.join(treecopy.rsync_command(cm.located.root, cm.target))}" if cm else ""),
+            ),
+            (
+                "stop",
+                "stop the engine: "
+                + "; ".join(control.show(control.stop_commands()))
+                + (
+                    "; running containers are stopped first (live-restore is on)"
+                    if facts.info and facts.info.live_restore
+                    else ""
+                )
+                + (
+                    "; then containerd (running tasks of other namespaces stopped first): "
+                    + "; ".join(containerd_control.show(containerd_control.stop_commands()))
+                    if cm and containerd_control
+                    else ""
+                ),
+            ),
+            (
+                "final-copy",
+                "copy the last changes with the engine stopped (same rsync, mtimes to the nanosecond, "
+                "--delete), then copy again every file changed since the warm copy began",
+            ),
+            (
+                "verify-copy",
+                "compare every entry of the old root and the copy (type, size, mtime, mode, owner, "
+                "link count, hard links, xattrs, symlink target) and hash the files changed since "
+                "the warm copy began",
+            ),
+            (
+                "backup",
+                f"back up {real_json} to {state_folder}/daemon.json.<timestamp>.bak"
+                + (
+                    f" and {cm.located.config.path} to {state_folder}/config.toml.<timestamp>.bak"
+                    if cm and cm.located.config and cm.located.config.exists
+                    else ""
+                ),
+            ),
+            ("dropin", f"write {control.dropin_path()}: RequiresMountsFor={target}") if self.dropin else None,
             ("selinux", "; ".join(" ".join(c) for c in plan.selinux_commands(target)))
-            if facts.selinux and facts.selinux_tools else None,
-            ("containerd-config", f"write {cm.located.config.path if cm.located.config else '?'} "
-             f"atomically (every other setting and comment kept):\n{cm.diff.rstrip()}") if cm else None,
+            if facts.selinux and facts.selinux_tools
+            else None,
+            (
+                "containerd-config",
+                f"write {cm.located.config.path if cm.located.config else '?'} "
+                f"atomically (every other setting and comment kept):\n{cm.diff.rstrip()}",
+            )
+            if cm
+            else None,
             ("daemon-json", f"write {real_json} atomically (same mode and owner):\n{diff.rstrip()}"),
-            ("start", ("start containerd: " + "; ".join(cctl.show(cctl.start_commands())) + "; then "
-                       if cm and cctl else "")
-             + "start the engine: " + "; ".join(ctl.show(ctl.start_commands(self.dropin)))),
-            ("verify", f"DockerRootDir = {os.path.realpath(target) if os.path.isabs(target) else target}, "
-                       "same driver, d_type, same images/containers/volumes; start the containers that ran before"
-             + ("; containerd: every blob, image, snapshot and container of every namespace, its tasks "
-                "started again" if cm else "")),
+            (
+                "start",
+                (
+                    "start containerd: "
+                    + "; ".join(containerd_control.show(containerd_control.start_commands()))
+                    + "; then "
+                    if cm and containerd_control
+                    else ""
+                )
+                + "start the engine: "
+                + "; ".join(control.show(control.start_commands(self.dropin))),
+            ),
+            (
+                "verify",
+                f"DockerRootDir = {os.path.realpath(target) if os.path.isabs(target) else target}, "
+                "same driver, d_type, same images/containers/volumes; start the containers that ran before"
+                + (
+                    "; containerd: every blob, image, snapshot and container of every namespace, its tasks "
+                    "started again"
+                    if cm
+                    else ""
+                ),
+            ),
         ]
         for item in steps:
             if item:
@@ -151,18 +206,23 @@ class Plan:
                 "daemon_json_written": real_json,
                 "daemon_json_diff": diff,
                 "copy_command": copy_cmd,
-                "stop_commands": ctl.show(ctl.stop_commands()),
-                "start_commands": ctl.show(ctl.start_commands(self.dropin)),
-                "dropin": ctl.dropin_path() if self.dropin else None,
+                "stop_commands": control.show(control.stop_commands()),
+                "start_commands": control.show(control.start_commands(self.dropin)),
+                "dropin": control.dropin_path() if self.dropin else None,
                 "size_bytes": self.used_bytes,
                 "expected_downtime_s": downtime_s,
                 "blockers": [f.id for f in self.blockers],
                 "warnings": [f.id for f in self.findings if f.ok and f.warning],
-                "containerd": None if cfacts is None else {
-                    "kind": cfacts.located.kind, "old_root": cfacts.located.root,
-                    "target": cfacts.target or None, "address": cfacts.located.address or None,
+                "containerd": None
+                if cfacts is None
+                else {
+                    "kind": cfacts.located.kind,
+                    "old_root": cfacts.located.root,
+                    "target": cfacts.target or None,
+                    "address": cfacts.located.address or None,
                     "config": cfacts.located.config.path if cfacts.located.config else None,
-                    "config_diff": cfacts.diff or None, "namespaces": cfacts.namespaces,
+                    "config_diff": cfacts.diff or None,
+                    "namespaces": cfacts.namespaces,
                     "size_bytes": cfacts.usage.bytes if cfacts.usage else 0,
                 },
             }
@@ -172,10 +232,10 @@ class Plan:
 
 def _load(state_dir: str) -> journal.Journal:
     """The journal of the last move (empty ``data`` when there is none)."""
-    j = journal.Journal(state_dir)
-    if j.exists():
-        j.load()
-    return j
+    record = journal.Journal(state_dir)
+    if record.exists():
+        record.load()
+    return record
 
 
 def containerd_target(target: str, containerd_root: str) -> str:
@@ -189,30 +249,37 @@ def containerd_target(target: str, containerd_root: str) -> str:
     return beside
 
 
-def _containerd_facts(opts: MoveOptions, daemon_data: dict[str, Any], current: str, dockerd_args: list[list[str]],
-                      j: journal.Journal) -> plan.ContainerdFacts:
+def _containerd_facts(
+    opts: MoveOptions, daemon_data: dict[str, Any], current: str, dockerd_args: list[list[str]], record: journal.Journal
+) -> plan.ContainerdFacts:
     """Which containerd holds the image store, its namespaces and where its root goes."""
-    located = ctd.locate(current, daemon_data, dockerd_args, opts.containerd_config)
-    earlier = j.data.get("containerd") if j.data else None
-    if earlier and j.unfinished and located.kind == ctd.SYSTEM:
+    located = containerd_store.locate(current, daemon_data, dockerd_args, opts.containerd_config)
+    earlier = record.data.get("containerd") if record.data else None
+    if earlier and record.unfinished and located.kind == containerd_store.SYSTEM:
         located.root = str(earlier["old_root"])  # the config may name the new root after a crash
     out = plan.ContainerdFacts(located)
-    if located.kind != ctd.SYSTEM:
+    if located.kind != containerd_store.SYSTEM:
         return out
-    cctl = opts.containerd_control
-    if cctl is not None:
-        cctl.address = located.address
-        out.control_ok = cctl.usable
-    out.target = os.path.normpath(opts.containerd_target) if opts.containerd_target else \
-        containerd_target(opts.target, located.root)
-    out.resumable = bool(earlier) and j.reusable_copy(opts.target) and \
-        os.path.abspath(str((earlier or {}).get("target", ""))) == os.path.abspath(out.target)
+    containerd_control = opts.containerd_control
+    if containerd_control is not None:
+        containerd_control.address = located.address
+        out.control_ok = containerd_control.usable
+    out.target = (
+        os.path.normpath(opts.containerd_target)
+        if opts.containerd_target
+        else containerd_target(opts.target, located.root)
+    )
+    out.resumable = (
+        bool(earlier)
+        and record.reusable_copy(opts.target)
+        and os.path.abspath(str((earlier or {}).get("target", ""))) == os.path.abspath(out.target)
+    )
     if located.config is not None and not located.config.error:
-        out.new_config = ctd.config_with_root(located.config, out.target)
-        out.diff = ctd.config_diff(located.config, out.new_config)
+        out.new_config = containerd_store.config_with_root(located.config, out.target)
+        out.diff = containerd_store.config_diff(located.config, out.new_config)
     try:
-        out.namespaces = ctd.namespaces(located.address)
-    except ctd.ContainerdError as exc:
+        out.namespaces = containerd_store.namespaces(located.address)
+    except containerd_store.ContainerdError as exc:
         out.error = str(exc)
     return out
 
@@ -244,13 +311,13 @@ def make_plan(opts: MoveOptions) -> Plan:
     target = opts.target
     daemon = host.read_daemon_json(opts.daemon_json)
     info, option_volumes, error = _engine_facts(opts.docker_host)
-    j = _load(opts.state_dir)
-    unfinished = j.unfinished
-    same_target = j.reusable_copy(target)
+    record = _load(opts.state_dir)
+    unfinished = record.unfinished
+    same_target = record.reusable_copy(target)
     if info is not None:
         current = info.root_dir
     elif unfinished:
-        current = str(j.data["old_root"])
+        current = str(record.data["old_root"])
     else:
         current = daemon.data_root or DEFAULT_ROOT
     processes = host.dockerd_processes(opts.docker_host)
@@ -263,8 +330,8 @@ def make_plan(opts: MoveOptions) -> Plan:
         info=info,
         engine_error=error,
         current_root=current,
-        flags=[f for p in processes for f in p.flags],
-        config_files=[p.config_file for p in processes if p.config_file],
+        flags=[f for proc in processes for f in proc.flags],
+        config_files=[proc.config_file for proc in processes if proc.config_file],
         unit_flags=host.systemd_unit_flags(dirs=opts.unit_dirs) if opts.control.systemd else {},
         systemd=opts.control.systemd,
         control_ok=opts.control.usable,
@@ -278,16 +345,24 @@ def make_plan(opts: MoveOptions) -> Plan:
     )
     store = bool(info and info.containerd_store) or daemon.snapshotter
     if store and not opts.allow_containerd_store and absolute:
-        facts.containerd = _containerd_facts(opts, daemon.data or {}, current, [p.args for p in processes], j)
+        facts.containerd = _containerd_facts(
+            opts, daemon.data or {}, current, [proc.args for proc in processes], record
+        )
         facts.allow_other_clients = opts.allow_other_clients
     report = Report(command="docker-root move", mutating=True, dry_run=opts.dry_run)
     diff = plan.config_diff(opts.daemon_json, daemon.data if daemon.exists else None, new)
     result = Plan(opts, facts, [], new, diff, report)
-    if absolute and info is not None and not unfinished and \
-            os.path.realpath(target) == os.path.realpath(current):
+    if absolute and info is not None and not unfinished and os.path.realpath(target) == os.path.realpath(current):
         result.nothing_to_do = True
-        report.add(CheckResult("docker_root.move", target, "data-root moved", Status.OK,
-                               f"Docker already runs on {current}: nothing to do"))
+        report.add(
+            CheckResult(
+                "docker_root.move",
+                target,
+                "data-root moved",
+                Status.OK,
+                f"Docker already runs on {current}: nothing to do",
+            )
+        )
         return result
     walk_started = time.monotonic()
     usage = host.usage(current) if info is not None and absolute else None
@@ -305,26 +380,45 @@ def make_plan(opts: MoveOptions) -> Plan:
             if f.id.endswith(".engine"):
                 f.ok, f.summary = True, "engine down after an unfinished move: it is rolled back to the old root first"
     if unfinished and not same_target:
-        findings.append(plan.Finding(
-            "docker_root.preflight.journal", "unfinished move", False,
-            f"an unfinished move to {j.data.get('target')} is in {j.path}",
-            "run 'opsbook docker-root rollback' first (or re-run the move with that TARGET)"))
+        findings.append(
+            plan.Finding(
+                "docker_root.preflight.journal",
+                "unfinished move",
+                False,
+                f"an unfinished move to {record.data.get('target')} is in {record.path}",
+                "run 'opsbook docker-root rollback' first (or re-run the move with that TARGET)",
+            )
+        )
     result.findings = findings
     for f in findings:
         summary = f.summary if f.ok and not f.warning else f"{f.summary} -- {'fix' if not f.ok else 'hint'}: {f.fix}"
         level = Status.CRITICAL if not f.ok else Status.WARNING if f.warning else Status.OK
-        report.add(CheckResult(f.id, target, f.name, level, summary,
-                               details={"fix": f.fix} if f.fix and (not f.ok or f.warning) else {}))
+        report.add(
+            CheckResult(
+                f.id,
+                target,
+                f.name,
+                level,
+                summary,
+                details={"fix": f.fix} if f.fix and (not f.ok or f.warning) else {},
+            )
+        )
     result.dropin = absolute and plan.needs_dropin(facts.systemd, current, target)
     downtime_s = round(DOWNTIME_WALKS * walk_s + DOWNTIME_STOP_START_S, 1) if usage else None
     if usage:
-        report.add(CheckResult("docker_root.size", target, "size to copy", Status.OK,
-                               f"{usage.bytes / plan.GIB:.2f} GiB in {usage.inodes} files and folders; expected "
-                               f"downtime about {downtime_s:g} s (final copy and verification, from the "
-                               f"{walk_s:.1f} s this plan took to walk the tree, plus the stop and start; "
-                               "the warm copy runs with the engine up)",
-                               metrics={"bytes": usage.bytes, "inodes": usage.inodes,
-                                        "expected_downtime_s": downtime_s or 0.0}))
+        report.add(
+            CheckResult(
+                "docker_root.size",
+                target,
+                "size to copy",
+                Status.OK,
+                f"{usage.bytes / plan.GIB:.2f} GiB in {usage.inodes} files and folders; expected "
+                f"downtime about {downtime_s:g} s (final copy and verification, from the "
+                f"{walk_s:.1f} s this plan took to walk the tree, plus the stop and start; "
+                "the warm copy runs with the engine up)",
+                metrics={"bytes": usage.bytes, "inodes": usage.inodes, "expected_downtime_s": downtime_s or 0.0},
+            )
+        )
     result.steps_and_sections(current, diff, unfinished, downtime_s)
     if result.blockers:
         report.status_override = Status.CRITICAL
@@ -361,7 +455,7 @@ def _interruptible() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def apply(p: Plan, progress: MoveProgress | None = None) -> Report:
+def apply(planned: Plan, progress: MoveProgress | None = None) -> Report:
     """Carry out a planned move. Never deletes the old root.
 
     Everything the plan decided on is checked again under the lock before anything is
@@ -369,68 +463,75 @@ def apply(p: Plan, progress: MoveProgress | None = None) -> Report:
     after the engine was stopped roll back automatically (old daemon.json back, engine on
     the old root, inventory verified) and the report is CRITICAL.
     """
-    if p.blockers:
-        raise RefusedError("move refused: " + "; ".join(b.summary for b in p.blockers))
-    j = journal.Journal(p.opts.state_dir)
-    with j.lock():
-        return _Move(p, j, progress or MoveProgress()).run()
+    if planned.blockers:
+        raise RefusedError("move refused: " + "; ".join(b.summary for b in planned.blockers))
+    record = journal.Journal(planned.opts.state_dir)
+    with record.lock():
+        return _Move(planned, record, progress or MoveProgress()).run()
 
 
-def recheck(p: Plan, daemon: host.DaemonConfig, resumable: bool) -> None:
+def recheck(planned: Plan, daemon: host.DaemonConfig, resumable: bool) -> None:
     """Refuse (nothing done) when the host changed since the plan was shown."""
     if daemon.error:
         raise RefusedError(daemon.error)
-    if daemon.sha256 != p.facts.daemon.sha256:
-        raise RefusedError(f"{p.opts.daemon_json} changed since the plan was made: run the move again "
-                           "to see the new plan")
-    problem = plan.target_state(p.opts.target, resumable)
+    if daemon.sha256 != planned.facts.daemon.sha256:
+        raise RefusedError(
+            f"{planned.opts.daemon_json} changed since the plan was made: run the move again to see the new plan"
+        )
+    problem = plan.target_state(planned.opts.target, resumable)
     if problem:
         raise RefusedError(f"{problem} (it changed since the plan was made): nothing done")
-    c = p.containerd
+    c = planned.containerd
     if c is not None:
-        cfg = ctd.read_config(p.opts.containerd_config)
+        cfg = containerd_store.read_config(planned.opts.containerd_config)
         if cfg.error or (cfg.sha256 != (c.located.config.sha256 if c.located.config else "")):
-            raise RefusedError(f"{p.opts.containerd_config} changed since the plan was made: run the move again "
-                               "to see the new plan")
+            raise RefusedError(
+                f"{planned.opts.containerd_config} changed since the plan was made: run the move again "
+                "to see the new plan"
+            )
         problem = plan.target_state(c.target, c.resumable)
         if problem:
             raise RefusedError(f"{problem} (it changed since the plan was made): nothing done")
-    if p.need_bytes:
-        free = host.space(p.opts.target).free_bytes
-        if free < p.need_bytes:
-            raise RefusedError(f"only {free / plan.GIB:.1f} GiB free for {p.opts.target} now, "
-                               f"need {p.need_bytes / plan.GIB:.1f} GiB: nothing done")
+    if planned.need_bytes:
+        free = host.space(planned.opts.target).free_bytes
+        if free < planned.need_bytes:
+            raise RefusedError(
+                f"only {free / plan.GIB:.1f} GiB free for {planned.opts.target} now, "
+                f"need {planned.need_bytes / plan.GIB:.1f} GiB: nothing done"
+            )
 
 
 class _Move:
     """One move under the lock: its steps in order, the journal kept after each."""
 
-    def __init__(self, p: Plan, j: journal.Journal, progress: MoveProgress) -> None:
-        self.p, self.j, self.progress = p, j, progress
-        self.ctl = p.opts.control
-        self.target = os.path.abspath(p.opts.target)
-        self.report = Report(command="docker-root move", mutating=True, dry_run=False, checks=list(p.report.checks))
-        self.report.sections.update(p.sections)
+    def __init__(self, planned: Plan, record: journal.Journal, progress: MoveProgress) -> None:
+        self.planned, self.record, self.progress = planned, record, progress
+        self.control = planned.opts.control
+        self.target = os.path.abspath(planned.opts.target)
+        self.report = Report(
+            command="docker-root move", mutating=True, dry_run=False, checks=list(planned.report.checks)
+        )
+        self.report.sections.update(planned.sections)
         self.times: dict[str, float] = {}
         self.current = ""
         self.old_root = ""
         self.inv: dict[str, Any] = {}
         self.driver = ""
-        self.daemon: host.DaemonConfig = p.facts.daemon
+        self.daemon: host.DaemonConfig = planned.facts.daemon
         self.copy_started_ns = 0
         self.stop_started = 0.0
         self.old_trees: dict[str, Future[dict[str, treeverify.Entry]]] = {}
         #: The system containerd whose root moves too (None: only the data-root moves).
-        self.ctd = p.containerd
-        self.cctl = p.opts.containerd_control
+        self.containerd_move = planned.containerd
+        self.containerd_control = planned.opts.containerd_control
         self.cinv: dict[str, Any] = {}
         self.stopped_tasks: list[str] = []
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every (old root, new root) this move copies: the data-root, then containerd's root."""
         out = [(self.old_root, self.target)]
-        if self.ctd is not None:
-            out.append((self.ctd.located.root, os.path.abspath(self.ctd.target)))
+        if self.containerd_move is not None:
+            out.append((self.containerd_move.located.root, os.path.abspath(self.containerd_move.target)))
         return out
 
     # ------------------------------------------------------------ running
@@ -439,29 +540,45 @@ class _Move:
         earlier_copy_ns = self._recover()
         if earlier_copy_ns is None:
             return self.report
-        opts = self.p.opts
+        opts = self.planned.opts
         self.daemon = host.read_daemon_json(opts.daemon_json)
-        recheck(self.p, self.daemon, self.p.facts.resumable)
+        recheck(self.planned, self.daemon, self.planned.facts.resumable)
         try:
             client = engine.connect(opts.docker_host)
         except engine.EngineUnavailable as exc:
             raise RefusedError(f"the engine does not answer ({exc}): nothing changed") from None
         info = engine.engine_info(client)
         self.old_root, self.driver = info.root_dir, info.driver
-        ctl = self.ctl
-        self.j.start(old_root=self.old_root, target=self.target, daemon_json=opts.daemon_json,
-                     docker_host=opts.docker_host, stop_command=ctl.stop_command, start_command=ctl.start_command,
-                     daemon_json_existed=self.daemon.exists, daemon_json_mode=self.daemon.mode,
-                     daemon_json_owner=list(self.daemon.owner), driver=info.driver, dropin=None,
-                     copy_started_ns=earlier_copy_ns or time.time_ns(),
-                     containerd=self._containerd_journal())
-        self.copy_started_ns = int(self.j.data["copy_started_ns"])
+        control = self.control
+        self.record.start(
+            old_root=self.old_root,
+            target=self.target,
+            daemon_json=opts.daemon_json,
+            docker_host=opts.docker_host,
+            stop_command=control.stop_command,
+            start_command=control.start_command,
+            daemon_json_existed=self.daemon.exists,
+            daemon_json_mode=self.daemon.mode,
+            daemon_json_owner=list(self.daemon.owner),
+            driver=info.driver,
+            dropin=None,
+            copy_started_ns=earlier_copy_ns or time.time_ns(),
+            containerd=self._containerd_journal(),
+        )
+        self.copy_started_ns = int(self.record.data["copy_started_ns"])
         steps: list[tuple[str, Any]] = [
-            ("inventory", lambda: self._inventory(client)), ("warm-copy", self._warm_copy), ("stop", self._stop),
-            ("final-copy", self._final_copy), ("verify-copy", self._verify_copy), ("backup", self._backup),
-            ("dropin", self._dropin), ("selinux", self._selinux), ("containerd-config", self._containerd_config),
+            ("inventory", lambda: self._inventory(client)),
+            ("warm-copy", self._warm_copy),
+            ("stop", self._stop),
+            ("final-copy", self._final_copy),
+            ("verify-copy", self._verify_copy),
+            ("backup", self._backup),
+            ("dropin", self._dropin),
+            ("selinux", self._selinux),
+            ("containerd-config", self._containerd_config),
             ("daemon-json", self._daemon_json),
-            ("start", self._start), ("verify", self._verify_engine),
+            ("start", self._start),
+            ("verify", self._verify_engine),
         ]
         try:
             with _interruptible():
@@ -470,7 +587,7 @@ class _Move:
                     summary = action()
                     if summary is not None:
                         self.report.steps.append(Step(name, Status.OK, summary[0], summary[1]))
-                        self.j.step(name, "done")
+                        self.record.step(name, "done")
             self._succeeded()
         except (Exception, Interrupted) as exc:
             self._failed(exc)
@@ -479,17 +596,25 @@ class _Move:
 
     def _containerd_journal(self) -> dict[str, Any] | None:
         """What rollback needs to know of containerd (None when its root does not move)."""
-        c, cctl = self.ctd, self.cctl
-        if c is None or cctl is None:
+        c, containerd_control = self.containerd_move, self.containerd_control
+        if c is None or containerd_control is None:
             return None
-        cfg = c.located.config or ctd.read_config(self.p.opts.containerd_config)
-        return {"old_root": c.located.root, "target": os.path.abspath(c.target), "address": c.located.address,
-                "config": cfg.path, "config_existed": cfg.exists, "config_mode": cfg.mode,
-                "config_owner": list(cfg.owner), "stop_command": cctl.stop_command,
-                "start_command": cctl.start_command, "systemd": cctl.systemd}
+        cfg = c.located.config or containerd_store.read_config(self.planned.opts.containerd_config)
+        return {
+            "old_root": c.located.root,
+            "target": os.path.abspath(c.target),
+            "address": c.located.address,
+            "config": cfg.path,
+            "config_existed": cfg.exists,
+            "config_mode": cfg.mode,
+            "config_owner": list(cfg.owner),
+            "stop_command": containerd_control.stop_command,
+            "start_command": containerd_control.start_command,
+            "systemd": containerd_control.systemd,
+        }
 
     def _begin(self, label: str, detail: str = "", **fields: Any) -> None:
-        self.j.step(self.current, "started", **fields)
+        self.record.step(self.current, "started", **fields)
         self.progress.begin(label, detail)
 
     def _recover(self) -> int | None:
@@ -498,20 +623,28 @@ class _Move:
         None when the earlier move could not be rolled back (the report says so), else the
         earlier copy's start in ns (0 when there is none to reuse).
         """
-        j, opts = self.j, self.p.opts
-        if not j.exists():
+        record, opts = self.record, self.planned.opts
+        if not record.exists():
             return 0
-        j.load()
-        earlier = int(j.data.get("copy_started_ns") or 0) if j.reusable_copy(self.target) else 0
-        if j.unfinished:
-            steps, restored = rollback.restore(j, self.ctl, str(j.data.get("daemon_json") or opts.daemon_json),
-                                               opts.docker_host)
+        record.load()
+        earlier = int(record.data.get("copy_started_ns") or 0) if record.reusable_copy(self.target) else 0
+        if record.unfinished:
+            steps, restored = rollback.restore(
+                record, self.control, str(record.data.get("daemon_json") or opts.daemon_json), opts.docker_host
+            )
             self.report.steps += [Step("recover: " + s.name, s.status, s.summary) for s in steps]
             if not restored:
-                self.report.add(CheckResult("docker_root.move", self.target, "data-root moved", Status.CRITICAL,
-                                            "the unfinished earlier move could not be rolled back: see the steps"))
+                self.report.add(
+                    CheckResult(
+                        "docker_root.move",
+                        self.target,
+                        "data-root moved",
+                        Status.CRITICAL,
+                        "the unfinished earlier move could not be rolled back: see the steps",
+                    )
+                )
                 return None
-        j.archive()
+        record.archive()
         return earlier
 
     # ------------------------------------------------------------ steps
@@ -521,17 +654,20 @@ class _Move:
             self.inv = inventory.take(client)
         finally:
             client.close()
-        self.j.set(inventory=self.inv)
+        self.record.set(inventory=self.inv)
         inv = self.inv
         extra = ""
-        if self.ctd is not None:
+        if self.containerd_move is not None:
             # Reachable now, or the move stops here with nothing changed; the inventory that counts is
             # taken once the engine is stopped (dockerd deletes its containerd containers when it stops).
-            names = ctd.namespaces(self.ctd.located.address)
+            names = containerd_store.namespaces(self.containerd_move.located.address)
             extra = f"; containerd answers (namespaces {', '.join(names) or 'none'})"
-        return (f"{len(inv['images'])} images, {len(inv['containers'])} containers "
-                f"({sum(c['running'] for c in inv['containers'].values())} running), "
-                f"{len(inv['volumes'])} volumes{extra}", {})
+        return (
+            f"{len(inv['images'])} images, {len(inv['containers'])} containers "
+            f"({sum(c['running'] for c in inv['containers'].values())} running), "
+            f"{len(inv['volumes'])} volumes{extra}",
+            {},
+        )
 
     def _copy_progress(self, total: int | None) -> Any:
         """rsync's progress for the bar; *total* None during the final copy.
@@ -547,46 +683,58 @@ class _Move:
         return lambda done, estimate, files: copied(done, total or estimate, files)
 
     def _warm_copy(self) -> tuple[str, dict[str, Any]]:
-        self._begin("warm copy", f"{self.p.used_bytes} bytes from {self.old_root} to {self.target}, engine running")
+        self._begin(
+            "warm copy", f"{self.planned.used_bytes} bytes from {self.old_root} to {self.target}, engine running"
+        )
         files = size = 0
         seconds = 0.0
         for src, dst in self.pairs():
             Path(dst).mkdir(mode=0o711, exist_ok=True)
-            res = treecopy.rsync(src, dst, progress=self._copy_progress(self.p.used_bytes), tolerate=(23, 24))
+            res = treecopy.rsync(src, dst, progress=self._copy_progress(self.planned.used_bytes), tolerate=(23, 24))
             files, size, seconds = files + res.files, size + res.bytes, seconds + res.seconds
         self.times["warm_copy_s"] = round(seconds, 3)
-        both = " (data-root and containerd's root)" if self.ctd is not None else ""
+        both = " (data-root and containerd's root)" if self.containerd_move is not None else ""
         return f"{files} files, {size} bytes in {seconds:.1f}s{both} (engine running)", {}
 
     def _stop(self) -> tuple[str, dict[str, Any]]:
         self._begin("stopping the engine", engine_stopped=True)
         self.stop_started = time.monotonic()
-        stopped = engine.stop_containers_for_live_restore(self.p.opts.docker_host)
-        self.ctl.stop()
+        stopped = engine.stop_containers_for_live_restore(self.planned.opts.docker_host)
+        self.control.stop()
         tasks = ""
-        if self.ctd is not None and self.cctl is not None:
-            address = self.ctd.located.address
-            self.cinv = ctd.take(address)
-            self.j.set(containerd_stopped=True, containerd_inventory=self.cinv)
+        if self.containerd_move is not None and self.containerd_control is not None:
+            address = self.containerd_move.located.address
+            self.cinv = containerd_store.take(address)
+            self.record.set(containerd_stopped=True, containerd_inventory=self.cinv)
             tasks = "; containerd: " + ", ".join(
                 f"{ns}: {len(i['content'])} blobs, {len(i['images'])} images, {len(i['snapshots'])} snapshots, "
-                f"{len(i['containers'])} containers ({len(i['running'])} running)" for ns, i in self.cinv.items())
-            self.stopped_tasks = ctd.stop_tasks(self.ctd.located.address, self.cinv)
-            self.cctl.stop()
-            tasks = ", then containerd" + tasks + (f" (tasks stopped first: {', '.join(self.stopped_tasks)})"
-                                            if self.stopped_tasks else "")
+                f"{len(i['containers'])} containers ({len(i['running'])} running)"
+                for ns, i in self.cinv.items()
+            )
+            self.stopped_tasks = containerd_store.stop_tasks(self.containerd_move.located.address, self.cinv)
+            self.containerd_control.stop()
+            tasks = (
+                ", then containerd"
+                + tasks
+                + (f" (tasks stopped first: {', '.join(self.stopped_tasks)})" if self.stopped_tasks else "")
+            )
         self.times["stop_s"] = round(time.monotonic() - self.stop_started, 3)
-        return (f"engine stopped{tasks} in {self.times['stop_s']:.1f}s"
-                + (f" (live-restore: stopped {', '.join(stopped)} first)" if stopped else ""), {})
+        return (
+            f"engine stopped{tasks} in {self.times['stop_s']:.1f}s"
+            + (f" (live-restore: stopped {', '.join(stopped)} first)" if stopped else ""),
+            {},
+        )
 
     def _final_copy(self) -> tuple[str, dict[str, Any]]:
         self._begin("final copy", "engine stopped")
         for src, _dst in self.pairs():
             left = host.mounts_below(src)
             if left:
-                raise StepFailed(f"a filesystem is mounted inside {src} with the engine stopped ("
-                                 + ", ".join(f"{m.mount_point} ({m.fstype})" for m in left)
-                                 + "): its data would not be copied")
+                raise StepFailed(
+                    f"a filesystem is mounted inside {src} with the engine stopped ("
+                    + ", ".join(f"{m.mount_point} ({m.fstype})" for m in left)
+                    + "): its data would not be copied"
+                )
         # The old roots cannot change any more: walk them while rsync copies (downtime).
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsbook-oldtree")
         for src, _dst in self.pairs():
@@ -601,9 +749,11 @@ class _Move:
             files, size, recopied = files + res.files, size + res.bytes, recopied + len(changed)
             seconds += res.seconds + again.seconds
         self.times["final_copy_s"] = round(seconds, 3)
-        return (f"{files} files, {size} bytes changed since the warm copy; {recopied} file(s) "
-                f"changed since it began copied again whatever their mtimes ({self.times['final_copy_s']:.1f}s)",
-                {"recopied": recopied})
+        return (
+            f"{files} files, {size} bytes changed since the warm copy; {recopied} file(s) "
+            f"changed since it began copied again whatever their mtimes ({self.times['final_copy_s']:.1f}s)",
+            {"recopied": recopied},
+        )
 
     def _verify_copy(self) -> tuple[str, dict[str, Any]]:
         self._begin("verifying the copy")
@@ -638,35 +788,35 @@ class _Move:
 
     def _backup(self) -> tuple[str, dict[str, Any]]:
         self._begin("backing up daemon.json")
-        json_path = self.p.opts.daemon_json
+        json_path = self.planned.opts.daemon_json
         also, details = "", {}
-        if self.ctd is not None:
-            cfg = ctd.read_config(self.p.opts.containerd_config)
+        if self.containerd_move is not None:
+            cfg = containerd_store.read_config(self.planned.opts.containerd_config)
             if cfg.exists:
-                cbackup = self.j.backup_path("config.toml")
+                cbackup = self.record.backup_path("config.toml")
                 atomic_write(cbackup, cfg.raw, mode=0o600)
-                self.j.set(containerd_backup=str(cbackup))
+                self.record.set(containerd_backup=str(cbackup))
                 also, details = f"; {cfg.real_path} saved as {cbackup}", {"containerd_backup": str(cbackup)}
             else:
                 also = f"; {cfg.path} did not exist (rollback removes it)"
         if not self.daemon.exists:
             return f"{json_path} did not exist (rollback removes it){also}", details
-        backup = self.j.backup_path()
+        backup = self.record.backup_path()
         atomic_write(backup, self.daemon.raw, mode=0o600)
-        self.j.set(backup=str(backup))
+        self.record.set(backup=str(backup))
         return f"{self.daemon.real_path} saved as {backup}{also}", {"backup": str(backup), **details}
 
     def _dropin(self) -> tuple[str, dict[str, Any]] | None:
-        if not self.p.dropin:
+        if not self.planned.dropin:
             return None
-        path = self.ctl.dropin_path()
+        path = self.control.dropin_path()
         self._begin("systemd drop-in", dropin=path)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, self.ctl.dropin_text(self.target), mode=0o644)
+        atomic_write(path, self.control.dropin_text(self.target), mode=0o644)
         return f"{path}: RequiresMountsFor={self.target}", {}
 
     def _selinux(self) -> tuple[str, dict[str, Any]] | None:
-        if not (self.p.facts.selinux and self.p.facts.selinux_tools):
+        if not (self.planned.facts.selinux and self.planned.facts.selinux_tools):
             return None
         self._begin("SELinux labels")
         for cmd in plan.selinux_commands(self.target):
@@ -674,98 +824,132 @@ class _Move:
         return f"{self.target} labelled like /var/lib/docker", {}
 
     def _containerd_config(self) -> tuple[str, dict[str, Any]] | None:
-        c = self.ctd
+        c = self.containerd_move
         if c is None:
             return None
         self._begin("writing containerd's config.toml")
-        planned = c.located.config or ctd.read_config(self.p.opts.containerd_config)
-        now = ctd.read_config(planned.path)
+        planned = c.located.config or containerd_store.read_config(self.planned.opts.containerd_config)
+        now = containerd_store.read_config(planned.path)
         if now.sha256 != planned.sha256:
             raise StepFailed(f"{planned.path} was changed by someone else during the move: not overwriting it")
         # Built from the very bytes that were backed up, written where a symlink points.
-        text = ctd.config_with_root(now, os.path.abspath(c.target))
+        text = containerd_store.config_with_root(now, os.path.abspath(c.target))
         Path(now.real_path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(now.real_path, text, mode=now.mode if now.exists else 0o644,
-                     owner=now.owner if now.exists else None)
+        atomic_write(
+            now.real_path, text, mode=now.mode if now.exists else 0o644, owner=now.owner if now.exists else None
+        )
         created = "" if now.exists else " (created: it did not exist; from 'containerd config default')"
         return f"{now.real_path} now sets root {os.path.abspath(c.target)}{created}", {"diff": c.diff}
 
     def _daemon_json(self) -> tuple[str, dict[str, Any]]:
         self._begin("writing daemon.json")
-        json_path = self.p.opts.daemon_json
+        json_path = self.planned.opts.daemon_json
         now = host.read_daemon_json(json_path)
         if now.sha256 != self.daemon.sha256:
             raise StepFailed(f"{json_path} was changed by someone else during the move: not overwriting it")
         # Built from the very bytes that were backed up, written where a symlink points.
         new_config = plan.new_config(self.daemon.data or {}, self.target)
         Path(self.daemon.real_path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(self.daemon.real_path, plan.render_config(new_config), mode=self.daemon.mode,
-                     owner=self.daemon.owner if self.daemon.exists else None)
+        atomic_write(
+            self.daemon.real_path,
+            plan.render_config(new_config),
+            mode=self.daemon.mode,
+            owner=self.daemon.owner if self.daemon.exists else None,
+        )
         problem = validate.validate(self.daemon.real_path)
         if problem.error:
             raise StepFailed(f"dockerd --validate rejects the new daemon.json: {problem.error}")
-        return f"{self.daemon.real_path} now sets data-root {self.target}", {"diff": self.p.diff}
+        return f"{self.daemon.real_path} now sets data-root {self.target}", {"diff": self.planned.diff}
 
     def _start(self) -> tuple[str, dict[str, Any]]:
         self._begin("starting the engine")
         first = ""
-        if self.ctd is not None and self.cctl is not None:
-            self.times["containerd_start_s"] = round(self.cctl.start(), 3)
+        if self.containerd_move is not None and self.containerd_control is not None:
+            self.times["containerd_start_s"] = round(self.containerd_control.start(), 3)
             first = f"containerd started in {self.times['containerd_start_s']:.1f}s, then "
-        self.times["start_s"] = round(self.ctl.start(reload=self.p.dropin), 3)
+        self.times["start_s"] = round(self.control.start(reload=self.planned.dropin), 3)
         return f"{first}engine started in {self.times['start_s']:.1f}s", {}
 
     def _verify_engine(self) -> tuple[str, dict[str, Any]]:
         self._begin("verifying the engine")
         also = ""
-        c = self.p.facts.containerd
-        if self.ctd is not None:
-            address = self.ctd.located.address
-            cproblems = ctd.compare(self.cinv, ctd.take(address))
-            cproblems = cproblems or ctd.start_tasks(address, self.cinv)
+        c = self.planned.facts.containerd
+        if self.containerd_move is not None:
+            address = self.containerd_move.located.address
+            cproblems = containerd_store.compare(self.cinv, containerd_store.take(address))
+            cproblems = cproblems or containerd_store.start_tasks(address, self.cinv)
             if cproblems:
                 raise StepFailed("; ".join(cproblems))
-            also = (f"; containerd runs on {os.path.abspath(self.ctd.target)} with every blob, image, snapshot "
-                    f"and container of {len(self.cinv)} namespace(s)")
-        problems, after = _verify(self.p.opts.docker_host, self.target, self.driver, self.inv)
+            also = (
+                f"; containerd runs on {os.path.abspath(self.containerd_move.target)} with every blob, image, snapshot "
+                f"and container of {len(self.cinv)} namespace(s)"
+            )
+        problems, after = _verify(self.planned.opts.docker_host, self.target, self.driver, self.inv)
         if c is not None and not c.moves:
-            problems += [f"a containerd process still names the old root: {u}"
-                         for u in ctd.processes_using(self.old_root)]
+            problems += [
+                f"a containerd process still names the old root: {u}"
+                for u in containerd_store.processes_using(self.old_root)
+            ]
         if problems:
             raise StepFailed("; ".join(problems))
         self.times["downtime_s"] = round(time.monotonic() - self.stop_started, 3)
-        self.j.set(status=journal.VERIFIED, verified_at=time.time(), times=self.times)
-        return (f"Docker runs on {os.path.realpath(self.target)} with everything present; "
-                f"{sum(x['running'] for x in after['containers'].values())} container(s) running{also}", {})
+        self.record.set(status=journal.VERIFIED, verified_at=time.time(), times=self.times)
+        return (
+            f"Docker runs on {os.path.realpath(self.target)} with everything present; "
+            f"{sum(x['running'] for x in after['containers'].values())} container(s) running{also}",
+            {},
+        )
 
     # ------------------------------------------------------------ outcome
     def _succeeded(self) -> None:
         self.report.changed = True
-        self.report.add(CheckResult("docker_root.move", self.target, "data-root moved", Status.OK,
-                                    f"moved from {self.old_root} to {self.target}; old data kept at {self.old_root} "
-                                    f"(remove it with 'opsbook docker-root cleanup' once satisfied)",
-                                    metrics=dict(self.times)))
+        self.report.add(
+            CheckResult(
+                "docker_root.move",
+                self.target,
+                "data-root moved",
+                Status.OK,
+                f"moved from {self.old_root} to {self.target}; old data kept at {self.old_root} "
+                f"(remove it with 'opsbook docker-root cleanup' once satisfied)",
+                metrics=dict(self.times),
+            )
+        )
 
     def _failed(self, exc: BaseException) -> None:
         message = _describe(exc)
-        current, report, j = self.current, self.report, self.j
+        current, report, record = self.current, self.report, self.record
         report.steps.append(Step(current, Status.CRITICAL, message))
-        j.step(current, "failed", error=message)
-        if j.data.get("engine_stopped"):
+        record.step(current, "failed", error=message)
+        if record.data.get("engine_stopped"):
             self.progress.begin("rolling back", message)
-            steps, rolled = rollback.restore(j, self.ctl, self.p.opts.daemon_json, self.p.opts.docker_host)
+            steps, rolled = rollback.restore(
+                record, self.control, self.planned.opts.daemon_json, self.planned.opts.docker_host
+            )
             report.steps += [Step("rollback: " + s.name, s.status, s.summary) for s in steps]
             report.changed = not rolled
-            summary = (f"move failed at {current}: {message}; rolled back automatically: Docker runs on "
-                       f"{self.old_root} as before, nothing lost" if rolled else
-                       f"move failed at {current}: {message}; ROLLBACK INCOMPLETE: see the steps, then run "
-                       "'opsbook docker-root rollback'")
+            summary = (
+                f"move failed at {current}: {message}; rolled back automatically: Docker runs on "
+                f"{self.old_root} as before, nothing lost"
+                if rolled
+                else f"move failed at {current}: {message}; ROLLBACK INCOMPLETE: see the steps, then run "
+                "'opsbook docker-root rollback'"
+            )
         else:
-            j.set(status=journal.FAILED)
-            summary = (f"move failed at {current}: {message}; the engine was never stopped and daemon.json "
-                       f"never changed (a partial copy may remain in {self.target})")
-        report.add(CheckResult("docker_root.move", self.target, "data-root moved", Status.CRITICAL, summary,
-                               details={"failed_step": current}))
+            record.set(status=journal.FAILED)
+            summary = (
+                f"move failed at {current}: {message}; the engine was never stopped and daemon.json "
+                f"never changed (a partial copy may remain in {self.target})"
+            )
+        report.add(
+            CheckResult(
+                "docker_root.move",
+                self.target,
+                "data-root moved",
+                Status.CRITICAL,
+                summary,
+                details={"failed_step": current},
+            )
+        )
 
 
 def _verify(docker_host: str | None, target: str, driver: str, inv: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
@@ -775,8 +959,9 @@ def _verify(docker_host: str | None, target: str, driver: str, inv: dict[str, An
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, (StepFailed, ControlError, treecopy.CopyError, engine.EngineUnavailable, Interrupted,
-                        treeverify.TreeError)):
+    if isinstance(
+        exc, (StepFailed, ControlError, treecopy.CopyError, engine.EngineUnavailable, Interrupted, treeverify.TreeError)
+    ):
         return str(exc)
     if isinstance(exc, OSError):
         return f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)

@@ -16,12 +16,12 @@ from . import engine, inventory, journal
 from .control import DROPIN_NAME, ControlError, EngineControl
 
 
-def _started(j: journal.Journal, name: str) -> bool:
-    return j.started(name)
+def _started(record: journal.Journal, name: str) -> bool:
+    return record.started(name)
 
 
 def restore(
-    j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_host: str | None
+    record: journal.Journal, control: EngineControl, daemon_json: str, docker_host: str | None
 ) -> tuple[list[Step], bool]:
     """Put the host back on the old root as the journal describes it; ``(steps, ok)``.
 
@@ -29,28 +29,32 @@ def restore(
     when the move had begun writing it, the drop-in removed only when it had been written.
     """
     steps: list[Step] = []
-    old_root = str(j.data["old_root"])
+    old_root = str(record.data["old_root"])
     reload = False
     try:
-        if _started(j, "daemon-json"):
-            backup = j.data.get("backup")
+        if _started(record, "daemon-json"):
+            backup = record.data.get("backup")
             # Through a symlink, like the move: the link stays, the file it points to is restored.
             real = os.path.realpath(daemon_json)
             if backup and os.path.exists(backup):
-                owner = j.data.get("daemon_json_owner") or None
-                atomic_write(real, j.read_backup(str(backup)), mode=int(j.data.get("daemon_json_mode", 0o644)) & 0o777,
-                             owner=tuple(owner) if owner else None)
+                owner = record.data.get("daemon_json_owner") or None
+                atomic_write(
+                    real,
+                    record.read_backup(str(backup)),
+                    mode=int(record.data.get("daemon_json_mode", 0o644)) & 0o777,
+                    owner=tuple(owner) if owner else None,
+                )
                 steps.append(Step("daemon-json", Status.OK, f"{real} restored from {backup}"))
-            elif not j.data.get("daemon_json_existed", True):
+            elif not record.data.get("daemon_json_existed", True):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(real)
                 steps.append(Step("daemon-json", Status.OK, f"{daemon_json} removed (it did not exist before)"))
             else:
                 raise ControlError(f"the backup of {daemon_json} is missing ({backup}): restore it by hand")
-        cj = j.data.get("containerd")
+        cj = record.data.get("containerd")
         if cj:
-            steps += _restore_containerd(j, cj, ctl, docker_host)
-        dropin = j.data.get("dropin")
+            steps += _restore_containerd(record, cj, control, docker_host)
+        dropin = record.data.get("dropin")
         if dropin and os.path.basename(str(dropin)) != DROPIN_NAME:
             raise ControlError(f"the journal names {dropin} as opsbook's drop-in: not removing it")
         if dropin and os.path.exists(dropin):
@@ -63,25 +67,30 @@ def restore(
             on_old = engine.is_running_on(engine.engine_info(client), old_root)
             client.close()
             # After a crash while stopping, a stop command may still be running: restart for sure.
-            if not on_old or _started(j, "daemon-json") or j.data.get("engine_stopped"):
+            if not on_old or _started(record, "daemon-json") or record.data.get("engine_stopped"):
                 engine.stop_containers_for_live_restore(docker_host)
-                ctl.stop()
+                control.stop()
                 steps.append(Step("stop", Status.OK, "engine stopped"))
                 on_old = False
         if not on_old:
-            ctl.start(reload=reload)
+            control.start(reload=reload)
             steps.append(Step("start", Status.OK, f"engine started on {old_root}"))
-        before = j.data.get("inventory")
+        before = record.data.get("inventory")
         if before:
             from .verify import verify_engine
 
-            problems, after = verify_engine(docker_host, old_root, str(j.data.get("driver", "")), before)
+            problems, after = verify_engine(docker_host, old_root, str(record.data.get("driver", "")), before)
             if problems:
                 raise ControlError("; ".join(problems))
-            steps.append(Step("verify", Status.OK,
-                              f"Docker runs on {old_root}: {len(after['images'])} images, "
-                              f"{len(after['containers'])} containers, {len(after['volumes'])} volumes; "
-                              "the containers that ran before run again"))
+            steps.append(
+                Step(
+                    "verify",
+                    Status.OK,
+                    f"Docker runs on {old_root}: {len(after['images'])} images, "
+                    f"{len(after['containers'])} containers, {len(after['volumes'])} volumes; "
+                    "the containers that ran before run again",
+                )
+            )
         else:
             client = engine.connect(docker_host)
             info = engine.engine_info(client)
@@ -90,29 +99,41 @@ def restore(
                 raise ControlError(f"the engine runs on {info.root_dir}, not {old_root}")
             steps.append(Step("verify", Status.OK, f"Docker runs on {old_root} (no inventory was taken yet)"))
     except Exception as exc:
-        steps.append(Step("rollback", Status.CRITICAL, f"{type(exc).__name__}: {exc}" if not isinstance(
-            exc, (ControlError, engine.EngineUnavailable)) else str(exc)))
-        j.set(status=journal.FAILED, rollback_error=str(exc))
+        steps.append(
+            Step(
+                "rollback",
+                Status.CRITICAL,
+                f"{type(exc).__name__}: {exc}"
+                if not isinstance(exc, (ControlError, engine.EngineUnavailable))
+                else str(exc),
+            )
+        )
+        record.set(status=journal.FAILED, rollback_error=str(exc))
         return steps, False
-    j.set(status=journal.ROLLED_BACK)
+    record.set(status=journal.ROLLED_BACK)
     return steps, True
 
 
-def _restore_containerd(j: journal.Journal, cj: dict[str, Any], ctl: EngineControl,
-                        docker_host: str | None) -> list[Step]:
+def _restore_containerd(
+    record: journal.Journal, cj: dict[str, Any], control: EngineControl, docker_host: str | None
+) -> list[Step]:
     """containerd back on its old root: config.toml restored, containerd restarted (the engine stopped
     first), its inventory verified and the tasks of other namespaces started again."""
     from . import containerd as ctd
 
     steps: list[Step] = []
     path = str(cj["config"])
-    if _started(j, "containerd-config"):
+    if _started(record, "containerd-config"):
         real = os.path.realpath(path)
-        backup = j.data.get("containerd_backup")
+        backup = record.data.get("containerd_backup")
         if backup and os.path.exists(str(backup)):
             owner = cj.get("config_owner") or None
-            atomic_write(real, j.read_backup(str(backup)), mode=int(cj.get("config_mode", 0o644)) & 0o777,
-                         owner=tuple(owner) if owner else None)
+            atomic_write(
+                real,
+                record.read_backup(str(backup)),
+                mode=int(cj.get("config_mode", 0o644)) & 0o777,
+                owner=tuple(owner) if owner else None,
+            )
             steps.append(Step("containerd-config", Status.OK, f"{real} restored from {backup}"))
         elif not cj.get("config_existed", True):
             with contextlib.suppress(FileNotFoundError):
@@ -120,39 +141,51 @@ def _restore_containerd(j: journal.Journal, cj: dict[str, Any], ctl: EngineContr
             steps.append(Step("containerd-config", Status.OK, f"{path} removed (it did not exist before)"))
         else:
             raise ControlError(f"the backup of {path} is missing ({backup}): restore it by hand")
-    if not j.data.get("containerd_stopped"):
+    if not record.data.get("containerd_stopped"):
         return steps
-    cctl = ctd.ContainerdControl(None, cj.get("stop_command"), cj.get("start_command"),
-                                 systemd=bool(cj.get("systemd")), address=str(cj["address"]))
+    containerd_control = ctd.ContainerdControl(
+        None,
+        cj.get("stop_command"),
+        cj.get("start_command"),
+        systemd=bool(cj.get("systemd")),
+        address=str(cj["address"]),
+    )
     if engine.ping(docker_host):  # containerd restarts under a stopped engine only
         engine.stop_containers_for_live_restore(docker_host)
-        ctl.stop()
+        control.stop()
         steps.append(Step("stop", Status.OK, "engine stopped (containerd restarts first)"))
-    if cctl.answers():
-        cctl.stop()
-    cctl.start()
+    if containerd_control.answers():
+        containerd_control.stop()
+    containerd_control.start()
     steps.append(Step("containerd", Status.OK, f"containerd started on {cj['old_root']}"))
-    before = j.data.get("containerd_inventory")
+    before = record.data.get("containerd_inventory")
     if before:
-        problems = ctd.compare(before, ctd.take(cctl.address)) or ctd.start_tasks(cctl.address, before)
+        problems = ctd.compare(before, ctd.take(containerd_control.address)) or ctd.start_tasks(
+            containerd_control.address, before
+        )
         if problems:
             raise ControlError("; ".join(problems))
-        steps.append(Step("containerd-verify", Status.OK,
-                          f"containerd holds every blob, image, snapshot and container of {len(before)} "
-                          "namespace(s); their tasks run again"))
+        steps.append(
+            Step(
+                "containerd-verify",
+                Status.OK,
+                f"containerd holds every blob, image, snapshot and container of {len(before)} "
+                "namespace(s); their tasks run again",
+            )
+        )
     return steps
 
 
-def left_behind(j: journal.Journal, docker_host: str | None) -> list[str]:
+def left_behind(record: journal.Journal, docker_host: str | None) -> list[str]:
     """What exists on the new root but not in the pre-move inventory (stays behind on rollback)."""
-    before: dict[str, Any] = j.data.get("inventory") or {}
+    before: dict[str, Any] = record.data.get("inventory") or {}
     try:
         client = engine.connect(docker_host)
     except engine.EngineUnavailable:
         return []
     try:
         info = engine.engine_info(client)
-        if engine.is_running_on(info, str(j.data["old_root"])):
+        if engine.is_running_on(info, str(record.data["old_root"])):
             return []
         now = inventory.take(client)
     finally:
@@ -170,39 +203,56 @@ def left_behind(j: journal.Journal, docker_host: str | None) -> list[str]:
     return out
 
 
-def check_can_rollback(j: journal.Journal) -> journal.Journal:
+def check_can_rollback(record: journal.Journal) -> journal.Journal:
     """*j* (loaded) when it can be rolled back (RefusedError when there is nothing to roll back to)."""
-    if j.status == journal.CLEANED:
+    if record.status == journal.CLEANED:
         raise RefusedError(
-            f"the old root {j.data['old_root']} was removed by cleanup: there is nothing to roll back to"
+            f"the old root {record.data['old_root']} was removed by cleanup: there is nothing to roll back to"
         )
-    if not os.path.isdir(str(j.data["old_root"])):
-        raise RefusedError(f"the old root {j.data['old_root']} does not exist any more")
-    return j
+    if not os.path.isdir(str(record.data["old_root"])):
+        raise RefusedError(f"the old root {record.data['old_root']} does not exist any more")
+    return record
 
 
-def run(j: journal.Journal, ctl: EngineControl, daemon_json: str, docker_host: str | None) -> Report:
+def run(record: journal.Journal, control: EngineControl, daemon_json: str, docker_host: str | None) -> Report:
     """Roll back the move in *j* and report."""
     report = Report(command="docker-root rollback", mutating=True)
-    old_root = str(j.data["old_root"])
-    if j.status == journal.ROLLED_BACK and engine.ping(docker_host):
+    old_root = str(record.data["old_root"])
+    if record.status == journal.ROLLED_BACK and engine.ping(docker_host):
         client = engine.connect(docker_host)
         info = engine.engine_info(client)
         client.close()
         if engine.is_running_on(info, old_root):
-            report.add(CheckResult("docker_root.rollback", old_root, "rollback", Status.OK,
-                                   f"already rolled back: Docker runs on {old_root}"))
+            report.add(
+                CheckResult(
+                    "docker_root.rollback",
+                    old_root,
+                    "rollback",
+                    Status.OK,
+                    f"already rolled back: Docker runs on {old_root}",
+                )
+            )
             return report
-    steps, ok = restore(j, ctl, daemon_json, docker_host)
+    steps, ok = restore(record, control, daemon_json, docker_host)
     report.steps = steps
     report.changed = True
     if ok:
-        report.add(CheckResult("docker_root.rollback", old_root, "rollback", Status.OK,
-                               f"Docker runs on {old_root} again with everything it had before the move; "
-                               f"the copy at {j.data.get('target')} was left in place"))
+        report.add(
+            CheckResult(
+                "docker_root.rollback",
+                old_root,
+                "rollback",
+                Status.OK,
+                f"Docker runs on {old_root} again with everything it had before the move; "
+                f"the copy at {record.data.get('target')} was left in place",
+            )
+        )
     else:
-        report.add(CheckResult("docker_root.rollback", old_root, "rollback", Status.CRITICAL,
-                               "rollback failed: " + steps[-1].summary))
+        report.add(
+            CheckResult(
+                "docker_root.rollback", old_root, "rollback", Status.CRITICAL, "rollback failed: " + steps[-1].summary
+            )
+        )
     return report
 
 
@@ -218,7 +268,7 @@ class RollbackPlan:
 
 
 def run_locked(
-    j: journal.Journal,
+    record: journal.Journal,
     docker_host: str | None,
     daemon_json: str | None,
     control_for: Callable[[str | None, journal.Journal], EngineControl],
@@ -229,10 +279,14 @@ def run_locked(
     *control_for(engine_url, journal)* says how to stop and start the engine (the options
     given, else the commands the move used); *confirm* shows the plan and raises to refuse.
     """
-    j.require()
-    with j.lock():
-        check_can_rollback(j.load())
-        host_url, daemon_path = j.engine_defaults(docker_host, daemon_json)
-        ctl = control_for(host_url, j)
-        confirm(RollbackPlan(str(j.data["old_root"]), str(j.data["target"]), left_behind(j, host_url), ctl))
-        return run(j, ctl, daemon_path, host_url)
+    record.require()
+    with record.lock():
+        check_can_rollback(record.load())
+        host_url, daemon_path = record.engine_defaults(docker_host, daemon_json)
+        control = control_for(host_url, record)
+        confirm(
+            RollbackPlan(
+                str(record.data["old_root"]), str(record.data["target"]), left_behind(record, host_url), control
+            )
+        )
+        return run(record, control, daemon_path, host_url)
