@@ -194,7 +194,9 @@ def test_overload_is_503_not_a_pile_up(peers: dict[str, object]) -> None:
     config = write_config(tmp / "small.yaml", peers["ca"])  # type: ignore[arg-type]
     with serve(config, "--max-concurrent-probes", "2", "--max-queued", "1", env=ENV) as served:
         path = f"/probe?module=winrm_https&target={hung.target}"
-        headers = {"X-Prometheus-Scrape-Timeout-Seconds": "3"}
+        # A deadline long enough that all eight requests are in flight before the first probe
+        # gives up, even on a loaded machine: then exactly 2 run, 1 waits, 5 are refused.
+        headers = {"X-Prometheus-Scrape-Timeout-Seconds": "6"}
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             futures = [pool.submit(served.get, path, headers=headers) for _ in range(8)]
             results = [f.result() for f in futures]

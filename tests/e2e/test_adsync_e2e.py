@@ -179,8 +179,9 @@ def test_filtered_ports_in_a_namespace(tmp_path: Path) -> None:
     assert (rpc["probed"], rpc["filtered_count"], rpc["closed_count"]) == (2, 1, 1)
     assert ports["status"] == "CRITICAL"
     assert result["code"] == 2
-    # Filtered probes take one timeout, all at once: the whole run stays near 1x the timeout.
-    assert result["wall_s"] < 0.5 * 2
+    # Filtered probes wait their timeout all at once: the run takes less than the three filtered
+    # ports would one after the other (3 x 0.5 s), whatever the machine's load.
+    assert result["wall_s"] < 0.5 * 3
 
 
 def test_truncated_udp_answer_falls_back_to_tcp() -> None:
