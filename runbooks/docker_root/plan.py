@@ -6,6 +6,7 @@ import difflib
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,6 +144,10 @@ def _empty(path: str) -> bool:
     return not entries
 
 
+#: How a preflight check reports a finding: ``add(id, name, ok, summary, fix="", *, warning=False)``.
+AddFinding = Callable[..., None]
+
+
 def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]:
     """Every preflight check; the ones with ``ok=False`` block the move."""
     t = facts.target
@@ -154,12 +159,36 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
     if not os.path.isabs(t):
         add("target", "target path", False, f"TARGET {t!r} is relative", "give an absolute path, e.g. /srv/docker")
         return out
+    _engine_findings(facts, add)
+    _daemon_json_findings(facts, add)
+    _validation_findings(facts, add)
+    _config_file_findings(facts, add)
+    _target_location_findings(facts, add)
+    _target_empty_findings(facts, add)
+    _nested_mount_findings(facts, add)
+    mount = host.mount_of(t)
+    _filesystem_findings(t, mount, add)
+    if usage is not None:
+        _space_findings(t, mount, usage, add)
+    _flag_findings(facts, add)
+    _mount_placement_findings(facts, mount, add)
+    _image_store_findings(facts, add, usage)
+    _control_findings(facts, add)
+    return out
+
+
+def _engine_findings(facts: Facts, add: AddFinding) -> None:
+    """Whether the engine answers (the move inventories and verifies through it)."""
     cur = facts.current_root
     if facts.info is None:
         add("engine", "engine reachable", False, f"the engine does not answer: {facts.engine_error}",
             "start Docker (or point --docker-host at it): the move inventories and verifies through the engine")
     else:
         add("engine", "engine reachable", True, f"Docker {facts.info.server_version} answers, data-root {cur}")
+
+
+def _daemon_json_findings(facts: Facts, add: AddFinding) -> None:
+    """Whether daemon.json can be read exactly (absent is fine: it is created)."""
     if facts.daemon.error:
         add("daemon_json", "daemon.json", False, facts.daemon.error,
             "fix the file by hand (opsbook never rewrites a daemon.json it cannot read exactly)")
@@ -168,13 +197,21 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             f"{facts.daemon.path} {'readable' if facts.daemon.exists else 'absent (will be created)'}"
             + (f"; a symlink to {facts.daemon.real_path}, which is backed up and edited (the link stays)"
                if facts.daemon.is_symlink else ""))
-    _validation_findings(facts, add)
+
+
+def _config_file_findings(facts: Facts, add: AddFinding) -> None:
+    """A running dockerd reading another ``--config-file`` than the daemon.json the move edits."""
     other = sorted({c for c in facts.config_files if os.path.realpath(c) != os.path.realpath(facts.daemon.path)})
     if other:
         add("config_file", "config file", False,
             f"the running dockerd reads --config-file {', '.join(other)}, not {facts.daemon.path}: "
             "editing the latter would not move anything",
             f"re-run with --daemon-json {other[0]}")
+
+
+def _target_location_findings(facts: Facts, add: AddFinding) -> None:
+    """TARGET and the current root must not contain each other; TARGET's parent must exist."""
+    t, cur = facts.target, facts.current_root
     if cur:
         if host.is_under(t, cur):
             add("target", "target path", False, f"TARGET {t} is inside the current root {cur}",
@@ -186,6 +223,11 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
     if not os.path.isdir(parent):
         add("parent", "target parent", False, f"the parent folder {parent} does not exist",
             f"create it (and mount the new disk there): mkdir -p {parent}")
+
+
+def _target_empty_findings(facts: Facts, add: AddFinding) -> None:
+    """TARGET must be new or empty (or the partial copy of an earlier move), never a symlink."""
+    t = facts.target
     problem = target_state(t, facts.resumable)
     if problem:
         add("target_empty", "target empty", False, problem,
@@ -193,6 +235,11 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
     else:
         add("target_empty", "target empty", True, f"{t} is {'empty' if os.path.isdir(t) else 'new'}"
             + (" (partial copy of an earlier move: reused)" if facts.resumable else ""))
+
+
+def _nested_mount_findings(facts: Facts, add: AddFinding) -> None:
+    """Filesystems mounted inside the current root, which the one-filesystem copy would skip."""
+    cur = facts.current_root
     if facts.nested_mounts:
         names = "; ".join(f"{m.mount_point} ({m.fstype} from {m.source})" for m in facts.nested_mounts)
         add("nested_mounts", "mounts inside the data-root", False,
@@ -203,7 +250,10 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
     elif cur:
         add("nested_mounts", "mounts inside the data-root", True, f"nothing is mounted inside {cur}"
             " but the engine's own mounts")
-    mount = host.mount_of(t)
+
+
+def _filesystem_findings(t: str, mount: host.Mount, add: AddFinding) -> None:
+    """TARGET's filesystem: a supported type, with d_type."""
     bad = host.unsupported_fs(mount.fstype)
     if bad:
         add("filesystem", "target filesystem", False,
@@ -217,21 +267,28 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             "use a filesystem with d_type: xfs formatted with -n ftype=1, or ext4")
     else:
         add("d_type", "d_type support", True, "d_type supported" if dtype else "d_type could not be tested")
-    if usage is not None:
-        sp = host.space(t)
-        need = space_needed(usage)
-        if sp.free_bytes < need:
-            add("space", "free space", False,
-                f"{sp.free_bytes / GIB:.1f} GiB free on {mount.mount_point}, need {need / GIB:.1f} GiB "
-                f"(used {usage.bytes / GIB:.1f} GiB x 1.1 + 1 GiB)", "free space or choose a bigger filesystem")
-        else:
-            add("space", "free space", True, f"{sp.free_bytes / GIB:.1f} GiB free, need {need / GIB:.1f} GiB")
-        need_inodes = int(usage.inodes * SPACE_FACTOR)
-        if sp.total_inodes and sp.free_inodes < need_inodes:
-            add("inodes", "free inodes", False, f"{sp.free_inodes} inodes free, need {need_inodes}",
-                "choose a filesystem with more inodes")
-        else:
-            add("inodes", "free inodes", True, f"{sp.free_inodes} inodes free, need {need_inodes}")
+
+
+def _space_findings(t: str, mount: host.Mount, usage: host.Usage, add: AddFinding) -> None:
+    """Free bytes and inodes on TARGET's filesystem for a copy of what the current root uses."""
+    sp = host.space(t)
+    need = space_needed(usage)
+    if sp.free_bytes < need:
+        add("space", "free space", False,
+            f"{sp.free_bytes / GIB:.1f} GiB free on {mount.mount_point}, need {need / GIB:.1f} GiB "
+            f"(used {usage.bytes / GIB:.1f} GiB x 1.1 + 1 GiB)", "free space or choose a bigger filesystem")
+    else:
+        add("space", "free space", True, f"{sp.free_bytes / GIB:.1f} GiB free, need {need / GIB:.1f} GiB")
+    need_inodes = int(usage.inodes * SPACE_FACTOR)
+    if sp.total_inodes and sp.free_inodes < need_inodes:
+        add("inodes", "free inodes", False, f"{sp.free_inodes} inodes free, need {need_inodes}",
+            "choose a filesystem with more inodes")
+    else:
+        add("inodes", "free inodes", True, f"{sp.free_inodes} inodes free, need {need_inodes}")
+
+
+def _flag_findings(facts: Facts, add: AddFinding) -> None:
+    """A data-root flag on dockerd or in its unit (dockerd refuses it with data-root in daemon.json)."""
     flags = facts.flags + [f"{f} ({name})" for name, fl in facts.unit_flags.items() for f in fl]
     if flags:
         add("flags", "data-root flag", False,
@@ -241,6 +298,11 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             "remove -g/--graph/--data-root from the unit (systemctl edit docker.service) and daemon-reload first")
     else:
         add("flags", "data-root flag", True, "no -g/--graph/--data-root flag on dockerd or in the unit")
+
+
+def _mount_placement_findings(facts: Facts, mount: host.Mount, add: AddFinding) -> None:
+    """Warnings on where TARGET is mounted: the current root's filesystem, or one mounted at boot."""
+    t, cur = facts.target, facts.current_root
     if cur and os.path.isabs(t) and os.path.exists(cur) and \
             host.mount_of(cur).mount_point == mount.mount_point and not host.is_under(t, cur):
         add("same_filesystem", "target filesystem", True,
@@ -252,6 +314,10 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             f"TARGET is on {mount.mount_point}: make sure the engine starts only after that filesystem is "
             "mounted at boot (an init script dependency, or 'x-systemd.before=' in fstab); started earlier, "
             "Docker would create an empty data-root on the disk below it")
+
+
+def _image_store_findings(facts: Facts, add: AddFinding, usage: host.Usage | None) -> None:
+    """Swarm role and image store (classic, or containerd's, whose root data-root does not move)."""
     store = bool(facts.info and facts.info.containerd_store) or facts.daemon.snapshotter
     if facts.info is not None or facts.daemon.snapshotter:
         if facts.info is not None and facts.info.swarm_manager:
@@ -273,6 +339,11 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
             add("image_store", "image store", True,
                 "containerd snapshotter (containerd's root handled by you)" if store
                 else "classic image store (everything is under data-root)")
+
+
+def _control_findings(facts: Facts, add: AddFinding) -> None:
+    """How the engine is stopped and started, and the tools SELinux labelling needs."""
+    t = facts.target
     if not facts.control_ok:
         add("control", "engine control", False,
             "systemd is not running this host and --stop-command/--start-command were not both given",
@@ -281,7 +352,6 @@ def preflight(facts: Facts, *, usage: host.Usage | None = None) -> list[Finding]
         add("selinux", "SELinux labels", False, "SELinux is enforcing and semanage/restorecon are missing",
             f"install policycoreutils-python-utils, or label by hand: semanage fcontext -a -e /var/lib/docker {t}; "
             f"restorecon -R {t}")
-    return out
 
 
 def _containerd_findings(facts: Facts, c: ContainerdFacts, source: str, add: Any,

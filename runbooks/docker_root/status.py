@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from opsbook.runbooks.model import CheckResult, Metric, Report, Status
 
@@ -27,6 +28,37 @@ def build(
     report = Report(command="docker-root status")
     systemd = host.is_systemd_host() if systemd is None else systemd
     cfg = host.read_daemon_json(daemon_json)
+    client, info, error = _connect(docker_host)
+    root = info.root_dir if info else (cfg.data_root or DEFAULT_ROOT)
+    flags = [f for p in host.dockerd_processes(docker_host) for f in p.flags]
+    unit_flags = host.systemd_unit_flags(dirs=unit_dirs) if systemd else {}
+
+    report.add(_engine_check(info, docker_host, error))
+    all_flags = flags + [f"{f} ({name})" for name, fl in unit_flags.items() for f in fl]
+    report.add(_daemon_json_check(daemon_json, cfg, all_flags))
+    report.add(_data_root_check(root, info))
+
+    # driver and d_type
+    if info:
+        report.add(_driver_check(root, info))
+    if info or cfg.snapshotter:
+        _add_image_store_checks(report, root, info, cfg, docker_host=docker_host, containerd_config=containerd_config)
+    if not info:
+        report.add(_host_driver_check(root))
+
+    report.add(_space_check(root))
+    if info and client is not None:
+        report.add(_usage_check(root, info, client))
+    if client is not None:
+        client.close()
+
+    if state_dir:
+        _add_journal_checks(report, state_dir, root if info else None)
+    return report
+
+
+def _connect(docker_host: str | None) -> tuple[Any, engine.EngineInfo | None, str]:
+    """The engine client, its info and why it does not answer ('' when it does); client or info may be None."""
     info = None
     client = None
     error = ""
@@ -35,85 +67,95 @@ def build(
         info = engine.engine_info(client)
     except engine.EngineUnavailable as exc:
         error = str(exc)
-    root = info.root_dir if info else (cfg.data_root or DEFAULT_ROOT)
-    flags = [f for p in host.dockerd_processes(docker_host) for f in p.flags]
-    unit_flags = host.systemd_unit_flags(dirs=unit_dirs) if systemd else {}
+    return client, info, error
 
+
+def _engine_check(info: engine.EngineInfo | None, docker_host: str | None, error: str) -> CheckResult:
+    """Whether the engine answers (UNKNOWN when it does not: the rest is what the host shows)."""
     if info:
-        report.add(CheckResult("docker_root.engine", docker_host or "local", "engine", Status.OK,
-                               f"Docker {info.server_version} answers"
-                               + (" (rootless)" if info.rootless else ""),
-                               details={"rootless": info.rootless, "swarm": info.swarm_state}))
-    else:
-        report.add(CheckResult("docker_root.engine", docker_host or "local", "engine", Status.UNKNOWN,
-                               f"the engine does not answer ({error}); what follows is what the host shows"))
+        return CheckResult("docker_root.engine", docker_host or "local", "engine", Status.OK,
+                           f"Docker {info.server_version} answers"
+                           + (" (rootless)" if info.rootless else ""),
+                           details={"rootless": info.rootless, "swarm": info.swarm_state})
+    return CheckResult("docker_root.engine", docker_host or "local", "engine", Status.UNKNOWN,
+                       f"the engine does not answer ({error}); what follows is what the host shows")
 
-    # daemon.json and flags
-    all_flags = flags + [f"{f} ({name})" for name, fl in unit_flags.items() for f in fl]
+
+def _daemon_json_check(daemon_json: str, cfg: host.DaemonConfig, all_flags: list[str]) -> CheckResult:
+    """daemon.json and the data-root flags of dockerd and its unit (both at once: dockerd refuses to start)."""
     details = {"path": daemon_json, "exists": cfg.exists, "data_root": cfg.data_root, "flags": all_flags}
     if cfg.error:
-        report.add(CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.CRITICAL, cfg.error,
-                               details=details))
-    elif cfg.data_root and all_flags:
-        report.add(CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.CRITICAL,
-                               f"data-root is set in daemon.json ({cfg.data_root}) AND as a flag "
-                               f"({'; '.join(all_flags)}): dockerd refuses to start like this", details=details))
-    else:
-        where = (f"data-root {cfg.data_root}" if cfg.data_root else "no data-root (default)") if cfg.exists \
-            else "absent (defaults apply)"
-        if all_flags:
-            where += f"; flag: {'; '.join(all_flags)}"
-        if cfg.data and "graph" in cfg.data:
-            where += "; uses the deprecated 'graph' key"
-        report.add(CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.OK, where,
-                               details=details))
+        return CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.CRITICAL, cfg.error,
+                           details=details)
+    if cfg.data_root and all_flags:
+        return CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.CRITICAL,
+                           f"data-root is set in daemon.json ({cfg.data_root}) AND as a flag "
+                           f"({'; '.join(all_flags)}): dockerd refuses to start like this", details=details)
+    where = (f"data-root {cfg.data_root}" if cfg.data_root else "no data-root (default)") if cfg.exists \
+        else "absent (defaults apply)"
+    if all_flags:
+        where += f"; flag: {'; '.join(all_flags)}"
+    if cfg.data and "graph" in cfg.data:
+        where += "; uses the deprecated 'graph' key"
+    return CheckResult("docker_root.daemon_json", daemon_json, "daemon.json", Status.OK, where, details=details)
 
-    # data root
+
+def _data_root_check(root: str, info: engine.EngineInfo | None) -> CheckResult:
+    """The data-root and the filesystem it is on (as the engine reports it, or as daemon.json/defaults say)."""
     mount = host.mount_of(root)
     if info:
-        report.add(CheckResult("docker_root.data_root", root, "data-root", Status.OK,
-                               f"DockerRootDir {info.root_dir} on {mount.fstype} "
-                               f"({mount.source} at {mount.mount_point})",
-                               details={"root": info.root_dir, "fstype": mount.fstype,
-                                        "mount_point": mount.mount_point}))
-    else:
-        report.add(CheckResult("docker_root.data_root", root, "data-root", Status.UNKNOWN,
-                               f"engine down: daemon.json/defaults say {root} ({mount.fstype} at {mount.mount_point})"))
+        return CheckResult("docker_root.data_root", root, "data-root", Status.OK,
+                           f"DockerRootDir {info.root_dir} on {mount.fstype} "
+                           f"({mount.source} at {mount.mount_point})",
+                           details={"root": info.root_dir, "fstype": mount.fstype,
+                                    "mount_point": mount.mount_point})
+    return CheckResult("docker_root.data_root", root, "data-root", Status.UNKNOWN,
+                       f"engine down: daemon.json/defaults say {root} ({mount.fstype} at {mount.mount_point})")
 
-    # driver and d_type
-    if info:
-        dtype = info.d_type
-        status = Status.CRITICAL if dtype is False and info.driver.startswith("overlay") else Status.OK
-        report.add(CheckResult("docker_root.driver", root, "storage driver", status,
-                               f"{info.driver}, backing filesystem {info.backing_fs or '?'}, d_type "
-                               f"{'supported' if dtype else 'NOT supported' if dtype is False else 'not reported'}",
-                               details={"driver": info.driver, "driver_status": info.driver_status}))
-    if info or cfg.snapshotter:
-        containerd_store = bool(info and info.containerd_store) or cfg.snapshotter
-        source = "" if info and info.containerd_store else " (features.containerd-snapshotter in daemon.json)"
-        store = f"containerd snapshotter{source}: images in containerd's root, not under data-root" \
-            if containerd_store else "classic (images under data-root)"
-        if containerd_store:
-            store += "; 'opsbook docker-root move' moves containerd's root with the data-root"
-        report.add(CheckResult("docker_root.image_store", root, "image store",
-                               Status.WARNING if containerd_store else Status.OK, store,
-                               details={"containerd_store": containerd_store}))
-        if containerd_store:
-            report.add(_containerd_check(root, cfg.data or {}, docker_host, containerd_config))
-    if not info:
-        dtype_host = host.supports_d_type(root)
-        report.add(CheckResult("docker_root.driver", root, "storage driver", Status.UNKNOWN,
-                               "engine down: driver unknown; host d_type test: "
-                               + ({True: "supported", False: "NOT supported", None: "inconclusive"}[dtype_host])))
 
-    # space
+def _driver_check(root: str, info: engine.EngineInfo) -> CheckResult:
+    """The storage driver the engine reports, and d_type (CRITICAL without it under overlay)."""
+    dtype = info.d_type
+    status = Status.CRITICAL if dtype is False and info.driver.startswith("overlay") else Status.OK
+    return CheckResult("docker_root.driver", root, "storage driver", status,
+                       f"{info.driver}, backing filesystem {info.backing_fs or '?'}, d_type "
+                       f"{'supported' if dtype else 'NOT supported' if dtype is False else 'not reported'}",
+                       details={"driver": info.driver, "driver_status": info.driver_status})
+
+
+def _host_driver_check(root: str) -> CheckResult:
+    """Engine down: the driver is unknown, the host's own d_type test of the data-root says what it can."""
+    dtype_host = host.supports_d_type(root)
+    return CheckResult("docker_root.driver", root, "storage driver", Status.UNKNOWN,
+                       "engine down: driver unknown; host d_type test: "
+                       + ({True: "supported", False: "NOT supported", None: "inconclusive"}[dtype_host]))
+
+
+def _add_image_store_checks(report: Report, root: str, info: engine.EngineInfo | None, cfg: host.DaemonConfig,
+                            *, docker_host: str | None, containerd_config: str) -> None:
+    """The image store (classic or containerd's) and, for containerd's, the containerd holding it."""
+    containerd_store = bool(info and info.containerd_store) or cfg.snapshotter
+    source = "" if info and info.containerd_store else " (features.containerd-snapshotter in daemon.json)"
+    store = f"containerd snapshotter{source}: images in containerd's root, not under data-root" \
+        if containerd_store else "classic (images under data-root)"
+    if containerd_store:
+        store += "; 'opsbook docker-root move' moves containerd's root with the data-root"
+    report.add(CheckResult("docker_root.image_store", root, "image store",
+                           Status.WARNING if containerd_store else Status.OK, store,
+                           details={"containerd_store": containerd_store}))
+    if containerd_store:
+        report.add(_containerd_check(root, cfg.data or {}, docker_host, containerd_config))
+
+
+def _space_check(root: str) -> CheckResult:
+    """Free bytes and inodes of the data-root's filesystem against the WARNING/CRITICAL percentages."""
     try:
         sp = host.space(root)
         free_pct = 100.0 * sp.free_bytes / sp.total_bytes if sp.total_bytes else 100.0
         inode_pct = 100.0 * sp.free_inodes / sp.total_inodes if sp.total_inodes else 100.0
         low = min(free_pct, inode_pct)
         status = Status.CRITICAL if low < CRIT_FREE_PCT else Status.WARNING if low < WARN_FREE_PCT else Status.OK
-        report.add(CheckResult(
+        return CheckResult(
             "docker_root.space", root, "free space", status,
             f"{sp.free_bytes / GIB:.1f} GiB free ({free_pct:.0f}%), "
             f"{sp.free_inodes} inodes free ({inode_pct:.0f}%)",
@@ -123,50 +165,51 @@ def build(
                                    low=True),
                 "free_inodes_pct": Metric(round(inode_pct, 2), "%", warn=WARN_FREE_PCT, crit=CRIT_FREE_PCT,
                                           min=0, max=100, low=True),
-            }))
+            })
     except OSError as exc:
-        report.add(CheckResult("docker_root.space", root, "free space", Status.UNKNOWN, f"statvfs failed: {exc}"))
+        return CheckResult("docker_root.space", root, "free space", Status.UNKNOWN, f"statvfs failed: {exc}")
 
-    if info and client is not None:
-        metrics: dict[str, float | int | Metric] = {"containers": info.containers, "running": info.running,
-                                                   "images": info.images}
+
+def _usage_check(root: str, info: engine.EngineInfo, client: Any) -> CheckResult:
+    """Counts of images and containers, and the bytes the engine says they use (when it says)."""
+    metrics: dict[str, float | int | Metric] = {"containers": info.containers, "running": info.running,
+                                               "images": info.images}
+    try:
+        sizes = engine.disk_usage(client)
+        metrics.update({k: Metric(v, "B") for k, v in sizes.items()})
+        used = (f"; images {sizes['images_bytes'] / GIB:.2f} GiB, "
+                f"volumes {sizes['volumes_bytes'] / GIB:.2f} GiB")
+    except Exception:
+        used = ""
+    return CheckResult("docker_root.usage", root, "usage", Status.OK,
+                       f"{info.images} images, {info.containers} containers ({info.running} running){used}",
+                       metrics=metrics)
+
+
+def _add_journal_checks(report: Report, state_dir: str, root: str | None) -> None:
+    """The last move's journal and the partial copies of failed or rolled-back moves (*root*: None, engine down)."""
+    j = journal.Journal(state_dir)
+    if j.exists():
         try:
-            sizes = engine.disk_usage(client)
-            metrics.update({k: Metric(v, "B") for k, v in sizes.items()})
-            used = (f"; images {sizes['images_bytes'] / GIB:.2f} GiB, "
-                    f"volumes {sizes['volumes_bytes'] / GIB:.2f} GiB")
-        except Exception:
-            used = ""
-        report.add(CheckResult("docker_root.usage", root, "usage", Status.OK,
-                               f"{info.images} images, {info.containers} containers ({info.running} running){used}",
-                               metrics=metrics))
-    if client is not None:
-        client.close()
-
-    if state_dir:
-        j = journal.Journal(state_dir)
-        if j.exists():
-            try:
-                j.load()
-                st = {journal.IN_PROGRESS: Status.WARNING, journal.FAILED: Status.WARNING}.get(j.status, Status.OK)
-                note = {
-                    journal.VERIFIED: "; the old root is kept until 'opsbook docker-root cleanup'",
-                    journal.IN_PROGRESS: "; run 'opsbook docker-root rollback' or re-run the move",
-                    journal.FAILED: "; run 'opsbook docker-root rollback'",
-                }.get(j.status, "")
-                report.add(CheckResult("docker_root.journal", str(j.path), "last move", st,
-                                       f"{j.status}: {j.data.get('old_root')} -> {j.data.get('target')}{note}",
-                                       details={"status": j.status, "old_root": j.data.get("old_root"),
-                                                "target": j.data.get("target")}))
-                partial = cleanup.partial_copies(j, root if info else None)
-                if partial:
-                    report.add(CheckResult("docker_root.partial_copies", state_dir, "partial copies", Status.OK,
-                                           f"partial copies of failed or rolled-back moves: {', '.join(partial)} "
-                                           "(a new move to the same TARGET reuses one; 'opsbook docker-root "
-                                           "cleanup' removes them)", details={"paths": partial}))
-            except Exception as exc:
-                report.add(CheckResult("docker_root.journal", str(j.path), "last move", Status.UNKNOWN, str(exc)))
-    return report
+            j.load()
+            st = {journal.IN_PROGRESS: Status.WARNING, journal.FAILED: Status.WARNING}.get(j.status, Status.OK)
+            note = {
+                journal.VERIFIED: "; the old root is kept until 'opsbook docker-root cleanup'",
+                journal.IN_PROGRESS: "; run 'opsbook docker-root rollback' or re-run the move",
+                journal.FAILED: "; run 'opsbook docker-root rollback'",
+            }.get(j.status, "")
+            report.add(CheckResult("docker_root.journal", str(j.path), "last move", st,
+                                   f"{j.status}: {j.data.get('old_root')} -> {j.data.get('target')}{note}",
+                                   details={"status": j.status, "old_root": j.data.get("old_root"),
+                                            "target": j.data.get("target")}))
+            partial = cleanup.partial_copies(j, root)
+            if partial:
+                report.add(CheckResult("docker_root.partial_copies", state_dir, "partial copies", Status.OK,
+                                       f"partial copies of failed or rolled-back moves: {', '.join(partial)} "
+                                       "(a new move to the same TARGET reuses one; 'opsbook docker-root "
+                                       "cleanup' removes them)", details={"paths": partial}))
+        except Exception as exc:
+            report.add(CheckResult("docker_root.journal", str(j.path), "last move", Status.UNKNOWN, str(exc)))
 
 
 def _containerd_check(root: str, daemon_data: dict[str, object], docker_host: str | None,
