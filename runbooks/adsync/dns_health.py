@@ -14,7 +14,7 @@ by :mod:`runbooks.adsync.check`) and returns check results.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import CheckResult, Metric, MetricValue, Status, worst
@@ -94,6 +94,110 @@ def _join(items: Sequence[str], limit: int = 4) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+@dataclass
+class _GroupedAnswers:
+    """One server's answers sorted by what is wrong with them (labels for the summary)."""
+
+    by_status: dict[Status, list[str]] = field(default_factory=dict)
+    brownout: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    missing_gc: list[str] = field(default_factory=list)
+    failing: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+    slow: list[str] = field(default_factory=list)
+    healthy_elsewhere: set[str] = field(default_factory=set)
+    covered: bool = True  # every brown-out of this server is answered with data by the primary
+
+
+def _group_server_answers(
+    position: int,
+    server: str,
+    answers: Sequence[DnsAnswer],
+    others_with_data: Mapping[Question, list[str]],
+    primary: str,
+) -> _GroupedAnswers:
+    """Group one server's answers: slow data, brown-outs, missing records, refusals, no answer."""
+    grouped = _GroupedAnswers()
+    by_status = grouped.by_status
+    for answer in answers:
+        question = (answer.qname, answer.rdtype)
+        label = answer.question
+        if answer.outcome is DnsOutcome.DATA:
+            if answer.latency_s > SLOW_S:
+                grouped.slow.append(label)
+                by_status.setdefault(Status.WARNING, []).append(label)
+            continue
+        if answer.outcome.negative:
+            elsewhere = [s for s in others_with_data.get(question, []) if s != server]
+            if elsewhere:
+                grouped.brownout.append(f"{label} ({answer.outcome.name})")
+                grouped.healthy_elsewhere.update(elsewhere)
+                behind_primary = position > 1 and primary in elsewhere
+                grouped.covered = grouped.covered and behind_primary
+                by_status.setdefault(Status.WARNING if behind_primary else Status.CRITICAL, []).append(label)
+            elif is_gc_question(question):
+                grouped.missing_gc.append(f"{label} ({answer.outcome.name})")
+                by_status.setdefault(Status.WARNING, []).append(label)
+            else:
+                grouped.missing.append(f"{label} ({answer.outcome.name})")
+                by_status.setdefault(Status.CRITICAL, []).append(label)
+        elif refuses(answer):
+            grouped.failing.append(f"{label} ({answer.rcode or answer.outcome.name})")
+            by_status.setdefault(Status.WARNING, []).append(label)
+        else:
+            grouped.unreachable.append(f"{label} ({_describe(answer)})")
+            by_status.setdefault(Status.WARNING, []).append(label)
+    return grouped
+
+
+def _brownout_part(position: int, role: str, primary: str, grouped: _GroupedAnswers) -> str:
+    """The BROWN-OUT sentence: which answers lack data, who has it, and what Windows does about it."""
+    if position == 1:
+        consequence = "Windows will not fail over past it"
+    elif grouped.covered:
+        consequence = (f"Windows resolves these through the primary {primary} and asks this server only when "
+                       "the primary does not answer; then these lookups fail")
+    else:
+        consequence = "Windows asks it only when the servers before it do not answer, and then these lookups fail"
+    return (
+        f"BROWN-OUT: {role} answers without data for {_join(grouped.brownout)} while "
+        f"{_join(sorted(grouped.healthy_elsewhere))} answer(s) with data — {consequence}"
+    )
+
+
+def _unreachable_part(unreachable: list[str], answers: Sequence[DnsAnswer]) -> str | None:
+    """The sentence about questions without an answer (None: every question got one)."""
+    if unreachable and len(unreachable) == len(answers) and any(a.truncated for a in answers):
+        return (f"answers over UDP only with truncated replies, and no answer comes over TCP "
+                f"({_describe(next(a for a in answers if a.truncated))})")
+    if unreachable and len(unreachable) == len(answers):
+        return f"does not answer at all ({_describe(answers[0])})"
+    if unreachable:
+        return f"no answer for {_join(unreachable)}"
+    return None
+
+
+def _server_summary_parts(
+    position: int, role: str, primary: str, grouped: _GroupedAnswers, answers: Sequence[DnsAnswer]
+) -> list[str]:
+    """The summary's sentences, most severe kind first; empty when every answer is fine."""
+    parts: list[str] = []
+    if grouped.brownout:
+        parts.append(_brownout_part(position, role, primary, grouped))
+    if grouped.missing:
+        parts.append(f"no data for {_join(grouped.missing)} (no other server answered it with data)")
+    if grouped.missing_gc:
+        parts.append(f"no data for {_join(grouped.missing_gc)} (no server has it: {GC_HINT})")
+    if grouped.failing:
+        parts.append(f"fails {_join(grouped.failing)}")
+    unreachable = _unreachable_part(grouped.unreachable, answers)
+    if unreachable is not None:
+        parts.append(unreachable)
+    if grouped.slow:
+        parts.append(f"slow (> {SLOW_S * 1000:.0f} ms) for {_join(grouped.slow)}")
+    return parts
+
+
 def assess_server(
     position: int,
     server: str,
@@ -108,73 +212,10 @@ def assess_server(
     WARNING: Windows resolves through the primary and asks this one only when the primary
     does not answer.
     """
-    by_status: dict[Status, list[str]] = {}
-    brownout: list[str] = []
-    missing: list[str] = []
-    missing_gc: list[str] = []
-    failing: list[str] = []
-    unreachable: list[str] = []
-    slow: list[str] = []
-    healthy_elsewhere: set[str] = set()
-    covered = True  # every brown-out of this server is answered with data by the primary
-    for answer in answers:
-        question = (answer.qname, answer.rdtype)
-        label = answer.question
-        if answer.outcome is DnsOutcome.DATA:
-            if answer.latency_s > SLOW_S:
-                slow.append(label)
-                by_status.setdefault(Status.WARNING, []).append(label)
-            continue
-        if answer.outcome.negative:
-            elsewhere = [s for s in others_with_data.get(question, []) if s != server]
-            if elsewhere:
-                brownout.append(f"{label} ({answer.outcome.name})")
-                healthy_elsewhere.update(elsewhere)
-                behind_primary = position > 1 and primary in elsewhere
-                covered = covered and behind_primary
-                by_status.setdefault(Status.WARNING if behind_primary else Status.CRITICAL, []).append(label)
-            elif is_gc_question(question):
-                missing_gc.append(f"{label} ({answer.outcome.name})")
-                by_status.setdefault(Status.WARNING, []).append(label)
-            else:
-                missing.append(f"{label} ({answer.outcome.name})")
-                by_status.setdefault(Status.CRITICAL, []).append(label)
-        elif refuses(answer):
-            failing.append(f"{label} ({answer.rcode or answer.outcome.name})")
-            by_status.setdefault(Status.WARNING, []).append(label)
-        else:
-            unreachable.append(f"{label} ({_describe(answer)})")
-            by_status.setdefault(Status.WARNING, []).append(label)
-    status = worst(by_status)
+    grouped = _group_server_answers(position, server, answers, others_with_data, primary)
+    status = worst(grouped.by_status)
     role = "primary" if position == 1 else f"DNS server #{position}"
-    parts: list[str] = []
-    if brownout:
-        if position == 1:
-            consequence = "Windows will not fail over past it"
-        elif covered:
-            consequence = (f"Windows resolves these through the primary {primary} and asks this server only when "
-                           "the primary does not answer; then these lookups fail")
-        else:
-            consequence = "Windows asks it only when the servers before it do not answer, and then these lookups fail"
-        parts.append(
-            f"BROWN-OUT: {role} answers without data for {_join(brownout)} while "
-            f"{_join(sorted(healthy_elsewhere))} answer(s) with data — {consequence}"
-        )
-    if missing:
-        parts.append(f"no data for {_join(missing)} (no other server answered it with data)")
-    if missing_gc:
-        parts.append(f"no data for {_join(missing_gc)} (no server has it: {GC_HINT})")
-    if failing:
-        parts.append(f"fails {_join(failing)}")
-    if unreachable and len(unreachable) == len(answers) and any(a.truncated for a in answers):
-        parts.append(f"answers over UDP only with truncated replies, and no answer comes over TCP "
-                     f"({_describe(next(a for a in answers if a.truncated))})")
-    elif unreachable and len(unreachable) == len(answers):
-        parts.append(f"does not answer at all ({_describe(answers[0])})")
-    elif unreachable:
-        parts.append(f"no answer for {_join(unreachable)}")
-    if slow:
-        parts.append(f"slow (> {SLOW_S * 1000:.0f} ms) for {_join(slow)}")
+    parts = _server_summary_parts(position, role, primary, grouped, answers)
     latencies = [a.latency_s for a in answers if a.outcome.answered]
     if not parts:
         slowest = max(latencies) * 1000 if latencies else 0.0
@@ -188,7 +229,7 @@ def assess_server(
     details = {
         "server": server,
         "position": position,
-        "brownout": bool(brownout),
+        "brownout": bool(grouped.brownout),
         "answers": [_answer_detail(a) for a in answers],
     }
     return CheckResult(
