@@ -339,79 +339,129 @@ def _rcodes(rcodes: Sequence[str]) -> str:
     return "/".join(dict.fromkeys(rcodes)) or "SERVFAIL/REFUSED"
 
 
-def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question, Sequence[DnsAnswer]]) -> CheckResult:
-    """Predict, per question, what Windows does with these servers in this order."""
-    predictions = [predict_windows(q, answers) for q, answers in table.items()]
-    primary = servers[0] if servers else "?"
-    findings: list[tuple[Status, str]] = []
+_Finding = tuple[Status, str]
 
-    def names(ps: list[Prediction]) -> str:
-        return _join([_q(p.question) for p in ps], 3)
 
-    def who(server: str) -> str:
-        return f"primary {server}" if server == primary else f"DNS server {server}"
+def _question_names(ps: list[Prediction]) -> str:
+    """The questions of these predictions, for a summary (at most three named)."""
+    return _join([_q(p.question) for p in ps], 3)
 
-    def before(p: Prediction) -> str:
-        """The SERVFAIL/REFUSED in front of a failing answer: it fails whether or not Windows moves past it."""
-        if not p.uncertain_at:
-            return ""
-        return (f" (before it, {who(p.uncertain_at[0])} answers {_rcodes(p.uncertain_rcodes)}: the lookup fails "
-                "whether or not Windows moves past that)")
 
+def _who(server: str, primary: str) -> str:
+    """A server as the failover summary names it: the primary, or a DNS server."""
+    return f"primary {server}" if server == primary else f"DNS server {server}"
+
+
+def _servfail_before(p: Prediction, primary: str) -> str:
+    """The SERVFAIL/REFUSED in front of a failing answer: it fails whether or not Windows moves past it."""
+    if not p.uncertain_at:
+        return ""
+    return (f" (before it, {_who(p.uncertain_at[0], primary)} answers {_rcodes(p.uncertain_rcodes)}: the lookup fails "
+            "whether or not Windows moves past that)")
+
+
+def _brownout_finding(predictions: list[Prediction], primary: str) -> _Finding | None:
+    """CRITICAL: a server answers without data while a server Windows never asks has the data."""
     browned = [p for p in predictions if p.verdict == "fails" and p.data_elsewhere]
-    if browned:
-        first = browned[0]
-        findings.append((Status.CRITICAL, (
-            f"{who(first.server)} answers {first.outcome.name if first.outcome else 'no data'} for {names(browned)}: "
-            f"Windows will not fail over to {first.data_elsewhere[0]} — the domain will look unreachable to AD Connect"
-            f" (KB2834226){before(first)}"
-        )))
+    if not browned:
+        return None
+    first = browned[0]
+    return (Status.CRITICAL, (
+        f"{_who(first.server, primary)} answers {first.outcome.name if first.outcome else 'no data'} for "
+        f"{_question_names(browned)}: "
+        f"Windows will not fail over to {first.data_elsewhere[0]} — the domain will look unreachable to AD Connect"
+        f" (KB2834226){_servfail_before(first, primary)}"
+    ))
+
+
+def _other_answers(missing: list[Prediction], table: Mapping[Question, Sequence[DnsAnswer]]) -> dict[str, str]:
+    """What the servers not named yet said (rcode or "no answer") to questions no server answers with data."""
+    others: dict[str, str] = {}
+    for p in missing:
+        for a in table[p.question]:
+            if a.server in (p.server, *p.uncertain_at):
+                continue  # the server that stops the lookup, and those _servfail_before() names
+            if a.outcome is not DnsOutcome.DATA and not a.outcome.negative:
+                answered = a.outcome.answered or refuses(a)
+                others.setdefault(a.server, _rcode(a) if answered else "no answer")
+    return others
+
+
+def _missing_findings(
+    predictions: list[Prediction], table: Mapping[Question, Sequence[DnsAnswer]], primary: str
+) -> list[_Finding]:
+    """Questions that fail with no server having data: a WARNING for the GC records, CRITICAL for the others."""
+    findings: list[_Finding] = []
     missing = [p for p in predictions if p.verdict == "fails" and not p.data_elsewhere and p.outcome is not None]
     gc_missing = [p for p in missing if is_gc_question(p.question)]
     missing = [p for p in missing if not is_gc_question(p.question)]
     if gc_missing:
-        findings.append((Status.WARNING, f"no DNS server answers {names(gc_missing)} with data: {GC_HINT}"))
+        findings.append((Status.WARNING, f"no DNS server answers {_question_names(gc_missing)} with data: {GC_HINT}"))
     if missing:
         first = missing[0]
-        others: dict[str, str] = {}
-        for p in missing:
-            for a in table[p.question]:
-                if a.server in (p.server, *p.uncertain_at):
-                    continue  # the server that stops the lookup, and those before() names
-                if a.outcome is not DnsOutcome.DATA and not a.outcome.negative:
-                    answered = a.outcome.answered or refuses(a)
-                    others.setdefault(a.server, _rcode(a) if answered else "no answer")
+        others = _other_answers(missing, table)
         scope = ("no other DNS server answered with data (" + _join([f"{k}: {v}" for k, v in others.items()]) + ")"
                  if others else "no other DNS server has the data either")
         findings.append((Status.CRITICAL, (
-            f"{who(first.server)} answers {first.outcome.name if first.outcome else 'no data'} for {names(missing)}: "
-            f"Windows stops there, and {scope}{before(first)}"
+            f"{_who(first.server, primary)} answers {first.outcome.name if first.outcome else 'no data'} for "
+            f"{_question_names(missing)}: Windows stops there, and {scope}{_servfail_before(first, primary)}"
         )))
+    return findings
+
+
+def _unanswered_findings(predictions: list[Prediction]) -> list[_Finding]:
+    """CRITICAL: questions no server answers at all, and those only answered with SERVFAIL/REFUSED."""
+    findings: list[_Finding] = []
     dead = [p for p in predictions if p.verdict == "unreachable"]
     if dead:
-        findings.append((Status.CRITICAL, f"no DNS server answers {names(dead)}"))
+        findings.append((Status.CRITICAL, f"no DNS server answers {_question_names(dead)}"))
     broken = [p for p in predictions if p.verdict == "fails" and p.outcome is None]
     if broken:
         rcodes = _rcodes([o for p in broken for o in p.uncertain_rcodes])
-        findings.append((Status.CRITICAL, f"no DNS server answers {names(broken)} with data ({rcodes})"))
-    unsure = [p for p in predictions if p.verdict == "uncertain"]
-    if unsure:
-        first = unsure[0]
-        where = first.uncertain_at[0]
-        after = f" to {first.server}" if first.server and first.server != where else ""
-        findings.append((Status.WARNING, (
-            f"{who(where)} answers {_rcodes(first.uncertain_rcodes)} for {names(unsure)}: failover uncertain — "
-            f"Windows may or may not move on{after}"
-        )))
+        findings.append((Status.CRITICAL, f"no DNS server answers {_question_names(broken)} with data ({rcodes})"))
+    return findings
+
+
+def _uncertain_finding(unsure: list[Prediction], primary: str) -> _Finding | None:
+    """WARNING: a SERVFAIL/REFUSED stands before a server with data, and Windows may or may not move on."""
+    if not unsure:
+        return None
+    first = unsure[0]
+    where = first.uncertain_at[0]
+    after = f" to {first.server}" if first.server and first.server != where else ""
+    return (Status.WARNING, (
+        f"{_who(where, primary)} answers {_rcodes(first.uncertain_rcodes)} for {_question_names(unsure)}: "
+        f"failover uncertain — Windows may or may not move on{after}"
+    ))
+
+
+def _delayed_finding(predictions: list[Prediction], primary: str) -> _Finding | None:
+    """WARNING: lookups resolve only after Windows waited for servers that do not answer."""
     delayed = [p for p in predictions if p.verdict == "resolved" and p.skipped]
-    if delayed:
-        first = delayed[0]
-        findings.append((Status.WARNING, (
-            f"{who(first.skipped[0])} does not answer: Windows resolves {names(delayed)} through {first.server} "
-            f"after waiting ~{WINDOWS_FAILOVER_WAIT_S * len(first.skipped):.0f} s; it then puts {first.server} "
-            f"first, and resets the order every {WINDOWS_RESET_MIN} minutes (KB320760), so a lookup waits again "
-            "after each reset"
-        )))
+    if not delayed:
+        return None
+    first = delayed[0]
+    return (Status.WARNING, (
+        f"{_who(first.skipped[0], primary)} does not answer: Windows resolves {_question_names(delayed)} through "
+        f"{first.server} after waiting ~{WINDOWS_FAILOVER_WAIT_S * len(first.skipped):.0f} s; it then puts "
+        f"{first.server} first, and resets the order every {WINDOWS_RESET_MIN} minutes (KB320760), so a lookup "
+        "waits again after each reset"
+    ))
+
+
+def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question, Sequence[DnsAnswer]]) -> CheckResult:
+    """Predict, per question, what Windows does with these servers in this order."""
+    predictions = [predict_windows(q, answers) for q, answers in table.items()]
+    primary = servers[0] if servers else "?"
+    unsure = [p for p in predictions if p.verdict == "uncertain"]
+    found = [
+        _brownout_finding(predictions, primary),
+        *_missing_findings(predictions, table, primary),
+        *_unanswered_findings(predictions),
+        _uncertain_finding(unsure, primary),
+        _delayed_finding(predictions, primary),
+    ]
+    findings = [f for f in found if f is not None]
     status = worst(s for s, _ in findings)
     if findings:
         order = sorted(findings, key=lambda f: -f[0].severity)
