@@ -14,7 +14,7 @@ by :mod:`runbooks.adsync.check`) and returns check results.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import CheckResult, Metric, MetricValue, Status, worst
@@ -94,6 +94,110 @@ def _join(items: Sequence[str], limit: int = 4) -> str:
     return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
+@dataclass
+class _GroupedAnswers:
+    """One server's answers sorted by what is wrong with them (labels for the summary)."""
+
+    by_status: dict[Status, list[str]] = field(default_factory=dict)
+    brownout: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    missing_gc: list[str] = field(default_factory=list)
+    failing: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+    slow: list[str] = field(default_factory=list)
+    healthy_elsewhere: set[str] = field(default_factory=set)
+    covered: bool = True  # every brown-out of this server is answered with data by the primary
+
+
+def _group_server_answers(
+    position: int,
+    server: str,
+    answers: Sequence[DnsAnswer],
+    others_with_data: Mapping[Question, list[str]],
+    primary: str,
+) -> _GroupedAnswers:
+    """Group one server's answers: slow data, brown-outs, missing records, refusals, no answer."""
+    grouped = _GroupedAnswers()
+    by_status = grouped.by_status
+    for answer in answers:
+        question = (answer.qname, answer.rdtype)
+        label = answer.question
+        if answer.outcome is DnsOutcome.DATA:
+            if answer.latency_s > SLOW_S:
+                grouped.slow.append(label)
+                by_status.setdefault(Status.WARNING, []).append(label)
+            continue
+        if answer.outcome.negative:
+            elsewhere = [s for s in others_with_data.get(question, []) if s != server]
+            if elsewhere:
+                grouped.brownout.append(f"{label} ({answer.outcome.name})")
+                grouped.healthy_elsewhere.update(elsewhere)
+                behind_primary = position > 1 and primary in elsewhere
+                grouped.covered = grouped.covered and behind_primary
+                by_status.setdefault(Status.WARNING if behind_primary else Status.CRITICAL, []).append(label)
+            elif is_gc_question(question):
+                grouped.missing_gc.append(f"{label} ({answer.outcome.name})")
+                by_status.setdefault(Status.WARNING, []).append(label)
+            else:
+                grouped.missing.append(f"{label} ({answer.outcome.name})")
+                by_status.setdefault(Status.CRITICAL, []).append(label)
+        elif refuses(answer):
+            grouped.failing.append(f"{label} ({answer.rcode or answer.outcome.name})")
+            by_status.setdefault(Status.WARNING, []).append(label)
+        else:
+            grouped.unreachable.append(f"{label} ({_describe(answer)})")
+            by_status.setdefault(Status.WARNING, []).append(label)
+    return grouped
+
+
+def _brownout_part(position: int, role: str, primary: str, grouped: _GroupedAnswers) -> str:
+    """The BROWN-OUT sentence: which answers lack data, who has it, and what Windows does about it."""
+    if position == 1:
+        consequence = "Windows will not fail over past it"
+    elif grouped.covered:
+        consequence = (f"Windows resolves these through the primary {primary} and asks this server only when "
+                       "the primary does not answer; then these lookups fail")
+    else:
+        consequence = "Windows asks it only when the servers before it do not answer, and then these lookups fail"
+    return (
+        f"BROWN-OUT: {role} answers without data for {_join(grouped.brownout)} while "
+        f"{_join(sorted(grouped.healthy_elsewhere))} answer(s) with data — {consequence}"
+    )
+
+
+def _unreachable_part(unreachable: list[str], answers: Sequence[DnsAnswer]) -> str | None:
+    """The sentence about questions without an answer (None: every question got one)."""
+    if unreachable and len(unreachable) == len(answers) and any(a.truncated for a in answers):
+        return (f"answers over UDP only with truncated replies, and no answer comes over TCP "
+                f"({_describe(next(a for a in answers if a.truncated))})")
+    if unreachable and len(unreachable) == len(answers):
+        return f"does not answer at all ({_describe(answers[0])})"
+    if unreachable:
+        return f"no answer for {_join(unreachable)}"
+    return None
+
+
+def _server_summary_parts(
+    position: int, role: str, primary: str, grouped: _GroupedAnswers, answers: Sequence[DnsAnswer]
+) -> list[str]:
+    """The summary's sentences, most severe kind first; empty when every answer is fine."""
+    parts: list[str] = []
+    if grouped.brownout:
+        parts.append(_brownout_part(position, role, primary, grouped))
+    if grouped.missing:
+        parts.append(f"no data for {_join(grouped.missing)} (no other server answered it with data)")
+    if grouped.missing_gc:
+        parts.append(f"no data for {_join(grouped.missing_gc)} (no server has it: {GC_HINT})")
+    if grouped.failing:
+        parts.append(f"fails {_join(grouped.failing)}")
+    unreachable = _unreachable_part(grouped.unreachable, answers)
+    if unreachable is not None:
+        parts.append(unreachable)
+    if grouped.slow:
+        parts.append(f"slow (> {SLOW_S * 1000:.0f} ms) for {_join(grouped.slow)}")
+    return parts
+
+
 def assess_server(
     position: int,
     server: str,
@@ -108,73 +212,10 @@ def assess_server(
     WARNING: Windows resolves through the primary and asks this one only when the primary
     does not answer.
     """
-    by_status: dict[Status, list[str]] = {}
-    brownout: list[str] = []
-    missing: list[str] = []
-    missing_gc: list[str] = []
-    failing: list[str] = []
-    unreachable: list[str] = []
-    slow: list[str] = []
-    healthy_elsewhere: set[str] = set()
-    covered = True  # every brown-out of this server is answered with data by the primary
-    for answer in answers:
-        question = (answer.qname, answer.rdtype)
-        label = answer.question
-        if answer.outcome is DnsOutcome.DATA:
-            if answer.latency_s > SLOW_S:
-                slow.append(label)
-                by_status.setdefault(Status.WARNING, []).append(label)
-            continue
-        if answer.outcome.negative:
-            elsewhere = [s for s in others_with_data.get(question, []) if s != server]
-            if elsewhere:
-                brownout.append(f"{label} ({answer.outcome.name})")
-                healthy_elsewhere.update(elsewhere)
-                behind_primary = position > 1 and primary in elsewhere
-                covered = covered and behind_primary
-                by_status.setdefault(Status.WARNING if behind_primary else Status.CRITICAL, []).append(label)
-            elif is_gc_question(question):
-                missing_gc.append(f"{label} ({answer.outcome.name})")
-                by_status.setdefault(Status.WARNING, []).append(label)
-            else:
-                missing.append(f"{label} ({answer.outcome.name})")
-                by_status.setdefault(Status.CRITICAL, []).append(label)
-        elif refuses(answer):
-            failing.append(f"{label} ({answer.rcode or answer.outcome.name})")
-            by_status.setdefault(Status.WARNING, []).append(label)
-        else:
-            unreachable.append(f"{label} ({_describe(answer)})")
-            by_status.setdefault(Status.WARNING, []).append(label)
-    status = worst(by_status)
+    grouped = _group_server_answers(position, server, answers, others_with_data, primary)
+    status = worst(grouped.by_status)
     role = "primary" if position == 1 else f"DNS server #{position}"
-    parts: list[str] = []
-    if brownout:
-        if position == 1:
-            consequence = "Windows will not fail over past it"
-        elif covered:
-            consequence = (f"Windows resolves these through the primary {primary} and asks this server only when "
-                           "the primary does not answer; then these lookups fail")
-        else:
-            consequence = "Windows asks it only when the servers before it do not answer, and then these lookups fail"
-        parts.append(
-            f"BROWN-OUT: {role} answers without data for {_join(brownout)} while "
-            f"{_join(sorted(healthy_elsewhere))} answer(s) with data — {consequence}"
-        )
-    if missing:
-        parts.append(f"no data for {_join(missing)} (no other server answered it with data)")
-    if missing_gc:
-        parts.append(f"no data for {_join(missing_gc)} (no server has it: {GC_HINT})")
-    if failing:
-        parts.append(f"fails {_join(failing)}")
-    if unreachable and len(unreachable) == len(answers) and any(a.truncated for a in answers):
-        parts.append(f"answers over UDP only with truncated replies, and no answer comes over TCP "
-                     f"({_describe(next(a for a in answers if a.truncated))})")
-    elif unreachable and len(unreachable) == len(answers):
-        parts.append(f"does not answer at all ({_describe(answers[0])})")
-    elif unreachable:
-        parts.append(f"no answer for {_join(unreachable)}")
-    if slow:
-        parts.append(f"slow (> {SLOW_S * 1000:.0f} ms) for {_join(slow)}")
+    parts = _server_summary_parts(position, role, primary, grouped, answers)
     latencies = [a.latency_s for a in answers if a.outcome.answered]
     if not parts:
         slowest = max(latencies) * 1000 if latencies else 0.0
@@ -188,7 +229,7 @@ def assess_server(
     details = {
         "server": server,
         "position": position,
-        "brownout": bool(brownout),
+        "brownout": bool(grouped.brownout),
         "answers": [_answer_detail(a) for a in answers],
     }
     return CheckResult(
@@ -298,79 +339,129 @@ def _rcodes(rcodes: Sequence[str]) -> str:
     return "/".join(dict.fromkeys(rcodes)) or "SERVFAIL/REFUSED"
 
 
-def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question, Sequence[DnsAnswer]]) -> CheckResult:
-    """Predict, per question, what Windows does with these servers in this order."""
-    predictions = [predict_windows(q, answers) for q, answers in table.items()]
-    primary = servers[0] if servers else "?"
-    findings: list[tuple[Status, str]] = []
+_Finding = tuple[Status, str]
 
-    def names(ps: list[Prediction]) -> str:
-        return _join([_q(p.question) for p in ps], 3)
 
-    def who(server: str) -> str:
-        return f"primary {server}" if server == primary else f"DNS server {server}"
+def _question_names(ps: list[Prediction]) -> str:
+    """The questions of these predictions, for a summary (at most three named)."""
+    return _join([_q(p.question) for p in ps], 3)
 
-    def before(p: Prediction) -> str:
-        """The SERVFAIL/REFUSED in front of a failing answer: it fails whether or not Windows moves past it."""
-        if not p.uncertain_at:
-            return ""
-        return (f" (before it, {who(p.uncertain_at[0])} answers {_rcodes(p.uncertain_rcodes)}: the lookup fails "
-                "whether or not Windows moves past that)")
 
+def _who(server: str, primary: str) -> str:
+    """A server as the failover summary names it: the primary, or a DNS server."""
+    return f"primary {server}" if server == primary else f"DNS server {server}"
+
+
+def _servfail_before(p: Prediction, primary: str) -> str:
+    """The SERVFAIL/REFUSED in front of a failing answer: it fails whether or not Windows moves past it."""
+    if not p.uncertain_at:
+        return ""
+    return (f" (before it, {_who(p.uncertain_at[0], primary)} answers {_rcodes(p.uncertain_rcodes)}: the lookup fails "
+            "whether or not Windows moves past that)")
+
+
+def _brownout_finding(predictions: list[Prediction], primary: str) -> _Finding | None:
+    """CRITICAL: a server answers without data while a server Windows never asks has the data."""
     browned = [p for p in predictions if p.verdict == "fails" and p.data_elsewhere]
-    if browned:
-        first = browned[0]
-        findings.append((Status.CRITICAL, (
-            f"{who(first.server)} answers {first.outcome.name if first.outcome else 'no data'} for {names(browned)}: "
-            f"Windows will not fail over to {first.data_elsewhere[0]} — the domain will look unreachable to AD Connect"
-            f" (KB2834226){before(first)}"
-        )))
+    if not browned:
+        return None
+    first = browned[0]
+    return (Status.CRITICAL, (
+        f"{_who(first.server, primary)} answers {first.outcome.name if first.outcome else 'no data'} for "
+        f"{_question_names(browned)}: "
+        f"Windows will not fail over to {first.data_elsewhere[0]} — the domain will look unreachable to AD Connect"
+        f" (KB2834226){_servfail_before(first, primary)}"
+    ))
+
+
+def _other_answers(missing: list[Prediction], table: Mapping[Question, Sequence[DnsAnswer]]) -> dict[str, str]:
+    """What the servers not named yet said (rcode or "no answer") to questions no server answers with data."""
+    others: dict[str, str] = {}
+    for p in missing:
+        for a in table[p.question]:
+            if a.server in (p.server, *p.uncertain_at):
+                continue  # the server that stops the lookup, and those _servfail_before() names
+            if a.outcome is not DnsOutcome.DATA and not a.outcome.negative:
+                answered = a.outcome.answered or refuses(a)
+                others.setdefault(a.server, _rcode(a) if answered else "no answer")
+    return others
+
+
+def _missing_findings(
+    predictions: list[Prediction], table: Mapping[Question, Sequence[DnsAnswer]], primary: str
+) -> list[_Finding]:
+    """Questions that fail with no server having data: a WARNING for the GC records, CRITICAL for the others."""
+    findings: list[_Finding] = []
     missing = [p for p in predictions if p.verdict == "fails" and not p.data_elsewhere and p.outcome is not None]
     gc_missing = [p for p in missing if is_gc_question(p.question)]
     missing = [p for p in missing if not is_gc_question(p.question)]
     if gc_missing:
-        findings.append((Status.WARNING, f"no DNS server answers {names(gc_missing)} with data: {GC_HINT}"))
+        findings.append((Status.WARNING, f"no DNS server answers {_question_names(gc_missing)} with data: {GC_HINT}"))
     if missing:
         first = missing[0]
-        others: dict[str, str] = {}
-        for p in missing:
-            for a in table[p.question]:
-                if a.server in (p.server, *p.uncertain_at):
-                    continue  # the server that stops the lookup, and those before() names
-                if a.outcome is not DnsOutcome.DATA and not a.outcome.negative:
-                    answered = a.outcome.answered or refuses(a)
-                    others.setdefault(a.server, _rcode(a) if answered else "no answer")
+        others = _other_answers(missing, table)
         scope = ("no other DNS server answered with data (" + _join([f"{k}: {v}" for k, v in others.items()]) + ")"
                  if others else "no other DNS server has the data either")
         findings.append((Status.CRITICAL, (
-            f"{who(first.server)} answers {first.outcome.name if first.outcome else 'no data'} for {names(missing)}: "
-            f"Windows stops there, and {scope}{before(first)}"
+            f"{_who(first.server, primary)} answers {first.outcome.name if first.outcome else 'no data'} for "
+            f"{_question_names(missing)}: Windows stops there, and {scope}{_servfail_before(first, primary)}"
         )))
+    return findings
+
+
+def _unanswered_findings(predictions: list[Prediction]) -> list[_Finding]:
+    """CRITICAL: questions no server answers at all, and those only answered with SERVFAIL/REFUSED."""
+    findings: list[_Finding] = []
     dead = [p for p in predictions if p.verdict == "unreachable"]
     if dead:
-        findings.append((Status.CRITICAL, f"no DNS server answers {names(dead)}"))
+        findings.append((Status.CRITICAL, f"no DNS server answers {_question_names(dead)}"))
     broken = [p for p in predictions if p.verdict == "fails" and p.outcome is None]
     if broken:
         rcodes = _rcodes([o for p in broken for o in p.uncertain_rcodes])
-        findings.append((Status.CRITICAL, f"no DNS server answers {names(broken)} with data ({rcodes})"))
-    unsure = [p for p in predictions if p.verdict == "uncertain"]
-    if unsure:
-        first = unsure[0]
-        where = first.uncertain_at[0]
-        after = f" to {first.server}" if first.server and first.server != where else ""
-        findings.append((Status.WARNING, (
-            f"{who(where)} answers {_rcodes(first.uncertain_rcodes)} for {names(unsure)}: failover uncertain — "
-            f"Windows may or may not move on{after}"
-        )))
+        findings.append((Status.CRITICAL, f"no DNS server answers {_question_names(broken)} with data ({rcodes})"))
+    return findings
+
+
+def _uncertain_finding(unsure: list[Prediction], primary: str) -> _Finding | None:
+    """WARNING: a SERVFAIL/REFUSED stands before a server with data, and Windows may or may not move on."""
+    if not unsure:
+        return None
+    first = unsure[0]
+    where = first.uncertain_at[0]
+    after = f" to {first.server}" if first.server and first.server != where else ""
+    return (Status.WARNING, (
+        f"{_who(where, primary)} answers {_rcodes(first.uncertain_rcodes)} for {_question_names(unsure)}: "
+        f"failover uncertain — Windows may or may not move on{after}"
+    ))
+
+
+def _delayed_finding(predictions: list[Prediction], primary: str) -> _Finding | None:
+    """WARNING: lookups resolve only after Windows waited for servers that do not answer."""
     delayed = [p for p in predictions if p.verdict == "resolved" and p.skipped]
-    if delayed:
-        first = delayed[0]
-        findings.append((Status.WARNING, (
-            f"{who(first.skipped[0])} does not answer: Windows resolves {names(delayed)} through {first.server} "
-            f"after waiting ~{WINDOWS_FAILOVER_WAIT_S * len(first.skipped):.0f} s; it then puts {first.server} "
-            f"first, and resets the order every {WINDOWS_RESET_MIN} minutes (KB320760), so a lookup waits again "
-            "after each reset"
-        )))
+    if not delayed:
+        return None
+    first = delayed[0]
+    return (Status.WARNING, (
+        f"{_who(first.skipped[0], primary)} does not answer: Windows resolves {_question_names(delayed)} through "
+        f"{first.server} after waiting ~{WINDOWS_FAILOVER_WAIT_S * len(first.skipped):.0f} s; it then puts "
+        f"{first.server} first, and resets the order every {WINDOWS_RESET_MIN} minutes (KB320760), so a lookup "
+        "waits again after each reset"
+    ))
+
+
+def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question, Sequence[DnsAnswer]]) -> CheckResult:
+    """Predict, per question, what Windows does with these servers in this order."""
+    predictions = [predict_windows(q, answers) for q, answers in table.items()]
+    primary = servers[0] if servers else "?"
+    unsure = [p for p in predictions if p.verdict == "uncertain"]
+    found = [
+        _brownout_finding(predictions, primary),
+        *_missing_findings(predictions, table, primary),
+        *_unanswered_findings(predictions),
+        _uncertain_finding(unsure, primary),
+        _delayed_finding(predictions, primary),
+    ]
+    findings = [f for f in found if f is not None]
     status = worst(s for s, _ in findings)
     if findings:
         order = sorted(findings, key=lambda f: -f[0].severity)

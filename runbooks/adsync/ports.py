@@ -291,61 +291,57 @@ def _port_status(probe: PortProbe) -> Status:
     return role_of(probe.spec).severity
 
 
-def assess_dc(dc: str, address: str, probes: Sequence[PortProbe], asked_rpc: bool, target: str = "") -> CheckResult:
-    """One DC's port matrix as a check: the closed/filtered ports and what each breaks."""
-    plain = [p for p in probes if not p.spec.rpc_dynamic]
-    rpc = [p for p in probes if p.spec.rpc_dynamic]
-    rows: list[dict[str, Any]] = []
+def _port_row(probe: PortProbe, role: PortRole) -> dict[str, Any]:
+    """One plain port's row in the details: state, service, latency, error and protocol answer."""
+    row: dict[str, Any] = {
+        "port": probe.spec.port, "proto": probe.spec.proto, "state": probe.state.value,
+        "service": role.service, "latency_ms": round(probe.latency_s * 1000, 1),
+    }
+    if probe.error:
+        row["error"] = probe.error
+    if probe.answer is not None:
+        row["protocol"] = probe.answer.protocol
+        row["speaks_protocol"] = probe.answer.speaks
+        if probe.answer.note:
+            row["answer"] = probe.answer.note
+    return row
+
+
+def _port_problem(probe: PortProbe, role: PortRole, status: Status) -> tuple[Status, str] | None:
+    """The problem with one plain port (open but another protocol, closed, filtered, error); None when fine."""
+    if probe.not_protocol and probe.answer is not None:
+        return (status, f"{probe.spec} open, not {probe.answer.protocol} ({probe.answer.note})")
+    if status is not Status.OK:
+        how = f": {probe.error}" if probe.error and probe.state is PortState.FILTERED and \
+            "timeout" not in probe.error and "timed out" not in probe.error else ""
+        return (status, f"{probe.spec} {probe.state.value} ({role.service}{how})")
+    return None
+
+
+def _rpc_dynamic(rpc: Sequence[PortProbe]) -> tuple[dict[str, Any], list[tuple[Status, str]]]:
+    """The RPC dynamic range's details (open, closed, filtered) and its problems (filtered ports, failed probes)."""
     problems: list[tuple[Status, str]] = []
-    breaks: list[str] = []
-    for probe in plain:
-        role = role_of(probe.spec)
-        status = _port_status(probe)
-        row: dict[str, Any] = {
-            "port": probe.spec.port, "proto": probe.spec.proto, "state": probe.state.value,
-            "service": role.service, "latency_ms": round(probe.latency_s * 1000, 1),
-        }
-        if probe.error:
-            row["error"] = probe.error
-        if probe.answer is not None:
-            row["protocol"] = probe.answer.protocol
-            row["speaks_protocol"] = probe.answer.speaks
-            if probe.answer.note:
-                row["answer"] = probe.answer.note
-        if probe.not_protocol and probe.answer is not None:
-            row["breaks"] = role.breaks
-            problems.append((status, f"{probe.spec} open, not {probe.answer.protocol} ({probe.answer.note})"))
-            breaks.append(f"{role.service}: {role.breaks}")
-        elif status is not Status.OK:
-            row["breaks"] = role.breaks
-            how = f": {probe.error}" if probe.error and probe.state is PortState.FILTERED and \
-                "timeout" not in probe.error and "timed out" not in probe.error else ""
-            problems.append((status, f"{probe.spec} {probe.state.value} ({role.service}{how})"))
-            breaks.append(f"{role.service}: {role.breaks}")
-        rows.append(row)
-    details: dict[str, Any] = {"dc": dc, "address": address, "ports": rows}
-    counts = {state.value: sum(1 for p in probes if p.state is state) for state in PortState}
-    if rpc:
-        filtered = [p.spec.port for p in rpc if p.state is PortState.FILTERED]
-        opened = [p.spec.port for p in rpc if p.state is PortState.OPEN]
-        details["rpc_dynamic"] = {
-            "probed": len(rpc), "open": opened[:50], "open_count": len(opened),
-            "closed_count": sum(1 for p in rpc if p.state is PortState.CLOSED),
-            "filtered_count": len(filtered), "filtered_sample": filtered[:20],
-        }
-        if filtered:
-            problems.append((RPC_ROLE.severity, (
-                f"RPC dynamic range: {len(filtered)} of {len(rpc)} ports filtered (breaks {RPC_ROLE.breaks})")))
-        errors = [p for p in rpc if p.state is PortState.ERROR]
-        if errors:
-            problems.append((Status.UNKNOWN, f"RPC dynamic range: {len(errors)} probe(s) failed ({errors[0].error})"))
-    if not asked_rpc:
-        details["rpc_dynamic"] = {
-            "probed": 0,
-            "note": "RPC dynamic range 49152-65535/tcp not probed (ask with --ports 49152-65535/tcp)",
-        }
-    status = worst(s for s, _ in problems)
-    who = dc if dc == address else f"{dc} ({address})"
+    filtered = [p.spec.port for p in rpc if p.state is PortState.FILTERED]
+    opened = [p.spec.port for p in rpc if p.state is PortState.OPEN]
+    details = {
+        "probed": len(rpc), "open": opened[:50], "open_count": len(opened),
+        "closed_count": sum(1 for p in rpc if p.state is PortState.CLOSED),
+        "filtered_count": len(filtered), "filtered_sample": filtered[:20],
+    }
+    if filtered:
+        problems.append((RPC_ROLE.severity, (
+            f"RPC dynamic range: {len(filtered)} of {len(rpc)} ports filtered (breaks {RPC_ROLE.breaks})")))
+    errors = [p for p in rpc if p.state is PortState.ERROR]
+    if errors:
+        problems.append((Status.UNKNOWN, f"RPC dynamic range: {len(errors)} probe(s) failed ({errors[0].error})"))
+    return details, problems
+
+
+def _ports_summary(
+    who: str, problems: list[tuple[Status, str]], breaks: list[str], *,
+    probes: Sequence[PortProbe], plain: list[PortProbe], rpc: list[PortProbe], asked_rpc: bool,
+) -> str:
+    """The DC's summary: its problems, most severe first, and what they break; or that all ports are open."""
     if problems:
         ordered = sorted(problems, key=lambda p: -p[0].severity)
         summary = f"{who}: " + ", ".join(text for _, text in ordered)
@@ -363,6 +359,38 @@ def assess_dc(dc: str, address: str, probes: Sequence[PortProbe], asked_rpc: boo
             summary = f"{who}: all {len(plain)} ports open, RPC dynamic range reachable"
     if not asked_rpc:
         summary += "; RPC dynamic range not probed"
+    return summary
+
+
+def assess_dc(dc: str, address: str, probes: Sequence[PortProbe], asked_rpc: bool, target: str = "") -> CheckResult:
+    """One DC's port matrix as a check: the closed/filtered ports and what each breaks."""
+    plain = [p for p in probes if not p.spec.rpc_dynamic]
+    rpc = [p for p in probes if p.spec.rpc_dynamic]
+    rows: list[dict[str, Any]] = []
+    problems: list[tuple[Status, str]] = []
+    breaks: list[str] = []
+    for probe in plain:
+        role = role_of(probe.spec)
+        row = _port_row(probe, role)
+        problem = _port_problem(probe, role, _port_status(probe))
+        if problem is not None:
+            row["breaks"] = role.breaks
+            problems.append(problem)
+            breaks.append(f"{role.service}: {role.breaks}")
+        rows.append(row)
+    details: dict[str, Any] = {"dc": dc, "address": address, "ports": rows}
+    counts = {state.value: sum(1 for p in probes if p.state is state) for state in PortState}
+    if rpc:
+        details["rpc_dynamic"], rpc_problems = _rpc_dynamic(rpc)
+        problems.extend(rpc_problems)
+    if not asked_rpc:
+        details["rpc_dynamic"] = {
+            "probed": 0,
+            "note": "RPC dynamic range 49152-65535/tcp not probed (ask with --ports 49152-65535/tcp)",
+        }
+    status = worst(s for s, _ in problems)
+    who = dc if dc == address else f"{dc} ({address})"
+    summary = _ports_summary(who, problems, breaks, probes=probes, plain=plain, rpc=rpc, asked_rpc=asked_rpc)
     metrics: dict[str, MetricValue] = {state: count for state, count in counts.items() if state != "error" or count}
     return CheckResult("adsync.dc.ports", target or dc, "ports from the sync server to the DC", status, summary,
                        details=details, metrics=metrics,

@@ -158,6 +158,24 @@ def _entry(node: YNode, defaults: dict[str, Setting]) -> Entry:
     return entry
 
 
+def _read_suite_file(path: Path, display: str) -> dict[str, YNode]:
+    """Parse one suite file and check its frame: a mapping of known top-level keys with ``version: 1``."""
+    root = load_file(path, display)
+    if root is None:
+        raise SuiteError(Mark(display, 1, 1), "empty suite file (expected 'version: 1' and 'checks:')")
+    _expect(root, ("mapping",), "a suite file")
+    _unknown_key(root.keys, TOP_KEYS, "the suite file")
+    doc: dict[str, YNode] = root.value
+    if "version" not in doc:
+        raise SuiteError(root.mark, "missing 'version: 1'")
+    version = doc["version"]
+    if isinstance(version.value, bool) or version.value != 1:
+        raise SuiteError(
+            version.mark, f"unsupported suite version {version.value!r} (this opsbook reads version 1)"
+        )
+    return doc
+
+
 class _Loader:
     def __init__(self) -> None:
         self.entries: list[Entry] = []
@@ -174,57 +192,60 @@ class _Loader:
         self.files.append(display)
         if len(self.files) > MAX_FILES:
             raise SuiteError(None, f"{display}: too many suite files (more than {MAX_FILES} with includes)")
-        root = load_file(path, display)
-        if root is None:
-            raise SuiteError(Mark(display, 1, 1), "empty suite file (expected 'version: 1' and 'checks:')")
-        _expect(root, ("mapping",), "a suite file")
-        _unknown_key(root.keys, TOP_KEYS, "the suite file")
-        doc = root.value
-        if "version" not in doc:
-            raise SuiteError(root.mark, "missing 'version: 1'")
-        version = doc["version"]
-        if isinstance(version.value, bool) or version.value != 1:
-            raise SuiteError(
-                version.mark, f"unsupported suite version {version.value!r} (this opsbook reads version 1)"
-            )
+        doc = _read_suite_file(path, display)
         if "env" in doc and doc["env"].value is not None:
             self.env.extend(n for n in _env(doc["env"]) if n not in self.env)
         defaults = dict(inherited)
         if "defaults" in doc and doc["defaults"].value is not None:
-            own = _settings(doc["defaults"], "defaults")
-            for key in SUITE_DEFAULTS:
-                if key in own and not top:
-                    raise SuiteError(
-                        own[key].key_mark, f"defaults.{key} is a suite-wide setting: set it in the top file"
-                    )
-            if "concurrency" in own:
-                self.concurrency = int(
-                    _positive_number(own.pop("concurrency").node, "defaults.concurrency", integer=True,
-                                     maximum=MAX_CONCURRENCY)
-                )
-            if "deadline" in own:
-                self.deadline = _positive_number(own.pop("deadline").node, "defaults.deadline", maximum=86400)
-            defaults.update(own)
+            defaults.update(self._defaults(doc["defaults"], top))
         if "include" in doc and doc["include"].value is not None:
-            include = doc["include"]
-            items = include.value if isinstance(include.value, list) else [include]
-            for item in items:
-                if not isinstance(item.value, str) or not item.value:
-                    raise SuiteError(item.mark, f"include must list file names, not a {item.kind}")
-                self._include(item, path, display, [*stack, real], defaults)
+            self._includes(doc["include"], path, display, [*stack, real], defaults)
         if "checks" in doc and doc["checks"].value is not None:
-            checks = doc["checks"]
-            _expect(checks, ("list",), "checks")
-            for item in checks.value:
-                entry = _entry(item, defaults)
-                name_mark = item.value["name"].mark
-                if entry.name in self.names:
-                    first = self.names[entry.name]
-                    raise SuiteError(name_mark, f"duplicate check name {entry.name!r} (first defined at {first})")
-                self.names[entry.name] = name_mark
-                self.entries.append(entry)
-                if len(self.entries) > MAX_ENTRIES:
-                    raise SuiteError(name_mark, f"too many checks (more than {MAX_ENTRIES})")
+            self._checks(doc["checks"], defaults)
+
+    def _defaults(self, node: YNode, top: bool) -> dict[str, Setting]:
+        """The file's ``defaults:`` for its checks; the suite-wide ones (top file only) set the loader's own."""
+        own = _settings(node, "defaults")
+        for key in SUITE_DEFAULTS:
+            if key in own and not top:
+                raise SuiteError(
+                    own[key].key_mark, f"defaults.{key} is a suite-wide setting: set it in the top file"
+                )
+        if "concurrency" in own:
+            self.concurrency = int(
+                _positive_number(own.pop("concurrency").node, "defaults.concurrency", integer=True,
+                                 maximum=MAX_CONCURRENCY)
+            )
+        if "deadline" in own:
+            self.deadline = _positive_number(own.pop("deadline").node, "defaults.deadline", maximum=86400)
+        return own
+
+    def _includes(
+        self, include: YNode, path: Path, display: str, stack: list[str], defaults: dict[str, Setting]
+    ) -> None:
+        """Load each file of ``include:`` (one name or a list), with this file's defaults.
+
+        *stack* ends with this file: the chain of includes that led here, for cycle detection.
+        """
+        items = include.value if isinstance(include.value, list) else [include]
+        for item in items:
+            if not isinstance(item.value, str) or not item.value:
+                raise SuiteError(item.mark, f"include must list file names, not a {item.kind}")
+            self._include(item, path, display, stack, defaults)
+
+    def _checks(self, checks: YNode, defaults: dict[str, Setting]) -> None:
+        """Add the entries of ``checks:``: names unique across the suite, at most MAX_ENTRIES in all."""
+        _expect(checks, ("list",), "checks")
+        for item in checks.value:
+            entry = _entry(item, defaults)
+            name_mark = item.value["name"].mark
+            if entry.name in self.names:
+                first = self.names[entry.name]
+                raise SuiteError(name_mark, f"duplicate check name {entry.name!r} (first defined at {first})")
+            self.names[entry.name] = name_mark
+            self.entries.append(entry)
+            if len(self.entries) > MAX_ENTRIES:
+                raise SuiteError(name_mark, f"too many checks (more than {MAX_ENTRIES})")
 
     def _include(self, item: YNode, path: Path, display: str, stack: list[str], defaults: dict[str, Setting]) -> None:
         text = os.path.expanduser(item.value)
