@@ -61,7 +61,7 @@ def build_tree(base: Path, files: int = 24_000, seed: int = 20_000) -> TreeSpec:
         size = _size(rng)
         start = rng.randrange(POOL_BYTES)
         with open(base / rel, "wb") as handle:
-            handle.write(pool[start:start + size])
+            handle.write(pool[start : start + size])
         mode = (0o644, 0o600, 0o755, 0o640)[i % 4]
         os.chmod(base / rel, mode)
         if i % 7 == 0:  # remapped owners with no passwd entry: only --numeric-ids keeps them
@@ -95,7 +95,7 @@ def build_tree(base: Path, files: int = 24_000, seed: int = 20_000) -> TreeSpec:
         handle.truncate(SPARSE_APPARENT)
         for offset in SPARSE_CHUNKS:
             handle.seek(offset)
-            handle.write(pool[offset % POOL_BYTES:offset % POOL_BYTES + (1 << 20)])
+            handle.write(pool[offset % POOL_BYTES : offset % POOL_BYTES + (1 << 20)])
     os.setxattr(sparse, XATTR_PREFIX + "kind", b"sparse")
     spec.xattrs += 1
     spec.files += 1
@@ -157,8 +157,18 @@ def fingerprint(base: Path) -> dict[str, Entry]:
             out[rel] = Entry("dir", st.st_mode, st.st_uid, st.st_gid, _xattrs(path))
         else:
             leader = leaders.setdefault((st.st_dev, st.st_ino), rel)
-            out[rel] = Entry("file", st.st_mode, st.st_uid, st.st_gid, _xattrs(path), st.st_size, st.st_mtime_ns,
-                             st.st_nlink, leader, _digest(path))
+            out[rel] = Entry(
+                "file",
+                st.st_mode,
+                st.st_uid,
+                st.st_gid,
+                _xattrs(path),
+                st.st_size,
+                st.st_mtime_ns,
+                st.st_nlink,
+                leader,
+                _digest(path),
+            )
     return out
 
 
@@ -191,8 +201,9 @@ def check_copy(original: dict[str, Entry], base: Path, spec: TreeSpec) -> list[s
         problems.append(f"{linked} names with st_nlink > 1, expected {spec.link_groups + spec.hardlinks}")
     sparse = os.stat(base / SPARSE_NAME)
     if sparse.st_size != SPARSE_APPARENT or sparse.st_blocks * 512 > 64 * (1 << 20):
-        problems.append(f"{SPARSE_NAME} is not sparse: {sparse.st_blocks * 512} bytes allocated "
-                        f"for {sparse.st_size} apparent")
+        problems.append(
+            f"{SPARSE_NAME} is not sparse: {sparse.st_blocks * 512} bytes allocated for {sparse.st_size} apparent"
+        )
     xattrs = sum(len(e.xattrs) for e in inodes.values()) + sum(len(e.xattrs) for e in copy.values() if e.kind == "dir")
     if xattrs != spec.xattrs:
         problems.append(f"{xattrs} user.* xattrs in the copy, expected {spec.xattrs}")

@@ -24,8 +24,18 @@ sys.path.insert(0, str(REPO))
 TIMEOUT = 1.0
 TARGET = 2.0
 DOMAIN = "corp.test"
-PORTS = [(53, "tcp"), (53, "udp"), (88, "tcp"), (88, "udp"), (135, "tcp"), (389, "tcp"), (389, "udp"),
-         (445, "tcp"), (636, "tcp"), (3268, "tcp")]
+PORTS = [
+    (53, "tcp"),
+    (53, "udp"),
+    (88, "tcp"),
+    (88, "udp"),
+    (135, "tcp"),
+    (389, "tcp"),
+    (389, "udp"),
+    (445, "tcp"),
+    (636, "tcp"),
+    (3268, "tcp"),
+]
 
 
 def spec() -> dict:
@@ -56,13 +66,26 @@ def inside() -> int:
         dcs = sum(1 for c in checks if c["id"] == "adsync.dc.ports")
         filtered = sum(c["metrics"].get("filtered", 0) for c in checks if c["id"] == "adsync.dc.ports")
         brownout = any("BROWN-OUT" in c["summary"] for c in checks if c["id"] == "adsync.dns.records")
-        options = AdsyncOptions(domain=DOMAIN, dns_servers=[HostPort(x["address"], 53) for x in s["dns"]],
-                                timeout=TIMEOUT, concurrency=1)
+        options = AdsyncOptions(
+            domain=DOMAIN, dns_servers=[HostPort(x["address"], 53) for x in s["dns"]], timeout=TIMEOUT, concurrency=1
+        )
         start = time.perf_counter()
         sequential_checks = collect(options)
         sequential = time.perf_counter() - start
-    print(json.dumps({"code": code, "wall": wall, "sequential": sequential, "dcs": dcs, "filtered": filtered,
-                      "brownout": brownout, "checks": len(checks), "sequential_checks": len(sequential_checks)}))
+    print(
+        json.dumps(
+            {
+                "code": code,
+                "wall": wall,
+                "sequential": sequential,
+                "dcs": dcs,
+                "filtered": filtered,
+                "brownout": brownout,
+                "checks": len(checks),
+                "sequential_checks": len(sequential_checks),
+            }
+        )
+    )
     return 0
 
 
@@ -73,19 +96,24 @@ def main() -> int:
         print("bench_adsync: needs root (unshare -n, nft)", file=sys.stderr)
         return 2
     env = {**os.environ, "OPSBOOK_BENCH_ADSYNC_INSIDE": "1"}
-    proc = subprocess.run(["unshare", "-n", sys.executable, __file__], capture_output=True, text=True, env=env,
-                          timeout=600, check=False)
+    proc = subprocess.run(
+        ["unshare", "-n", sys.executable, __file__], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
     if proc.returncode != 0:
         print(proc.stdout + proc.stderr, file=sys.stderr)
         return 2
     r = json.loads(proc.stdout.strip().splitlines()[-1])
     ratio = r["wall"] / TIMEOUT
     print("adsync check: 3 DNS servers (1 brown-out, 1 dead), 20 DCs x 10 ports, 30% filtered, --timeout 1")
-    print(f"  DCs probed: {r['dcs']}, filtered ports seen: {r['filtered']}, brown-out detected: {r['brownout']}, "
-          f"exit code {r['code']}")
+    print(
+        f"  DCs probed: {r['dcs']}, filtered ports seen: {r['filtered']}, brown-out detected: {r['brownout']}, "
+        f"exit code {r['code']}"
+    )
     print(f"  concurrent wall time:   {r['wall']:.3f} s  -> wall/timeout = {ratio:.2f} (target <= {TARGET})")
-    print(f"  sequential wall time:   {r['sequential']:.3f} s  -> sequential/concurrent = "
-          f"{r['sequential'] / r['wall']:.1f}x")
+    print(
+        f"  sequential wall time:   {r['sequential']:.3f} s  -> sequential/concurrent = "
+        f"{r['sequential'] / r['wall']:.1f}x"
+    )
     ok = ratio <= TARGET and r["dcs"] == 20 and r["filtered"] == 60 and r["brownout"]
     print("PASS" if ok else "FAIL")
     return 0 if ok else 1

@@ -94,8 +94,13 @@ def cold_rsync(source: Path, dest: Path) -> float:
     dest.mkdir()
     rsync = shutil.which("rsync") or "rsync"
     started = time.perf_counter()
-    proc = subprocess.run([rsync, "-aHAXS", "--numeric-ids", f"{source}/", f"{dest}/"], capture_output=True,
-                          text=True, timeout=RSYNC_TIMEOUT, check=False)
+    proc = subprocess.run(
+        [rsync, "-aHAXS", "--numeric-ids", f"{source}/", f"{dest}/"],
+        capture_output=True,
+        text=True,
+        timeout=RSYNC_TIMEOUT,
+        check=False,
+    )
     seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise SetupError(f"rsync exited with {proc.returncode}: {proc.stderr.strip()[-400:]}")
@@ -104,8 +109,9 @@ def cold_rsync(source: Path, dest: Path) -> float:
 
 def run_move(cmd: list[str]) -> subprocess.CompletedProcess[str]:
     """Run the move in its own process group; when interrupted, let it roll back (SIGTERM), then kill the group."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True
+    )
     try:
         out, err = proc.communicate(timeout=MOVE_TIMEOUT)
     except BaseException:
@@ -167,16 +173,17 @@ def one_run(files: int, keep: bool) -> dict[str, Any]:
         result["doc"] = doc
         journal = peer.state_dir / "docker-root" / "journal.json"
         result["steps"] = _step_seconds(journal) if journal.is_file() else {}
-        move_check: dict[str, Any] = next(
-            (c for c in doc.get("checks", []) if c.get("id") == "docker_root.move"), {})
+        move_check: dict[str, Any] = next((c for c in doc.get("checks", []) if c.get("id") == "docker_root.move"), {})
         times = doc.get("times") or move_check.get("metrics") or {}
         result["times"] = times
         warnings = {c["id"] for c in doc.get("checks", []) if c.get("status") == "WARNING"}
         only_same_fs = warnings == {"docker_root.preflight.same_filesystem"} and proc.returncode == 1
         if (proc.returncode != 0 or doc.get("status") != "OK") and not only_same_fs:
             failed = [f"{s['name']}: {s['summary']}" for s in doc.get("steps", []) if s.get("status") != "OK"]
-            result["problems"].append(f"move exited with {proc.returncode} ({doc.get('status')}): "
-                                      + (move_check.get("summary") or "; ".join(failed)))
+            result["problems"].append(
+                f"move exited with {proc.returncode} ({doc.get('status')}): "
+                + (move_check.get("summary") or "; ".join(failed))
+            )
             return result
         if "downtime_s" not in times:
             result["problems"].append(f"the move report carries no downtime_s: {times}")
@@ -194,8 +201,9 @@ def one_run(files: int, keep: bool) -> dict[str, Any]:
         if after != before:
             result["problems"].append(f"engine state differs after the move: {after} != {before}")
         result["problems"] += check_copy(original, target / "volumes" / VOLUME / "_data", spec)
-        seen = peer.docker("run", "--rm", "--network", "none", "-v", f"{VOLUME}:/t", "opsbook-bb:1",
-                           "md5sum", f"/t/{PROBE_FILE}").stdout.split()[:1]
+        seen = peer.docker(
+            "run", "--rm", "--network", "none", "-v", f"{VOLUME}:/t", "opsbook-bb:1", "md5sum", f"/t/{PROBE_FILE}"
+        ).stdout.split()[:1]
         expected = hashlib.md5((data / PROBE_FILE).read_bytes(), usedforsecurity=False).hexdigest()
         if seen != [expected]:
             result["problems"].append(f"a container reads {seen} for {PROBE_FILE}, expected {expected}")
@@ -213,22 +221,29 @@ def one_run(files: int, keep: bool) -> dict[str, Any]:
 def _report(n: int, r: dict[str, Any]) -> None:
     spec: TreeSpec = r["spec"]
     times = r.get("times", {})
-    print(f"run {n}: tree built in {r['build_s']:.1f}s: {spec.files} files ({spec.bytes / 2**20:.0f} MiB), "
-          f"{spec.link_groups} hard-link groups (+{spec.hardlinks} links), {spec.symlinks} symlinks, "
-          f"{spec.xattrs} user.* xattrs, 1 sparse file (1 GiB apparent, 3 MiB data)")
-    print(f"  whole data-root: {r['root_files']} regular names, {r['root_inodes']} files (inodes), "
-          f"{r['root_linked']} hard-linked names")
+    print(
+        f"run {n}: tree built in {r['build_s']:.1f}s: {spec.files} files ({spec.bytes / 2**20:.0f} MiB), "
+        f"{spec.link_groups} hard-link groups (+{spec.hardlinks} links), {spec.symlinks} symlinks, "
+        f"{spec.xattrs} user.* xattrs, 1 sparse file (1 GiB apparent, 3 MiB data)"
+    )
+    print(
+        f"  whole data-root: {r['root_files']} regular names, {r['root_inodes']} files (inodes), "
+        f"{r['root_linked']} hard-linked names"
+    )
     if "rsync_s" in r:
-        print(f"  cold rsync -aHAXS --numeric-ids: {r['rsync_s']:.2f}s (mean of {r['rsync_before_s']:.2f}s before "
-              f"and {r['rsync_after_s']:.2f}s after the move)")
+        print(
+            f"  cold rsync -aHAXS --numeric-ids: {r['rsync_s']:.2f}s (mean of {r['rsync_before_s']:.2f}s before "
+            f"and {r['rsync_after_s']:.2f}s after the move)"
+        )
     else:
         print(f"  cold rsync -aHAXS --numeric-ids: {r['rsync_before_s']:.2f}s (before the move)")
     if "move_s" in r:
         warm = times.get("warm_copy_s", float("nan"))
         noise = f", {warm / r['rsync_s']:.2f}x the cold rsync it repeats" if "rsync_s" in r else ""
         print(f"  opsbook docker-root move:        {r['move_s']:.2f}s total (warm copy {warm:.2f}s{noise})")
-        print(f"  engine downtime:                 {times.get('downtime_s', float('nan')):.2f}s "
-              f"(stop to verified start)")
+        print(
+            f"  engine downtime:                 {times.get('downtime_s', float('nan')):.2f}s (stop to verified start)"
+        )
         steps = r.get("steps", {})
         parts = [f"{name} {steps[name]:.2f}s" for name in DOWNTIME_STEPS if name in steps]
         if parts:
@@ -270,12 +285,15 @@ def main() -> int:
     move_ratio = statistics.median(r["move_s"] / r["rsync_s"] for r in moved)
     down_ratio = statistics.median(r["times"]["downtime_s"] / r["rsync_s"] for r in moved)
     label = "median of " if len(moved) > 1 else ""
-    print(f"{label}move / cold rsync     = {move_ratio:.2f} (target <= {MOVE_TARGET}): "
-          f"{'PASS' if move_ratio <= MOVE_TARGET else 'FAIL'}")
-    print(f"{label}downtime / cold rsync = {down_ratio:.2f} (target <= {DOWNTIME_TARGET}): "
-          f"{'PASS' if down_ratio <= DOWNTIME_TARGET else 'FAIL'}")
-    print(f"correctness (hard links, sparse, xattrs, owners, content, engine state): "
-          f"{'PASS' if correct else 'FAIL'}")
+    print(
+        f"{label}move / cold rsync     = {move_ratio:.2f} (target <= {MOVE_TARGET}): "
+        f"{'PASS' if move_ratio <= MOVE_TARGET else 'FAIL'}"
+    )
+    print(
+        f"{label}downtime / cold rsync = {down_ratio:.2f} (target <= {DOWNTIME_TARGET}): "
+        f"{'PASS' if down_ratio <= DOWNTIME_TARGET else 'FAIL'}"
+    )
+    print(f"correctness (hard links, sparse, xattrs, owners, content, engine state): {'PASS' if correct else 'FAIL'}")
     return 0 if correct and move_ratio <= MOVE_TARGET and down_ratio <= DOWNTIME_TARGET else 1
 
 

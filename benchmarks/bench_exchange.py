@@ -37,7 +37,7 @@ def _write_csv(path: Path, rows: int) -> None:
             ident = f"o'brien.{n}@contoso.com"
         else:
             ident = f"user.{n}@contoso.com"
-        lines.append(f"User {n},\"{ident}\",CHG{n}")
+        lines.append(f'User {n},"{ident}",CHG{n}')
     path.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -52,8 +52,17 @@ def main() -> int:
         users = Path(tmp) / "users.csv"
         out = Path(tmp) / "Clear.ps1"
         _write_csv(users, args.rows)
-        gen_cmd = [opsbook, "exchange", "clear-previous-mailbox", "--csv", str(users),
-                   "--license-reset", "--output", str(out), "--force"]
+        gen_cmd = [
+            opsbook,
+            "exchange",
+            "clear-previous-mailbox",
+            "--csv",
+            str(users),
+            "--license-reset",
+            "--output",
+            str(out),
+            "--force",
+        ]
         version_cmd = [opsbook, "--version"]
         for cmd in (gen_cmd, version_cmd):  # warm the page cache and .pyc files
             _time(cmd)

@@ -58,7 +58,11 @@ def run_once(suite: Path) -> tuple[float, dict]:
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "opsbook", "run", str(suite), "-f", "json"],
-        capture_output=True, text=True, cwd=REPO, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+        check=False,
     )
     wall = time.perf_counter() - started
     if proc.returncode not in (0, 1, 2):
@@ -69,8 +73,12 @@ def run_once(suite: Path) -> tuple[float, dict]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=None,
-                        help="write defaults.concurrency into the suite (default: opsbook's own default)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="write defaults.concurrency into the suite (default: opsbook's own default)",
+    )
     args = parser.parse_args()
     socket.setdefaulttimeout(None)
     with tempfile.TemporaryDirectory(prefix="opsbook-bench-run-") as tmp:
@@ -86,7 +94,9 @@ def main() -> int:
                 wall, doc = run_once(suite)
                 walls.append(wall)
                 sources = {c["source"] for c in doc["checks"]}
-                slow_bad = {c["source"] for c in doc["checks"] if c["source"].startswith("slow") and c["status"] != "OK"}
+                slow_bad = {
+                    c["source"] for c in doc["checks"] if c["source"].startswith("slow") and c["status"] != "OK"
+                }
                 fast_ok = {c["source"] for c in doc["checks"] if c["source"].startswith("fast")} - {
                     c["source"] for c in doc["checks"] if c["source"].startswith("fast") and c["status"] != "OK"
                 }

@@ -51,18 +51,24 @@ def rss_fds(pid: int) -> tuple[int, int]:
     return rss, len(os.listdir(f"/proc/{pid}/fd"))
 
 
-async def load(base: str, module: str, targets: list[str], hung: set[str], requests: int,
-               timeout: float) -> dict[str, object]:
+async def load(
+    base: str, module: str, targets: list[str], hung: set[str], requests: int, timeout: float
+) -> dict[str, object]:
     headers = {"X-Prometheus-Scrape-Timeout-Seconds": f"{timeout:g}"}
     connector = aiohttp.TCPConnector(limit=0)
     results: list[tuple[str, int, float, str]] = []
     async with aiohttp.ClientSession(connector=connector) as session:
+
         async def one(i: int) -> None:
             target = targets[i % len(targets)]
             started = time.perf_counter()
             try:
-                async with session.get(f"{base}/probe", params={"module": module, "target": target},
-                                       headers=headers, timeout=aiohttp.ClientTimeout(total=timeout * 3)) as resp:
+                async with session.get(
+                    f"{base}/probe",
+                    params={"module": module, "target": target},
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout * 3),
+                ) as resp:
                     body = await resp.text()
                     status = resp.status
             except (aiohttp.ClientError, TimeoutError) as exc:
@@ -78,16 +84,25 @@ async def load(base: str, module: str, targets: list[str], hung: set[str], reque
     statuses: dict[int, int] = {}
     for r in results:
         statuses[r[1]] = statuses.get(r[1], 0) + 1
-    return {"wall": wall, "slowest": slowest, "ratio": slowest / timeout, "healthy_errors": healthy_errors,
-            "hung_ok": hung_ok, "hung_total": sum(1 for r in results if r[0] in hung), "statuses": statuses}
+    return {
+        "wall": wall,
+        "slowest": slowest,
+        "ratio": slowest / timeout,
+        "healthy_errors": healthy_errors,
+        "hung_ok": hung_ok,
+        "hung_total": sum(1 for r in results if r[0] in hung),
+        "statuses": statuses,
+    }
 
 
 def show(name: str, res: dict[str, object]) -> None:
     errors = res["healthy_errors"]
     assert isinstance(errors, list)
-    print(f"{name}: wall {res['wall']:.2f}s, slowest answer {res['slowest']:.2f}s "
-          f"({res['ratio']:.2f}x the scrape timeout), HTTP statuses {res['statuses']}, "
-          f"healthy errors {len(errors)}, hung answered probe_success 0: {res['hung_ok']}/{res['hung_total']}")
+    print(
+        f"{name}: wall {res['wall']:.2f}s, slowest answer {res['slowest']:.2f}s "
+        f"({res['ratio']:.2f}x the scrape timeout), HTTP statuses {res['statuses']}, "
+        f"healthy errors {len(errors)}, hung answered probe_success 0: {res['hung_ok']}/{res['hung_total']}"
+    )
     for target, status, elapsed, body in errors[:5]:
         print(f"   e.g. {target}: HTTP {status} after {elapsed:.2f}s: {body.strip().splitlines()[-1] if body else ''}")
 
@@ -114,29 +129,43 @@ def main() -> int:
                 srv: TlsServer | HangServer = HangServer(host)
                 hung.add(srv.target)
             else:
-                srv = TlsServer(ca.issue(f"srv{i}.corp.test", names=[f"srv{i}.corp.test", host]), mode="identify",
-                                host=host)
+                srv = TlsServer(
+                    ca.issue(f"srv{i}.corp.test", names=[f"srv{i}.corp.test", host]), mode="identify", host=host
+                )
             servers.append(srv)
             targets.append(srv.target)
-        print(f"{len(targets)} TLS targets ({len(hung)} hung), {args.requests} concurrent requests, "
-              f"scrape timeout {args.timeout:g}s")
+        print(
+            f"{len(targets)} TLS targets ({len(hung)} hung), {args.requests} concurrent requests, "
+            f"scrape timeout {args.timeout:g}s"
+        )
         config = tmp / "exporter.yaml"
-        config.write_text(f"version: 1\nmodules:\n  winrm_https:\n    runbook: winrm\n"
-                          f"    with: {{ca-file: {ca_file}}}\n    allow: [127.0.119.0/24]\n")
+        config.write_text(
+            f"version: 1\nmodules:\n  winrm_https:\n    runbook: winrm\n"
+            f"    with: {{ca-file: {ca_file}}}\n    allow: [127.0.119.0/24]\n"
+        )
         failed = False
-        with serve(config, "--max-concurrent-probes", str(args.max_concurrent_probes),
-                   "--max-queued", str(args.requests * 2), listen=f"{EXPORTER}:0") as served:
+        with serve(
+            config,
+            "--max-concurrent-probes",
+            str(args.max_concurrent_probes),
+            "--max-queued",
+            str(args.requests * 2),
+            listen=f"{EXPORTER}:0",
+        ) as served:
             pid = served.proc.pid
-            asyncio.run(load(served.url, "winrm_https", [t for t in targets if t not in hung][:20], set(), 40,
-                             args.timeout))  # warm-up: imports, thread pool, fd budget
+            asyncio.run(
+                load(served.url, "winrm_https", [t for t in targets if t not in hung][:20], set(), 40, args.timeout)
+            )  # warm-up: imports, thread pool, fd budget
             time.sleep(1)
             before = rss_fds(pid)
             res = asyncio.run(load(served.url, "winrm_https", targets, hung, args.requests, args.timeout))
             show("opsbook serve", res)
             time.sleep(args.timeout * 2)  # the hung probes' own timeouts end, their slots come back
             after = rss_fds(pid)
-            print(f"opsbook serve: RSS {before[0] / 1024:.1f} -> {after[0] / 1024:.1f} MiB, "
-                  f"open fds {before[1]} -> {after[1]}")
+            print(
+                f"opsbook serve: RSS {before[0] / 1024:.1f} -> {after[0] / 1024:.1f} MiB, "
+                f"open fds {before[1]} -> {after[1]}"
+            )
             failed |= res["ratio"] > TARGET or bool(res["healthy_errors"])  # type: ignore[operator]
             failed |= after[1] > before[1] + 2
         blackbox = shutil.which("prometheus-blackbox-exporter")
@@ -144,11 +173,16 @@ def main() -> int:
             print("prometheus-blackbox-exporter is not installed: no comparison (make peers)")
             return 1
         bb_config = tmp / "blackbox.yml"
-        bb_config.write_text(f"modules:\n  tls_connect:\n    prober: tcp\n    timeout: 10s\n    tcp:\n"
-                             f"      tls: true\n      tls_config:\n        ca_file: {ca_file}\n")
+        bb_config.write_text(
+            f"modules:\n  tls_connect:\n    prober: tcp\n    timeout: 10s\n    tcp:\n"
+            f"      tls: true\n      tls_config:\n        ca_file: {ca_file}\n"
+        )
         port = free_port(BLACKBOX)
-        proc = subprocess.Popen([blackbox, f"--config.file={bb_config}", f"--web.listen-address={BLACKBOX}:{port}",
-                                 "--log.level=error"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [blackbox, f"--config.file={bb_config}", f"--web.listen-address={BLACKBOX}:{port}", "--log.level=error"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             time.sleep(1.5)
             base = f"http://{BLACKBOX}:{port}"
@@ -158,8 +192,10 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(10)
-        print(f"ratio opsbook / blackbox: slowest answer {res['slowest'] / bb['slowest']:.2f}x, "  # type: ignore[operator]
-              f"wall {res['wall'] / bb['wall']:.2f}x")  # type: ignore[operator]
+        print(
+            f"ratio opsbook / blackbox: slowest answer {res['slowest'] / bb['slowest']:.2f}x, "  # type: ignore[operator]
+            f"wall {res['wall'] / bb['wall']:.2f}x"
+        )  # type: ignore[operator]
         print("PASS" if not failed else "FAIL")
         return 1 if failed else 0
     finally:

@@ -69,11 +69,28 @@ def main() -> int:
         hosts_file = tmp / "hosts.txt"
         hosts_file.write_text("".join(f"{name}:{port}\n" for name, _, port, _ in hosts))
         resolve = [a for name, addr, _, _ in hosts for a in ("--resolve", f"{name}:{addr}")]
-        cmd = [sys.executable, "-m", "opsbook", "winrm", "check", "--hosts-file", str(hosts_file), *resolve,
-               "--ca-file", str(ca_file), "--timeout", f"{args.timeout:g}", "--concurrency", str(args.concurrency),
-               "-f", "json"]
-        print(f"listeners: {len(hosts)} on 127.0.x.y ({hung} never complete the handshake); "
-              f"--timeout {args.timeout:g} --concurrency {args.concurrency}")
+        cmd = [
+            sys.executable,
+            "-m",
+            "opsbook",
+            "winrm",
+            "check",
+            "--hosts-file",
+            str(hosts_file),
+            *resolve,
+            "--ca-file",
+            str(ca_file),
+            "--timeout",
+            f"{args.timeout:g}",
+            "--concurrency",
+            str(args.concurrency),
+            "-f",
+            "json",
+        ]
+        print(
+            f"listeners: {len(hosts)} on 127.0.x.y ({hung} never complete the handshake); "
+            f"--timeout {args.timeout:g} --concurrency {args.concurrency}"
+        )
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
         wall = time.perf_counter() - start
@@ -82,12 +99,16 @@ def main() -> int:
         tls_fail = sum(1 for c in doc["checks"] if c["id"] == "winrm.tls" and c["status"] == "CRITICAL")
         wsman_ok = sum(1 for c in doc["checks"] if c["id"] == "winrm.wsman" and c["status"] == "OK")
         if (tls_fail, wsman_ok) != (hung, len(hosts) - hung) or proc.returncode != 2:
-            print(f"WRONG REPORT: exit {proc.returncode}, {tls_fail} TLS failures (want {hung}), "
-                  f"{wsman_ok} WinRM listeners OK (want {len(hosts) - hung})")
+            print(
+                f"WRONG REPORT: exit {proc.returncode}, {tls_fail} TLS failures (want {hung}), "
+                f"{wsman_ok} WinRM listeners OK (want {len(hosts) - hung})"
+            )
             ok = False
         ratio = wall / args.timeout
-        print(f"opsbook winrm check: {wall:.2f} s wall for {len(hosts)} hosts, {doc['duration_s']:.2f} s inside "
-              f"the run (exit {proc.returncode}; {tls_fail} hung handshakes reported, {wsman_ok} listeners OK)")
+        print(
+            f"opsbook winrm check: {wall:.2f} s wall for {len(hosts)} hosts, {doc['duration_s']:.2f} s inside "
+            f"the run (exit {proc.returncode}; {tls_fail} hung handshakes reported, {wsman_ok} listeners OK)"
+        )
         print(f"wall / timeout = {ratio:.2f} (target <= {TARGET})  {'PASS' if ratio <= TARGET else 'FAIL'}")
         ok = ok and ratio <= TARGET
 
@@ -102,9 +123,23 @@ def main() -> int:
             start = time.perf_counter()
             for name, addr, port, _ in sample:
                 subprocess.run(
-                    ["timeout", f"{args.timeout:g}", openssl, "s_client", "-connect", f"{addr}:{port}",
-                     "-servername", name, "-CAfile", str(ca_file), "-verify_return_error"],
-                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+                    [
+                        "timeout",
+                        f"{args.timeout:g}",
+                        openssl,
+                        "s_client",
+                        "-connect",
+                        f"{addr}:{port}",
+                        "-servername",
+                        name,
+                        "-CAfile",
+                        str(ca_file),
+                        "-verify_return_error",
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    check=False,
                 )
             seq = time.perf_counter() - start
             note = ""

@@ -38,9 +38,9 @@ All commands:
 
 COMPLETION_HELP = {
     "install_completion": "Install completion for SHELL if one follows (bash, zsh, fish, powershell), "
-                          "else for the current shell.",
+    "else for the current shell.",
     "show_completion": "Print the completion script for SHELL if one follows (bash, zsh, fish, "
-                       "powershell), else for the current shell.",
+    "powershell), else for the current shell.",
 }
 
 #: The subcommands, loaded only when used: `opsbook --help` must stay fast (each command
@@ -48,16 +48,12 @@ COMPLETION_HELP = {
 #: name -> (module in opsbook.cli.commands, short help shown in `opsbook --help`)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "runbooks": ("runbooks_cmd", "List the runbooks, or show one as a document."),
-    "docker-root": ("docker_root",
-                    "Move Docker's data-root with zero data loss: status, move, rollback, cleanup."),
+    "docker-root": ("docker_root", "Move Docker's data-root with zero data loss: status, move, rollback, cleanup."),
     "winrm": ("winrm", "WinRM HTTPS listeners: outside check, authenticated audit, binding script."),
-    "adsync": ("adsync",
-               "Azure AD Connect / Entra Connect: DNS per server, domain controller ports, tenant sync."),
+    "adsync": ("adsync", "Azure AD Connect / Entra Connect: DNS per server, domain controller ports, tenant sync."),
     "dns": ("dns", "DNS resolvers: each one asked on its own, answers compared (brown-out, down)."),
-    "exchange": ("exchange",
-                 "Exchange Online: generate reviewed, injection-proof PowerShell for mailbox fixes."),
-    "run": ("run",
-            "Run a YAML suite of checks (winrm check, adsync check, dns check, docker-root status)..."),
+    "exchange": ("exchange", "Exchange Online: generate reviewed, injection-proof PowerShell for mailbox fixes."),
+    "run": ("run", "Run a YAML suite of checks (winrm check, adsync check, dns check, docker-root status)..."),
     "serve": ("serve", "Serve the checks to Prometheus as a multi-target exporter, like blackbox_exporter..."),
 }
 #: Subcommands that are one command, not a group.
@@ -95,10 +91,17 @@ def _add_no_color(command: Any) -> None:
     as each subcommand is loaded, so no command can forget it.
     """
     if not any("--no-color" in getattr(p, "opts", ()) for p in command.params):
-        command.params.append(typer.core.TyperOption(
-            param_decls=["--no-color"], is_flag=True, default=False, expose_value=False, is_eager=True,
-            callback=_no_color, help="Never use colour (NO_COLOR is honoured too).",
-        ))
+        command.params.append(
+            typer.core.TyperOption(
+                param_decls=["--no-color"],
+                is_flag=True,
+                default=False,
+                expose_value=False,
+                is_eager=True,
+                callback=_no_color,
+                help="Never use colour (NO_COLOR is honoured too).",
+            )
+        )
     for sub in getattr(command, "commands", {}).values():
         _add_no_color(sub)
 
@@ -122,8 +125,10 @@ class LazyGroup(typer.core.TyperGroup):
         return list(params)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
-        rows = [(name, self.commands[name].get_short_help_str(80) if name in self.commands else short)
-                for name, (_, short) in SUBCOMMANDS.items()]
+        rows = [
+            (name, self.commands[name].get_short_help_str(80) if name in self.commands else short)
+            for name, (_, short) in SUBCOMMANDS.items()
+        ]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
@@ -164,14 +169,10 @@ def root(
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for internal errors.")] = False,
-    no_color: Annotated[
-        bool, typer.Option("--no-color", help="Never use colour (NO_COLOR is honoured too).")
-    ] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="Never use colour (NO_COLOR is honoured too).")] = False,
 ) -> None:
     """Safe, scriptable sysadmin runbooks."""
     terminal.configure(no_color=no_color, debug=debug)
-
-
 
 
 #: Options of ``opsbook`` itself that can name a shell; Typer's own parse them as plain flags

@@ -43,8 +43,9 @@ def _group_help(exc: BaseException) -> int:
     return 3
 
 
-def _line(text: Callable[[BaseException], str], code: Callable[[BaseException], int] = lambda _: 3
-          ) -> Callable[[BaseException], int]:
+def _line(
+    text: Callable[[BaseException], str], code: Callable[[BaseException], int] = lambda _: 3
+) -> Callable[[BaseException], int]:
     def show(exc: BaseException) -> int:
         error(text(exc))
         return code(exc)

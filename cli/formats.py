@@ -90,6 +90,7 @@ def render_json(report: Report) -> str:
 
 # --------------------------------------------------------------------------- nagios
 
+
 def _one_line(text: str) -> str:
     # '|' starts perfdata in plugin output; newlines would split the status line.
     return " ".join(text.replace("|", "/").split())
@@ -152,11 +153,7 @@ def nagios_summary(report: Report) -> str:
             return f"no checks ran{more}"
         return _one_line(report.steps[-1].summary) if report.steps else "no checks"
     counts = report.counts()
-    parts = [
-        f"{counts[s]} {s.value.lower()}"
-        for s in (Status.CRITICAL, Status.UNKNOWN, Status.WARNING)
-        if counts[s]
-    ]
+    parts = [f"{counts[s]} {s.value.lower()}" for s in (Status.CRITICAL, Status.UNKNOWN, Status.WARNING) if counts[s]]
     noun = "check" if len(report.checks) == 1 else "checks"
     text = f"{len(report.checks)} {noun}: " + (", ".join(parts) if parts else "all ok")
     return text + more
@@ -187,9 +184,7 @@ def render_nagios(report: Report) -> str:
     )
     for check in ranked:
         where = f"{check.source}: " if check.source and check.source != check.target else ""
-        lines.append(
-            _one_line(f"{check.status.value}: {where}{check.target}: {check.name}: {check.summary}")
-        )
+        lines.append(_one_line(f"{check.status.value}: {where}{check.target}: {check.name}: {check.summary}"))
     for item in skipped_entries(report):
         lines.append(_one_line(f"SKIPPED: {item.name}: {item.reason}"))
     return "\n".join(lines) + "\n"

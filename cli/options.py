@@ -22,7 +22,6 @@ FormatOption = Annotated[
 ]
 
 
-
 def check_output_file(ctx: Any, param: Any, value: Path | None) -> Path | None:
     """Option callback: an output file (``--textfile``, ``--junit-file``) must be writable.
 

@@ -20,9 +20,13 @@ EXIT_CODES = (
     (0, "OK", "every check passed; a mutating command did what it planned (or had nothing to do)"),
     (1, "WARNING", "something needs attention soon (a certificate expiring, a canary name no server has)"),
     (2, "CRITICAL", "a check failed, an action failed (and was rolled back), or a dry-run plan is blocked"),
-    (3, "UNKNOWN", "bad usage or input, a refused unsafe request, an internal error, or a check whose "
-                   "result is UNKNOWN (it could not tell: an engine that does not answer, a missing "
-                   "permission)"),
+    (
+        3,
+        "UNKNOWN",
+        "bad usage or input, a refused unsafe request, an internal error, or a check whose "
+        "result is UNKNOWN (it could not tell: an engine that does not answer, a missing "
+        "permission)",
+    ),
 )
 
 
@@ -140,8 +144,11 @@ def manpage() -> str:
     out.append(".SH EXIT STATUS")
     for code, status, meaning in EXIT_CODES:
         out += [".TP", f"\\fB{code}\\fR", _roff(f"{status}: {meaning}")]
-    out += [".SH SEE ALSO", "docs/cli.md and docs/report.schema.json in the opsbook sources; "
-            "\\fBopsbook runbooks show\\fR \\fINAME\\fR for each runbook."]
+    out += [
+        ".SH SEE ALSO",
+        "docs/cli.md and docs/report.schema.json in the opsbook sources; "
+        "\\fBopsbook runbooks show\\fR \\fINAME\\fR for each runbook.",
+    ]
     return "\n".join(out) + "\n"
 
 

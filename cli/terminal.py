@@ -117,6 +117,7 @@ def _make_console(stream: str, *, color: bool) -> Console:
 
 # ------------------------------------------------------------------ plain writes
 
+
 def out(text: str) -> None:
     """Write *text* to stdout as is (machine-readable output, generated scripts)."""
     sys.stdout.write(text)
@@ -170,6 +171,7 @@ def stdin_is_tty() -> bool:
 
 
 # ------------------------------------------------------------------ reports
+
 
 def render_table(report: Report, *, stream: str = "out") -> None:
     """Render *report* as Rich tables on stdout (``stream="err"``: on stderr, e.g. a plan before a prompt)."""
@@ -253,6 +255,7 @@ def emit_report(
 
 # ------------------------------------------------------------------ documents
 
+
 def markdown(text: str) -> None:
     """Render Markdown on a terminal; print it as plain text on a pipe."""
     if not sys.stdout.isatty():
@@ -270,6 +273,7 @@ def print_lines(rows: list[tuple[str, str]]) -> None:
 
 
 # ------------------------------------------------------------------ prompts
+
 
 def confirm(question: str, *, default: bool = False) -> bool:
     """Ask a yes/no question on stderr; False when stdin is not a terminal."""
@@ -312,6 +316,7 @@ def move_progress() -> Iterator[MoveProgress]:
     from opsbook.runbooks.docker_root.move import MoveProgress
 
     if not stderr_is_tty():
+
         def phase_line(label: str, detail: str) -> None:
             stamp = time.strftime("%H:%M:%S")
             print(f"opsbook: {stamp} {label}" + (f": {detail}" if detail else ""), file=sys.stderr, flush=True)

@@ -48,8 +48,7 @@ def unsafe_character(value: str) -> str | None:
         if category in ("Cc", "Zl", "Zp", "Cs"):
             return f"control character {where}"
         if char in BIDI_CONTROLS:
-            return (f"bidirectional control character {where} "
-                    "(it makes the script read differently from what it does)")
+            return f"bidirectional control character {where} (it makes the script read differently from what it does)"
         if category == "Cf" and char not in ALLOWED_FORMAT:
             return f"invisible formatting character {where}"
         if category in ("Cn", "Co"):
@@ -129,5 +128,5 @@ def render(template: str, values: Mapping[str, str]) -> str:
 
 def encode(script: str) -> bytes:
     """The bytes to save: UTF-8 with BOM and CRLF line ends, as Windows tools expect."""
-    text = script[len(BOM):] if script.startswith(BOM) else script
+    text = script[len(BOM) :] if script.startswith(BOM) else script
     return (BOM + text.replace("\r\n", "\n").replace("\n", "\r\n")).encode("utf-8")

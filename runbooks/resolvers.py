@@ -75,17 +75,24 @@ def _judge(asked: _Asked, others: list[_Asked]) -> tuple[Status, str]:
     name = asked.name.name
     silent = asked.silent
     if silent is not None:
-        return Status.CRITICAL, (f"does not answer for {name} ({silent.rdtype}: {silent.error or silent.outcome}): "
-                                 "every lookup through it waits for the timeout before the next server is tried")
+        return Status.CRITICAL, (
+            f"does not answer for {name} ({silent.rdtype}: {silent.error or silent.outcome}): "
+            "every lookup through it waits for the timeout before the next server is tried"
+        )
     resolving = [o.label for o in others if o.has_data]
     if asked.has_data:
         return Status.OK, f"{name}: {', '.join(asked.records[:4])} in {asked.latency_s * 1000:.0f} ms"
     failed = asked.failed
-    said = (f"{failed.rcode or failed.outcome}" if failed is not None
-            else "/".join(sorted({str(a.outcome).upper() for a in asked.answers})))
+    said = (
+        f"{failed.rcode or failed.outcome}"
+        if failed is not None
+        else "/".join(sorted({str(a.outcome).upper() for a in asked.answers}))
+    )
     if resolving:
-        return Status.CRITICAL, (f"brown-out: answers {said} for {name} while {', '.join(resolving)} "
-                                 "resolve it: lookups through this server fail intermittently")
+        return Status.CRITICAL, (
+            f"brown-out: answers {said} for {name} while {', '.join(resolving)} "
+            "resolve it: lookups through this server fail intermittently"
+        )
     if failed is not None:
         return Status.CRITICAL, f"answers {said} for {name}: it cannot resolve names"
     if asked.name.must_resolve:
@@ -106,10 +113,19 @@ def check_resolvers(
         for asked in asked_for:
             others = [o for o in asked_for if o is not asked]
             status, summary = _judge(asked, others)
-            report.add(CheckResult(
-                "dns.resolver", asked.label, f"resolver {asked.label}: {name.name}", status, summary,
-                details={"name": name.name, "answers": {a.rdtype: str(a.outcome) for a in asked.answers},
-                         "records": asked.records},
-                metrics={"latency_s": Metric(round(asked.latency_s, 4), "s", min=0)},
-            ))
+            report.add(
+                CheckResult(
+                    "dns.resolver",
+                    asked.label,
+                    f"resolver {asked.label}: {name.name}",
+                    status,
+                    summary,
+                    details={
+                        "name": name.name,
+                        "answers": {a.rdtype: str(a.outcome) for a in asked.answers},
+                        "records": asked.records,
+                    },
+                    metrics={"latency_s": Metric(round(asked.latency_s, 4), "s", min=0)},
+                )
+            )
     return report

@@ -90,10 +90,19 @@ def _iso(age: float) -> str:
 
 
 def _json(status: int, body: Any, headers: list[tuple[str, str]] | None = None) -> HttpResponse:
-    reasons = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
+    reasons = {
+        200: "OK",
+        400: "Bad Request",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "Not Found",
+        429: "Too Many Requests",
+        500: "Internal Server Error",
+        503: "Service Unavailable",
+    }
     return HttpResponse(
-        status, reasons.get(status, "Status"),
+        status,
+        reasons.get(status, "Status"),
         [("Content-Type", "application/json; charset=utf-8"), ("request-id", str(uuid.uuid4())), *(headers or [])],
         json.dumps(body).encode(),
     )
@@ -102,20 +111,22 @@ def _json(status: int, body: Any, headers: list[tuple[str, str]] | None = None) 
 def _aad_error(status: int, error: str, code: int, description: str) -> HttpResponse:
     trace, corr = uuid.uuid4(), uuid.uuid4()
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    return _json(status, {
-        "error": error,
-        "error_description": f"AADSTS{code}: {description}\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\n"
-                             f"Timestamp: {stamp}",
-        "error_codes": [code],
-        "timestamp": stamp,
-        "trace_id": str(trace),
-        "correlation_id": str(corr),
-    })
+    return _json(
+        status,
+        {
+            "error": error,
+            "error_description": f"AADSTS{code}: {description}\r\nTrace ID: {trace}\r\nCorrelation ID: {corr}\r\n"
+            f"Timestamp: {stamp}",
+            "error_codes": [code],
+            "timestamp": stamp,
+            "trace_id": str(trace),
+            "correlation_id": str(corr),
+        },
+    )
 
 
 def _graph_error(status: int, code: str, message: str) -> HttpResponse:
-    return _json(status, {"error": {"code": code, "message": message,
-                                    "innerError": {"request-id": str(uuid.uuid4())}}})
+    return _json(status, {"error": {"code": code, "message": message, "innerError": {"request-id": str(uuid.uuid4())}}})
 
 
 class FakeGraph:
@@ -207,22 +218,33 @@ class FakeGraph:
         if self.scenario.openid_status != 200:
             return _json(self.scenario.openid_status, {"error": "temporarily_unavailable"})
         if tenant != self.scenario.tenant_id:
-            return _aad_error(400, "invalid_tenant", 90002,
-                              f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID.")
+            return _aad_error(
+                400,
+                "invalid_tenant",
+                90002,
+                f"Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID.",
+            )
         base = f"{self.base}/{tenant}"
-        return _json(200, {
-            "token_endpoint": f"{base}/oauth2/v2.0/token",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-            "jwks_uri": f"{self.base}/{tenant}/discovery/v2.0/keys",
-            "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-            "subject_types_supported": ["pairwise"],
-            "id_token_signing_alg_values_supported": ["RS256"],
-            "issuer": f"{self.base}/{tenant}/v2.0",
-            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
-            "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
-            "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
-            "tenant_region_scope": "EU",
-        })
+        return _json(
+            200,
+            {
+                "token_endpoint": f"{base}/oauth2/v2.0/token",
+                "token_endpoint_auth_methods_supported": [
+                    "client_secret_post",
+                    "private_key_jwt",
+                    "client_secret_basic",
+                ],
+                "jwks_uri": f"{self.base}/{tenant}/discovery/v2.0/keys",
+                "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
+                "subject_types_supported": ["pairwise"],
+                "id_token_signing_alg_values_supported": ["RS256"],
+                "issuer": f"{self.base}/{tenant}/v2.0",
+                "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                "end_session_endpoint": f"{base}/oauth2/v2.0/logout",
+                "tenant_region_scope": "EU",
+            },
+        )
 
     def _token(self, tenant: str, req: HttpRequest) -> HttpResponse:
         sc = self.scenario
@@ -234,12 +256,16 @@ class FakeGraph:
         if form.get("grant_type") != "client_credentials":
             return _aad_error(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type.")
         if form.get("client_id") != sc.client_id:
-            return _aad_error(400, "unauthorized_client", 700016,
-                              f"Application with identifier '{form.get('client_id')}' was not found in the "
-                              f"directory '{tenant}'.")
+            return _aad_error(
+                400,
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{form.get('client_id')}' was not found in the directory '{tenant}'.",
+            )
         if form.get("scope") != f"{self.base}/.default":
-            return _aad_error(400, "invalid_scope", 1002012, f"The provided value for scope {form.get('scope')} "
-                                                             "is not valid.")
+            return _aad_error(
+                400, "invalid_scope", 1002012, f"The provided value for scope {form.get('scope')} is not valid."
+            )
         if "client_assertion" in form:
             problem = self._check_assertion(form)
             if problem:
@@ -248,15 +274,18 @@ class FakeGraph:
             sent = form.get("client_secret", "")
             sent = sent.upper() if sc.echo_secret_upper else sent
             extra = f" (got '{sent}')" if sc.echo_secret_in_error else ""
-            return _aad_error(401, "invalid_client", 7000215,
-                              "Invalid client secret provided. Ensure the secret being sent in the request is the "
-                              f"client secret value, not the client secret ID, for a secret added to app "
-                              f"'{sc.client_id}'{extra}.")
+            return _aad_error(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided. Ensure the secret being sent in the request is the "
+                f"client secret value, not the client secret ID, for a secret added to app "
+                f"'{sc.client_id}'{extra}.",
+            )
         token = "eyJ0eXAiOiJKV1Qi." + secrets.token_urlsafe(48) + "." + secrets.token_urlsafe(32)
         with self._lock:
             self.issued_tokens.append(token)
-        return _json(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599,
-                           "access_token": token})
+        return _json(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
 
     def _check_assertion(self, form: dict[str, str]) -> str:
         """Validate a client assertion JWT like Entra ID does; return the problem or ''."""
@@ -280,8 +309,11 @@ class FakeGraph:
             return "unknown key (x5t)"
         try:
             claims = jwt.decode(
-                assertion, sc.client_cert.cert.public_key(), algorithms=["RS256", "PS256"],
-                audience=self.token_endpoint, options={"require": ["exp", "aud", "iss", "sub"]},
+                assertion,
+                sc.client_cert.cert.public_key(),
+                algorithms=["RS256", "PS256"],
+                audience=self.token_endpoint,
+                options={"require": ["exp", "aud", "iss", "sub"]},
             )
         except jwt.PyJWTError as exc:
             return f"signature or claims invalid ({exc.__class__.__name__})"
@@ -318,9 +350,12 @@ class FakeGraph:
         if select:
             unknown = [s for s in select if s not in org]
             if unknown:
-                return _graph_error(400, "Request_BadRequest",
-                                    f"Could not find a property named '{unknown[0]}' on type "
-                                    "'Microsoft.DirectoryServices.Organization'.")
+                return _graph_error(
+                    400,
+                    "Request_BadRequest",
+                    f"Could not find a property named '{unknown[0]}' on type "
+                    "'Microsoft.DirectoryServices.Organization'.",
+                )
             org = {k: org[k] for k in select}
         context = f"{self.base}/{'beta' if beta else 'v1.0'}/$metadata#organization"
         return _json(200, {"@odata.context": context, "value": [org]})
@@ -328,19 +363,29 @@ class FakeGraph:
     def _users(self, query: dict[str, str], req: HttpRequest, *, token: str) -> HttpResponse:
         sc = self.scenario
         if sc.users_status != 200:
-            return _graph_error(sc.users_status, "Authorization_RequestDenied",
-                                "Insufficient privileges to complete the operation.")
+            return _graph_error(
+                sc.users_status, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
+            )
         wants_count = query.get("$count") == "true"
         if wants_count and req.headers.get("consistencylevel", "").lower() != "eventual":
-            return _graph_error(400, "Request_UnsupportedQuery",
-                                "$count is not currently supported without ConsistencyLevel: eventual.")
+            return _graph_error(
+                400, "Request_UnsupportedQuery", "$count is not currently supported without ConsistencyLevel: eventual."
+            )
         if "onPremisesProvisioningErrors" not in query.get("$filter", ""):
             return _graph_error(400, "Request_UnsupportedQuery", "this fake only answers the provisioning filter")
         top = int(query.get("$top", "100"))
         users = [
-            {"userPrincipalName": upn, "onPremisesProvisioningErrors": [{
-                "category": "PropertyConflict", "propertyCausingError": "ProxyAddresses",
-                "value": f"smtp:{upn}", "occurredDateTime": _iso(3600)}]}
+            {
+                "userPrincipalName": upn,
+                "onPremisesProvisioningErrors": [
+                    {
+                        "category": "PropertyConflict",
+                        "propertyCausingError": "ProxyAddresses",
+                        "value": f"smtp:{upn}",
+                        "occurredDateTime": _iso(3600),
+                    }
+                ],
+            }
             for upn in sc.provisioning_errors
         ]
         body: dict[str, Any] = {"value": users[:top]}
@@ -406,8 +451,16 @@ class ProxyRecorder:
         self.stop()
 
 
-PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY",
-                   "https_proxy", "http_proxy", "all_proxy", "no_proxy")
+PROXY_VARIABLES = (
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+    "no_proxy",
+)
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
 

@@ -125,7 +125,8 @@ def cert_entry(
         "Template": template,
         "Root": win_dn(root_cert.subject) if root_cert is not None else "",
         "RootThumbprint": hashlib.sha1(root_cert.public_bytes(Encoding.DER)).hexdigest().upper()
-        if root_cert is not None else "",
+        if root_cert is not None
+        else "",
     }
 
 
@@ -143,8 +144,13 @@ def listener_entry(
     return {
         "Name": f"Listener_{abs(hash((transport, address))) % 10**10}",
         "Keys": [f"Transport={transport}", f"Address={address}"],
-        "Address": address, "Transport": transport, "Port": str(port), "Hostname": hostname,
-        "Enabled": "true" if enabled else "false", "URLPrefix": "wsman", "CertificateThumbprint": thumbprint,
+        "Address": address,
+        "Transport": transport,
+        "Port": str(port),
+        "Hostname": hostname,
+        "Enabled": "true" if enabled else "false",
+        "URLPrefix": "wsman",
+        "CertificateThumbprint": thumbprint,
         "Source": source,
     }
 
@@ -232,8 +238,12 @@ class FakeWinRM:
         self._server = Server((host, 0), Handler)
         self.host = host
         self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        daemon=True, name=f"fake-winrm-{host}:{self.port}")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+            name=f"fake-winrm-{host}:{self.port}",
+        )
         self._thread.start()
 
     @property
@@ -327,8 +337,10 @@ class FakeWinRM:
                 time.sleep(behaviour.receive_delay)
             if behaviour.hang:
                 time.sleep(0.2)
-                xml = (f'<rsp:ReceiveResponse><rsp:CommandState CommandId="{command_id}" '
-                       f'State="{SHELL}/CommandState/Running"/></rsp:ReceiveResponse>')
+                xml = (
+                    f'<rsp:ReceiveResponse><rsp:CommandState CommandId="{command_id}" '
+                    f'State="{SHELL}/CommandState/Running"/></rsp:ReceiveResponse>'
+                )
                 return 200, _envelope(f"{SHELL}/ReceiveResponse", message_id, xml)
             out = base64.b64encode(behaviour.stdout).decode()
             err = base64.b64encode(behaviour.stderr).decode()
@@ -347,8 +359,11 @@ class FakeWinRM:
             return 200, _envelope(f"{SHELL}/SignalResponse", message_id, "<rsp:SignalResponse/>")
         if action == "delete":
             return 200, _envelope("http://schemas.xmlsoap.org/ws/2004/09/transfer/DeleteResponse", message_id, "")
-        return 500, _envelope("http://schemas.xmlsoap.org/ws/2004/08/addressing/fault", message_id,
-                              f"<s:Fault><s:Reason><s:Text>unsupported action {action_uri}</s:Text></s:Reason></s:Fault>")
+        return 500, _envelope(
+            "http://schemas.xmlsoap.org/ws/2004/08/addressing/fault",
+            message_id,
+            f"<s:Fault><s:Reason><s:Text>unsupported action {action_uri}</s:Text></s:Reason></s:Fault>",
+        )
 
     def decoded_scripts(self) -> list[str]:
         """The PowerShell scripts received as ``-EncodedCommand`` (UTF-16LE base64), decoded."""

@@ -31,7 +31,7 @@ class ParsedScript:
         """Text around every ERROR or MISSING node (empty for a clean parse)."""
         data = self.source.encode("utf-8")
         return [
-            f"{n.type} at line {n.start_point[0] + 1}: {data[n.start_byte:n.end_byte][:80]!r}"
+            f"{n.type} at line {n.start_point[0] + 1}: {data[n.start_byte : n.end_byte][:80]!r}"
             for n in self._nodes()
             if n.type == "ERROR" or n.is_missing
         ]
@@ -39,20 +39,12 @@ class ParsedScript:
     def string_literals(self) -> list[str]:
         """Source text of every string_literal node (verbatim or expandable)."""
         data = self.source.encode("utf-8")
-        return [
-            data[n.start_byte : n.end_byte].decode("utf-8")
-            for n in self._nodes()
-            if n.type == "string_literal"
-        ]
+        return [data[n.start_byte : n.end_byte].decode("utf-8") for n in self._nodes() if n.type == "string_literal"]
 
     def command_names(self) -> list[str]:
         """Names of every command invoked (``Write-Host``, ``Set-User``...)."""
         data = self.source.encode("utf-8")
-        return [
-            data[n.start_byte : n.end_byte].decode("utf-8")
-            for n in self._nodes()
-            if n.type == "command_name"
-        ]
+        return [data[n.start_byte : n.end_byte].decode("utf-8") for n in self._nodes() if n.type == "command_name"]
 
     def commands(self) -> list[tuple[str, list[str]]]:
         """Every command invoked: its name and the names of the parameters given (without ``-``)."""
@@ -86,7 +78,6 @@ class ParsedScript:
     def verbatim_literals(self) -> list[str]:
         """Source text of every single-quoted (verbatim) string literal."""
         return [s for s in self.string_literals() if s[:1] in "'\u2018\u2019\u201a\u201b"]
-
 
     def nodes_of(self, node_type: str) -> list[ts.Node]:
         """Every node of *node_type*, in source order."""

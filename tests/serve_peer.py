@@ -28,8 +28,15 @@ class Served:
     proc: subprocess.Popen[str]
     log: list[str] = field(default_factory=list)
 
-    def get(self, path: str, *, headers: dict[str, str] | None = None, timeout: float = 30,
-            method: str = "GET", context: ssl.SSLContext | None = None) -> tuple[int, str, dict[str, str]]:
+    def get(
+        self,
+        path: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+        method: str = "GET",
+        context: ssl.SSLContext | None = None,
+    ) -> tuple[int, str, dict[str, str]]:
         """(status, body, headers) of a request to the exporter."""
         request = urllib.request.Request(self.url + path, headers=headers or {}, method=method)
         try:
@@ -40,12 +47,16 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(config: Path, *args: str, listen: str = "127.0.115.1:0", env: dict[str, str] | None = None,
-          startup_s: float = 20) -> Iterator[Served]:
+def serve(
+    config: Path, *args: str, listen: str = "127.0.115.1:0", env: dict[str, str] | None = None, startup_s: float = 20
+) -> Iterator[Served]:
     """Start ``opsbook serve --config CONFIG ARGS`` and wait for 'listening on URL'."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "opsbook", "serve", "--config", str(config), "--listen", listen, *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
         env={**os.environ, **(env or {})},
     )
     assert proc.stderr is not None

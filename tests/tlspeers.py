@@ -140,9 +140,15 @@ class Leaf:
 def _ca_key_usage() -> x509.KeyUsage:
     """Key usage of a CA certificate (root or intermediate): certificate and CRL signing."""
     return x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False,
-        data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-        encipher_only=False, decipher_only=False,
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -171,7 +177,11 @@ class TestCA:
         )
 
     def intermediate(
-        self, common_name: str, *, not_before: dt.datetime | None = None, not_after: dt.datetime | None = None,
+        self,
+        common_name: str,
+        *,
+        not_before: dt.datetime | None = None,
+        not_after: dt.datetime | None = None,
         slot: int = 7,
     ) -> TestCA:
         """An intermediate (issuing) CA signed by this one; its leaves' ``write`` sends the intermediate too.
@@ -229,12 +239,18 @@ class TestCA:
         Validity: ``not_before`` (default yesterday) to ``not_after`` (default now + *days*).
         """
         return _build_leaf(
-            self.cert.subject, self.key, common_name,
+            self.cert.subject,
+            self.key,
+            common_name,
             names=[common_name] if names is None else list(names),
             not_before=not_before or days_from_now(-1),
             not_after=not_after or days_from_now(days),
-            eku=eku, key_type=key_type, key_size=key_size, hash_name=hash_name,
-            issuer_pem=self.cert_pem, ca_key_id=self.cert,
+            eku=eku,
+            key_type=key_type,
+            key_size=key_size,
+            hash_name=hash_name,
+            issuer_pem=self.cert_pem,
+            ca_key_id=self.cert,
         )
 
 
@@ -266,9 +282,7 @@ def _build_leaf(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
     )
     if names:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False
-        )
+        builder = builder.add_extension(x509.SubjectAlternativeName([_general_name(n) for n in names]), critical=False)
     if eku is not None:
         builder = builder.add_extension(x509.ExtendedKeyUsage([EKU_OIDS[e] for e in eku]), critical=False)
     if ca_key_id is not None:
@@ -312,16 +326,34 @@ def self_signed(common_name: str, *, names: Sequence[str] | None = None, days: f
     key = _key("rsa", 2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     return _build_leaf(
-        name, key, common_name, names=[common_name] if names is None else list(names),
-        not_before=days_from_now(-1), not_after=days_from_now(days), eku=("server",),
-        key_type="rsa", key_size=2048, hash_name="sha256", issuer_pem=b"", ca_key_id=None, key=key,
+        name,
+        key,
+        common_name,
+        names=[common_name] if names is None else list(names),
+        not_before=days_from_now(-1),
+        not_after=days_from_now(days),
+        eku=("server",),
+        key_type="rsa",
+        key_size=2048,
+        hash_name="sha256",
+        issuer_pem=b"",
+        ca_key_id=None,
+        key=key,
     )
 
 
 #: The certificate kinds :func:`make_leaf` knows (the classic WinRM listener problems).
 LEAF_KINDS = (
-    "valid", "expired", "expiring", "not_yet_valid", "wrong_ca", "self_signed",
-    "name_mismatch", "client_eku", "sha1", "weak_key",
+    "valid",
+    "expired",
+    "expiring",
+    "not_yet_valid",
+    "wrong_ca",
+    "self_signed",
+    "name_mismatch",
+    "client_eku",
+    "sha1",
+    "weak_key",
 )
 
 
@@ -422,7 +454,9 @@ def _winrm_handler(schemes: Sequence[str], identify_always: bool) -> Callable[[H
         unauth = req.headers.get("wsmanidentify", "").lower() == "unauthenticated"
         if identify_always or (unauth and b"Identify" in req.body):
             return HttpResponse(
-                200, "OK", [*server, ("Content-Type", "application/soap+xml;charset=UTF-8")],
+                200,
+                "OK",
+                [*server, ("Content-Type", "application/soap+xml;charset=UTF-8")],
                 IDENTIFY_RESPONSE.encode(),
             )
         return HttpResponse(401, "", [*server, *(("WWW-Authenticate", s) for s in schemes)], b"")

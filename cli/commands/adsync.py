@@ -40,6 +40,7 @@ EPILOG = examples(
     "    --tenant-id contoso.onmicrosoft.com --client-id 00000000-0000-0000-0000-000000000000 --max-sync-age 1h,3h",
 )
 
+
 def _dns_servers(entries: list[str] | None) -> list[HostPort]:
     from opsbook.runbooks.probes.dns import parse_servers
 
@@ -104,8 +105,16 @@ def build_report(
         ldaps_certs=asked_ldaps or ca_file is not None,
         resolve={a_label(host, "--resolve", host): address for host, address in parse_resolve(resolve).items()},
     )
-    graph_values = (tenant_id, client_id, client_secret_file, client_cert, authority_host, graph_endpoint,
-                    max_sync_age, max_password_sync_age)
+    graph_values = (
+        tenant_id,
+        client_id,
+        client_secret_file,
+        client_cert,
+        authority_host,
+        graph_endpoint,
+        max_sync_age,
+        max_password_sync_age,
+    )
     graph_given = provisioning_errors or any(v is not None for v in graph_values)
     if graph_given and not graph:
         raise InputError("the Graph options (--tenant-id, --client-id, ...) need --graph")
@@ -125,8 +134,11 @@ def build_report(
             kwargs["max_sync_age"] = parse_age_thresholds(max_sync_age)
         if max_password_sync_age is not None:
             kwargs["max_password_sync_age"] = parse_age_thresholds(max_password_sync_age)
-        secret = None if client_cert is not None and client_secret_file is None else secret_from(
-            "OPSBOOK_GRAPH_CLIENT_SECRET", client_secret_file)
+        secret = (
+            None
+            if client_cert is not None and client_secret_file is None
+            else secret_from("OPSBOOK_GRAPH_CLIENT_SECRET", client_secret_file)
+        )
         graph_options = graph_mod.GraphOptions(
             tenant_id=tenant_id or "",
             client_id=client_id or "",
@@ -151,9 +163,12 @@ def check(  # noqa: PLR0917 - one parameter per option
     domain: Annotated[str, typer.Option("--domain", metavar="DOMAIN", help="The AD domain (DNS name).")],
     dns: Annotated[
         list[str] | None,
-        typer.Option("--dns", metavar="ADDRESS[:PORT]",
-                     help="A DNS server of the sync server, in its order; repeatable; IPv6 as [addr]:port "
-                          "(default: the nameservers of /etc/resolv.conf)."),
+        typer.Option(
+            "--dns",
+            metavar="ADDRESS[:PORT]",
+            help="A DNS server of the sync server, in its order; repeatable; IPv6 as [addr]:port "
+            "(default: the nameservers of /etc/resolv.conf).",
+        ),
     ] = None,
     dc: Annotated[
         list[str] | None,
@@ -161,11 +176,14 @@ def check(  # noqa: PLR0917 - one parameter per option
     ] = None,
     ports: Annotated[
         str | None,
-        typer.Option("--ports", metavar="LIST",
-                     help="Comma list of PORT/PROTO or FIRST-LAST/PROTO replacing the default AD ports "
-                          "(53/tcp,53/udp,88/tcp,88/udp,135/tcp,389/tcp,389/udp,445/tcp,636/tcp,3268/tcp, "
-                          "Microsoft's Entra Connect port list); the RPC range is probed only when listed, "
-                          "e.g. 49152-65535/tcp; 3269/tcp, 123/udp and 464 on request."),
+        typer.Option(
+            "--ports",
+            metavar="LIST",
+            help="Comma list of PORT/PROTO or FIRST-LAST/PROTO replacing the default AD ports "
+            "(53/tcp,53/udp,88/tcp,88/udp,135/tcp,389/tcp,389/udp,445/tcp,636/tcp,3268/tcp, "
+            "Microsoft's Entra Connect port list); the RPC range is probed only when listed, "
+            "e.g. 49152-65535/tcp; 3269/tcp, 123/udp and 464 on request.",
+        ),
     ] = None,
     timeout: Annotated[float, timeout_option(2)] = 2.0,
     resolve: ResolveOption = None,
@@ -174,13 +192,21 @@ def check(  # noqa: PLR0917 - one parameter per option
     client_id: Annotated[str | None, typer.Option("--client-id", help="App registration's client id.")] = None,
     client_secret_file: Annotated[
         Path | None,
-        typer.Option("--client-secret-file", metavar="FILE", dir_okay=False,
-                     help="File holding the client secret (else env OPSBOOK_GRAPH_CLIENT_SECRET)."),
+        typer.Option(
+            "--client-secret-file",
+            metavar="FILE",
+            dir_okay=False,
+            help="File holding the client secret (else env OPSBOOK_GRAPH_CLIENT_SECRET).",
+        ),
     ] = None,
     client_cert: Annotated[
         Path | None,
-        typer.Option("--client-cert", metavar="PEM", dir_okay=False,
-                     help="Certificate and private key (PEM) instead of a client secret."),
+        typer.Option(
+            "--client-cert",
+            metavar="PEM",
+            dir_okay=False,
+            help="Certificate and private key (PEM) instead of a client secret.",
+        ),
     ] = None,
     authority_host: Annotated[
         str | None,
@@ -195,8 +221,9 @@ def check(  # noqa: PLR0917 - one parameter per option
     ] = None,
     max_password_sync_age: Annotated[
         str | None,
-        typer.Option("--max-password-sync-age", metavar="WARN[,CRIT]",
-                     help="Last password hash sync age (default 1h,3h)."),
+        typer.Option(
+            "--max-password-sync-age", metavar="WARN[,CRIT]", help="Last password hash sync age (default 1h,3h)."
+        ),
     ] = None,
     provisioning_errors: Annotated[
         bool,
@@ -208,28 +235,58 @@ def check(  # noqa: PLR0917 - one parameter per option
     ] = None,
     max_dcs: Annotated[
         int | None,
-        typer.Option("--max-dcs", metavar="N", help="Most DCs taken from SRV answers (default 50; the rest "
-                                                     "are reported, not probed)."),
+        typer.Option(
+            "--max-dcs",
+            metavar="N",
+            help="Most DCs taken from SRV answers (default 50; the rest are reported, not probed).",
+        ),
     ] = None,
     max_skew: Annotated[
         str | None,
-        typer.Option("--max-skew", metavar="WARN[,CRIT]",
-                     help="DC clock skew thresholds (default 2m,5m; Kerberos fails at 5 minutes)."),
+        typer.Option(
+            "--max-skew",
+            metavar="WARN[,CRIT]",
+            help="DC clock skew thresholds (default 2m,5m; Kerberos fails at 5 minutes).",
+        ),
     ] = None,
     ca_file: Annotated[
         Path | None,
-        typer.Option("--ca-file", metavar="PEM", dir_okay=False,
-                     help="AD CS root(s) for the LDAPS certificates (checked when given, or when --ports "
-                          "lists 636/3269)."),
+        typer.Option(
+            "--ca-file",
+            metavar="PEM",
+            dir_okay=False,
+            help="AD CS root(s) for the LDAPS certificates (checked when given, or when --ports lists 636/3269).",
+        ),
     ] = None,
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
 ) -> None:
     """Check DNS per server, DC ports and (with --graph) the tenant's sync freshness."""
-    raise typer.Exit(terminal.emit_report(build_report(
-        domain=domain, dns=dns, dc=dc, ports=ports, timeout=timeout, resolve=resolve, graph=graph,
-        tenant_id=tenant_id, client_id=client_id, client_secret_file=client_secret_file, client_cert=client_cert,
-        authority_host=authority_host, graph_endpoint=graph_endpoint, max_sync_age=max_sync_age,
-        max_password_sync_age=max_password_sync_age, provisioning_errors=provisioning_errors,
-        site=site, max_dcs=max_dcs, max_skew=max_skew, ca_file=ca_file,
-    ), fmt, textfile=textfile))
+    raise typer.Exit(
+        terminal.emit_report(
+            build_report(
+                domain=domain,
+                dns=dns,
+                dc=dc,
+                ports=ports,
+                timeout=timeout,
+                resolve=resolve,
+                graph=graph,
+                tenant_id=tenant_id,
+                client_id=client_id,
+                client_secret_file=client_secret_file,
+                client_cert=client_cert,
+                authority_host=authority_host,
+                graph_endpoint=graph_endpoint,
+                max_sync_age=max_sync_age,
+                max_password_sync_age=max_password_sync_age,
+                provisioning_errors=provisioning_errors,
+                site=site,
+                max_dcs=max_dcs,
+                max_skew=max_skew,
+                ca_file=ca_file,
+            ),
+            fmt,
+            textfile=textfile,
+        )
+    )

@@ -13,8 +13,9 @@ from ..outputformat import OutputFormat
 if TYPE_CHECKING:  # pragma: no cover
     from opsbook.runbooks.model import Report
 
-app = typer.Typer(help="DNS resolvers: each one asked on its own, answers compared (brown-out, down).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="DNS resolvers: each one asked on its own, answers compared (brown-out, down).", no_args_is_help=True
+)
 
 HELP = """Ask each DNS server on its own for the same names and compare the answers.
 
@@ -74,9 +75,11 @@ def check(
     *,
     dns: Annotated[
         list[str] | None,
-        typer.Option("--dns", metavar="ADDRESS[:PORT]",
-                     help="A DNS server; repeatable; IPv6 as [addr]:port (default: the nameservers of "
-                          "/etc/resolv.conf)."),
+        typer.Option(
+            "--dns",
+            metavar="ADDRESS[:PORT]",
+            help="A DNS server; repeatable; IPv6 as [addr]:port (default: the nameservers of /etc/resolv.conf).",
+        ),
     ] = None,
     name: Annotated[
         list[str] | None,
@@ -84,14 +87,20 @@ def check(
     ] = None,
     host_name: Annotated[
         str | None,
-        typer.Option("--host-name", metavar="NAME",
-                     help="This host's own name, which may be unknown to DNS (default: the host name, with "
-                          "resolv.conf's domain; '' for none)."),
+        typer.Option(
+            "--host-name",
+            metavar="NAME",
+            help="This host's own name, which may be unknown to DNS (default: the host name, with "
+            "resolv.conf's domain; '' for none).",
+        ),
     ] = None,
     timeout: Annotated[float, timeout_option(2)] = 2.0,
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
 ) -> None:
     """Ask each DNS server on its own for the same names and compare the answers."""
-    raise typer.Exit(terminal.emit_report(build_report(dns=dns, name=name, host_name=host_name, timeout=timeout),
-                                          fmt, textfile=textfile))
+    raise typer.Exit(
+        terminal.emit_report(
+            build_report(dns=dns, name=name, host_name=host_name, timeout=timeout), fmt, textfile=textfile
+        )
+    )

@@ -30,8 +30,12 @@ app = typer.Typer(
 
 DaemonJsonOption = Annotated[
     Path | None,
-    typer.Option("--daemon-json", metavar="PATH", dir_okay=False,
-                 help="daemon.json (default /etc/docker/daemon.json; rootless ~/.config/docker/daemon.json)."),
+    typer.Option(
+        "--daemon-json",
+        metavar="PATH",
+        dir_okay=False,
+        help="daemon.json (default /etc/docker/daemon.json; rootless ~/.config/docker/daemon.json).",
+    ),
 ]
 DockerHostOption = Annotated[
     str | None,
@@ -39,28 +43,40 @@ DockerHostOption = Annotated[
 ]
 StopOption = Annotated[
     str | None,
-    typer.Option("--stop-command", metavar="CMD",
-                 help="Shell command that stops the engine when systemd does not manage it."),
+    typer.Option(
+        "--stop-command", metavar="CMD", help="Shell command that stops the engine when systemd does not manage it."
+    ),
 ]
 StartOption = Annotated[
     str | None,
-    typer.Option("--start-command", metavar="CMD",
-                 help="Shell command that starts the engine when systemd does not manage it."),
+    typer.Option(
+        "--start-command", metavar="CMD", help="Shell command that starts the engine when systemd does not manage it."
+    ),
 ]
 ContainerdConfigOption = Annotated[
     Path | None,
-    typer.Option("--containerd-config", metavar="PATH", dir_okay=False,
-                 help="containerd's config.toml (default /etc/containerd/config.toml)."),
+    typer.Option(
+        "--containerd-config",
+        metavar="PATH",
+        dir_okay=False,
+        help="containerd's config.toml (default /etc/containerd/config.toml).",
+    ),
 ]
 ContainerdStopOption = Annotated[
     str | None,
-    typer.Option("--containerd-stop-command", metavar="CMD",
-                 help="Shell command that stops containerd when systemd does not manage it."),
+    typer.Option(
+        "--containerd-stop-command",
+        metavar="CMD",
+        help="Shell command that stops containerd when systemd does not manage it.",
+    ),
 ]
 ContainerdStartOption = Annotated[
     str | None,
-    typer.Option("--containerd-start-command", metavar="CMD",
-                 help="Shell command that starts containerd when systemd does not manage it."),
+    typer.Option(
+        "--containerd-start-command",
+        metavar="CMD",
+        help="Shell command that starts containerd when systemd does not manage it.",
+    ),
 ]
 StateDirOption = Annotated[
     Path, typer.Option("--state-dir", metavar="PATH", file_okay=False, help="Backups and the move journal.")
@@ -87,8 +103,13 @@ def _control(docker_host: str | None, stop_command: str | None, start_command: s
     if bool(stop_command) != bool(start_command):
         raise InputError("--stop-command and --start-command go together: give both or neither")
     systemd = is_systemd_host() and not stop_command
-    return EngineControl(docker_host, stop_command or None, start_command or None, systemd=systemd,
-                         socket_unit=not systemd or unit_exists("docker.socket"))
+    return EngineControl(
+        docker_host,
+        stop_command or None,
+        start_command or None,
+        systemd=systemd,
+        socket_unit=not systemd or unit_exists("docker.socket"),
+    )
 
 
 def _containerd_control(stop_command: str | None, start_command: str | None) -> ContainerdControl:
@@ -97,8 +118,9 @@ def _containerd_control(stop_command: str | None, start_command: str | None) -> 
 
     if bool(stop_command) != bool(start_command):
         raise InputError("--containerd-stop-command and --containerd-start-command go together: give both or neither")
-    return ContainerdControl(None, stop_command or None, start_command or None,
-                             systemd=is_systemd_host() and not stop_command)
+    return ContainerdControl(
+        None, stop_command or None, start_command or None, systemd=is_systemd_host() and not stop_command
+    )
 
 
 def _containerd_config(path: Path | None) -> str:
@@ -130,8 +152,12 @@ def build_report(
     from opsbook.runbooks.docker_root import status
 
     del stop_command, start_command  # accepted for symmetry with the other docker-root commands
-    return status.build(_daemon_json(daemon_json), _host(docker_host), str(state_dir),
-                        containerd_config=_containerd_config(containerd_config))
+    return status.build(
+        _daemon_json(daemon_json),
+        _host(docker_host),
+        str(state_dir),
+        containerd_config=_containerd_config(containerd_config),
+    )
 
 
 @app.command(
@@ -154,10 +180,20 @@ def status(
 ) -> None:
     """Current data-root, driver, backing filesystem, d_type, image store (and containerd's root), usage
     and free space."""
-    raise typer.Exit(terminal.emit_report(build_report(
-        daemon_json=daemon_json, docker_host=docker_host, stop_command=stop_command,
-        start_command=start_command, state_dir=state_dir, containerd_config=containerd_config),
-        fmt, textfile=textfile))
+    raise typer.Exit(
+        terminal.emit_report(
+            build_report(
+                daemon_json=daemon_json,
+                docker_host=docker_host,
+                stop_command=stop_command,
+                start_command=start_command,
+                state_dir=state_dir,
+                containerd_config=containerd_config,
+            ),
+            fmt,
+            textfile=textfile,
+        )
+    )
 
 
 @app.command(
@@ -177,20 +213,27 @@ def move(
     yes: YesOption = False,
     containerd_root_moved: Annotated[
         bool,
-        typer.Option("--containerd-root-moved",
-                     help="The containerd image store is in use and you move containerd's root yourself "
-                          "(opsbook then moves only the data-root)."),
+        typer.Option(
+            "--containerd-root-moved",
+            help="The containerd image store is in use and you move containerd's root yourself "
+            "(opsbook then moves only the data-root).",
+        ),
     ] = False,
     containerd_target: Annotated[
         str | None,
-        typer.Option("--containerd-target", metavar="PATH",
-                     help="New root of the system containerd (default: a 'containerd' folder beside TARGET)."),
+        typer.Option(
+            "--containerd-target",
+            metavar="PATH",
+            help="New root of the system containerd (default: a 'containerd' folder beside TARGET).",
+        ),
     ] = None,
     allow_other_containerd_clients: Annotated[
         bool,
-        typer.Option("--allow-other-containerd-clients",
-                     help="Move containerd's root although namespaces other than Docker's (e.g. k8s.io) use it: "
-                          "their running tasks are stopped and started again."),
+        typer.Option(
+            "--allow-other-containerd-clients",
+            help="Move containerd's root although namespaces other than Docker's (e.g. k8s.io) use it: "
+            "their running tasks are stopped and started again.",
+        ),
     ] = False,
     containerd_config: ContainerdConfigOption = None,
     containerd_stop_command: ContainerdStopOption = None,
@@ -218,8 +261,12 @@ def move(
     target = target if dry_run and target.strip() else _absolute(target)
     host_url = _host(docker_host)
     opts = MoveOptions(
-        target=target, daemon_json=_daemon_json(daemon_json), docker_host=host_url, state_dir=str(state_dir),
-        control=_control(host_url, stop_command, start_command), dry_run=dry_run,
+        target=target,
+        daemon_json=_daemon_json(daemon_json),
+        docker_host=host_url,
+        state_dir=str(state_dir),
+        control=_control(host_url, stop_command, start_command),
+        dry_run=dry_run,
         allow_containerd_store=containerd_root_moved,
         containerd_config=_containerd_config(containerd_config),
         containerd_control=_containerd_control(containerd_stop_command, containerd_start_command),
@@ -297,8 +344,9 @@ def rollback(
                 raise RefusedError("not confirmed: nothing changed")
 
     # The lock is taken first and held through the prompt (run_locked): what is shown is what is done.
-    report = run_locked(Journal(str(state_dir)), _host(docker_host), _given_daemon_json(daemon_json),
-                        control_for, confirm)
+    report = run_locked(
+        Journal(str(state_dir)), _host(docker_host), _given_daemon_json(daemon_json), control_for, confirm
+    )
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 
 

@@ -40,7 +40,7 @@ is written. The script is UTF-8 with BOM and CRLF (for Windows PowerShell 5.1).
     "clear-previous-mailbox",
     help=HELP,
     epilog=examples(
-        "opsbook exchange clear-previous-mailbox jane.doe@contoso.com \"o'brien@contoso.com\"",
+        'opsbook exchange clear-previous-mailbox jane.doe@contoso.com "o\'brien@contoso.com"',
         "opsbook exchange clear-previous-mailbox --csv users.csv --output CHG0042.ps1",
         "opsbook exchange clear-previous-mailbox --csv users.csv --license-reset -o CHG0042.ps1 --force",
         "pwsh ./CHG0042.ps1            # on the admin host: read-only report",

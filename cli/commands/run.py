@@ -51,7 +51,9 @@ def run(  # noqa: PLR0917 - Typer maps every parameter
     concurrency: Annotated[
         int | None,
         typer.Option(
-            "--concurrency", min=1, max=256,
+            "--concurrency",
+            min=1,
+            max=256,
             help="Suite entries run at once (default: the suite's defaults.concurrency, else 16).",
         ),
     ] = None,

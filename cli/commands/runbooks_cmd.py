@@ -27,8 +27,11 @@ def list_all(ctx: typer.Context) -> None:
 
 @app.command(
     "show",
-    epilog=examples("opsbook runbooks show winrm-https", "opsbook runbooks show exchange",
-                     "opsbook runbooks show adsync > adsync.md"),
+    epilog=examples(
+        "opsbook runbooks show winrm-https",
+        "opsbook runbooks show exchange",
+        "opsbook runbooks show adsync > adsync.md",
+    ),
 )
 def show(
     name: Annotated[

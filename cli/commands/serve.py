@@ -71,8 +71,9 @@ class ExporterHooks:
             raise SuiteErrors(errors)
         config.binding = Binder(resolver)  # requests: a file missing later makes that probe UNKNOWN
 
-    def prepare(self, config: ModuleConfig, module: Module, target: str | None,
-                timeout: float) -> tuple[Callable[[], Report], Scrubber]:
+    def prepare(
+        self, config: ModuleConfig, module: Module, target: str | None, timeout: float
+    ) -> tuple[Callable[[], Report], Scrubber]:
         binder = config.binding
         bound = binder.bind(_with_target(module, target))
         if bound.params is None:
@@ -126,18 +127,29 @@ exit_now = os._exit
 def serve(  # noqa: PLR0917 - Typer maps every parameter
     config: Annotated[
         Path,
-        typer.Option("--config", metavar="FILE", dir_okay=False,
-                     help="The modules (YAML: version 1, modules: NAME: {runbook, with, deadline, allow, target})."),
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            dir_okay=False,
+            help="The modules (YAML: version 1, modules: NAME: {runbook, with, deadline, allow, target}).",
+        ),
     ],
     listen: Annotated[
         str,
-        typer.Option("--listen", metavar="HOST:PORT",
-                     help=f"Address to listen on (default {DEFAULT_LISTEN}: loopback only; ':9835' for all)."),
+        typer.Option(
+            "--listen",
+            metavar="HOST:PORT",
+            help=f"Address to listen on (default {DEFAULT_LISTEN}: loopback only; ':9835' for all).",
+        ),
     ] = DEFAULT_LISTEN,
     web_config: Annotated[
         Path | None,
-        typer.Option("--web-config", metavar="FILE", dir_okay=False,
-                     help="exporter-toolkit web config: tls_server_config, basic_auth_users (bcrypt)."),
+        typer.Option(
+            "--web-config",
+            metavar="FILE",
+            dir_okay=False,
+            help="exporter-toolkit web config: tls_server_config, basic_auth_users (bcrypt).",
+        ),
     ] = None,
     max_concurrent_probes: Annotated[
         int,
@@ -145,9 +157,13 @@ def serve(  # noqa: PLR0917 - Typer maps every parameter
     ] = 64,
     max_queued: Annotated[
         int | None,
-        typer.Option("--max-queued", min=0, max=100000,
-                     help="Requests waiting for a probe slot before more are answered 503 "
-                          "(default 4 x --max-concurrent-probes)."),
+        typer.Option(
+            "--max-queued",
+            min=0,
+            max=100000,
+            help="Requests waiting for a probe slot before more are answered 503 "
+            "(default 4 x --max-concurrent-probes).",
+        ),
     ] = None,
     validate: Annotated[
         bool, typer.Option("--validate", help="Only check --config and --web-config, then exit.")

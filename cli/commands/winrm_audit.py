@@ -27,8 +27,7 @@ EPILOG = examples(
     "--ca-file corp-root.pem",
     "opsbook winrm audit srv1.corp.example.com srv2.corp.example.com -u 'CORP\\svc-audit' "
     "--password-file /etc/opsbook/winrm.pw -f json",
-    "opsbook winrm audit srv1.corp.example.com --transport certificate --cert-pem audit.crt "
-    "--cert-key-pem audit.key",
+    "opsbook winrm audit srv1.corp.example.com --transport certificate --cert-pem audit.crt --cert-key-pem audit.key",
     "opsbook winrm audit srv1.corp.example.com -u 'CORP\\svc-audit' -f nagios   # prompts for the password",
     "opsbook winrm audit srv1.corp.example.com --resolve srv1.corp.example.com:10.0.0.21 -u 'CORP\\svc-audit'",
 )
@@ -103,37 +102,61 @@ def audit(  # noqa: PLR0917 - Typer maps every parameter
     ] = None,
     username: Annotated[
         str | None,
-        typer.Option("--username", "-u", metavar="USER",
-                     help="Account to log in with (DOMAIN\\user or user@domain); with kerberos the principal "
-                          "(optional: the ticket cache's); not with --transport certificate.",
-                     show_default=False),
+        typer.Option(
+            "--username",
+            "-u",
+            metavar="USER",
+            help="Account to log in with (DOMAIN\\user or user@domain); with kerberos the principal "
+            "(optional: the ticket cache's); not with --transport certificate.",
+            show_default=False,
+        ),
     ] = None,
     password_file: Annotated[
         Path | None,
-        typer.Option("--password-file", metavar="FILE", dir_okay=False,
-                     help=f"Read the password from FILE (first line). Default: {PASSWORD_ENV}, else a prompt.",
-                     show_default=False),
+        typer.Option(
+            "--password-file",
+            metavar="FILE",
+            dir_okay=False,
+            help=f"Read the password from FILE (first line). Default: {PASSWORD_ENV}, else a prompt.",
+            show_default=False,
+        ),
     ] = None,
     transport: Annotated[
         Transport, typer.Option("--transport", case_sensitive=False, help="Authentication.")
     ] = Transport.ntlm,
     ca_file: Annotated[
         Path | None,
-        typer.Option("--ca-file", metavar="PEM", dir_okay=False,
-                     help="Trust these CA certificates (default: REQUESTS_CA_BUNDLE or certifi).", show_default=False),
+        typer.Option(
+            "--ca-file",
+            metavar="PEM",
+            dir_okay=False,
+            help="Trust these CA certificates (default: REQUESTS_CA_BUNDLE or certifi).",
+            show_default=False,
+        ),
     ] = None,
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="HTTPS listener port when HOST has none.")]
-    = 5986,
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="HTTPS listener port when HOST has none.")
+    ] = 5986,
     timeout: Annotated[float, timeout_option(30)] = 30.0,
     cert_pem: Annotated[
         Path | None,
-        typer.Option("--cert-pem", metavar="PEM", dir_okay=False,
-                     help="Client certificate for --transport certificate.", show_default=False),
+        typer.Option(
+            "--cert-pem",
+            metavar="PEM",
+            dir_okay=False,
+            help="Client certificate for --transport certificate.",
+            show_default=False,
+        ),
     ] = None,
     cert_key_pem: Annotated[
         Path | None,
-        typer.Option("--cert-key-pem", metavar="PEM", dir_okay=False,
-                     help="Its private key (unencrypted PEM).", show_default=False),
+        typer.Option(
+            "--cert-key-pem",
+            metavar="PEM",
+            dir_okay=False,
+            help="Its private key (unencrypted PEM).",
+            show_default=False,
+        ),
     ] = None,
     warn_days: Annotated[
         int, typer.Option("--warn-days", min=0, help="A bound certificate closer than this to expiry is 'soon'.")
@@ -141,9 +164,13 @@ def audit(  # noqa: PLR0917 - Typer maps every parameter
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=256, help="Hosts audited at once.")] = 8,
     template: Annotated[
         str | None,
-        typer.Option("--template", metavar="NAME",
-                     help="Certificate template (name or OID) a replacement must come from. Default: the template "
-                          "of the listener's current certificate.", show_default=False),
+        typer.Option(
+            "--template",
+            metavar="NAME",
+            help="Certificate template (name or OID) a replacement must come from. Default: the template "
+            "of the listener's current certificate.",
+            show_default=False,
+        ),
     ] = None,
     resolve: ResolveOption = None,
     fmt: FormatOption = OutputFormat.table,
@@ -151,8 +178,18 @@ def audit(  # noqa: PLR0917 - Typer maps every parameter
 ) -> None:
     """Audit WinRM HTTPS listeners over WinRM."""
     report = build_report(
-        hosts=hosts, username=username, password_file=password_file, transport=transport, ca_file=ca_file,
-        port=port, timeout=timeout, cert_pem=cert_pem, cert_key_pem=cert_key_pem, warn_days=warn_days,
-        concurrency=concurrency, template=template, resolve=resolve,
+        hosts=hosts,
+        username=username,
+        password_file=password_file,
+        transport=transport,
+        ca_file=ca_file,
+        port=port,
+        timeout=timeout,
+        cert_pem=cert_pem,
+        cert_key_pem=cert_key_pem,
+        warn_days=warn_days,
+        concurrency=concurrency,
+        template=template,
+        resolve=resolve,
     )
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))

@@ -81,16 +81,22 @@ def check(  # noqa: PLR0917 - Typer maps every parameter
     warn_days: Annotated[int, typer.Option("--warn-days", min=0, help="WARNING below this many days left.")] = 30,
     crit_days: Annotated[int, typer.Option("--crit-days", min=0, help="CRITICAL below this many days left.")] = 7,
     timeout: Annotated[float, timeout_option(5)] = 5.0,
-    concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=4096, help="Hosts checked at once.")
-    ] = 64,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=4096, help="Hosts checked at once.")] = 64,
     resolve: ResolveOption = None,
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
 ) -> None:
     """Check WinRM HTTPS listeners from the outside."""
     report = build_report(
-        hosts=hosts, hosts_file=hosts_file, port=port, ca_file=ca_file, issuer=issuer, warn_days=warn_days,
-        crit_days=crit_days, timeout=timeout, concurrency=concurrency, resolve=resolve,
+        hosts=hosts,
+        hosts_file=hosts_file,
+        port=port,
+        ca_file=ca_file,
+        issuer=issuer,
+        warn_days=warn_days,
+        crit_days=crit_days,
+        timeout=timeout,
+        concurrency=concurrency,
+        resolve=resolve,
     )
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))

@@ -33,14 +33,21 @@ EPILOG = examples(
 def script(  # noqa: PLR0917 - Typer maps every parameter
     root_ca: Annotated[
         str,
-        typer.Option("--root-ca", metavar="TEXT", help="CN of the root CA the certificate must chain to.",
-                     show_default=False),
+        typer.Option(
+            "--root-ca", metavar="TEXT", help="CN of the root CA the certificate must chain to.", show_default=False
+        ),
     ],
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="HTTPS listener port.")] = 5986,
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", metavar="FILE", dir_okay=False,
-                     help="Write the script to FILE (atomically) instead of standard output.", show_default=False),
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            dir_okay=False,
+            help="Write the script to FILE (atomically) instead of standard output.",
+            show_default=False,
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --output FILE.")] = False,
     log_dir: Annotated[
@@ -48,22 +55,29 @@ def script(  # noqa: PLR0917 - Typer maps every parameter
     ] = "C:\\ProgramData\\opsbook\\winrm-https\\logs",
     register_renewal_task: Annotated[
         bool,
-        typer.Option("--register-renewal-task",
-                     help="The script also registers a task that reruns it at startup and on certificate renewal."),
+        typer.Option(
+            "--register-renewal-task",
+            help="The script also registers a task that reruns it at startup and on certificate renewal.",
+        ),
     ] = False,
     template: Annotated[
         str,
-        typer.Option("--template", metavar="NAME",
-                     help="Certificate template (name or OID) the certificate must come from. Default: the template "
-                          "of the listener's current certificate.", show_default=False),
+        typer.Option(
+            "--template",
+            metavar="NAME",
+            help="Certificate template (name or OID) the certificate must come from. Default: the template "
+            "of the listener's current certificate.",
+            show_default=False,
+        ),
     ] = "",
 ) -> None:
     """Write the WinRM HTTPS binding script (see HELP)."""
     from opsbook.runbooks.fsutil import write_output
     from opsbook.runbooks.winrm_https.script import ScriptOptions, encode, generate
 
-    opts = ScriptOptions(root_ca=root_ca, port=port, log_dir=log_dir, register_renewal_task=register_renewal_task,
-                         template=template)
+    opts = ScriptOptions(
+        root_ca=root_ca, port=port, log_dir=log_dir, register_renewal_task=register_renewal_task, template=template
+    )
     data = encode(generate(opts))
     summary = f"root CA CN {root_ca!r}, port {port}" + (", with the renewal task" if register_renewal_task else "")
     if output is None or str(output) == "-":

@@ -58,7 +58,10 @@ def secret_file_check(path: Path) -> CheckResult | None:
     if not mode & (stat.S_IRWXG | stat.S_IRWXO):
         return None
     return CheckResult(
-        "adsync.graph.secret_file", str(path), "client secret file permissions", Status.WARNING,
+        "adsync.graph.secret_file",
+        str(path),
+        "client secret file permissions",
+        Status.WARNING,
         f"the client secret file {path} is readable by {'group and others' if mode & stat.S_IRWXO else 'its group'} "
         f"(mode {stat.S_IMODE(mode):04o}): anyone who reads it can act as the app — chmod 600 {path}",
         details={"path": str(path), "mode": f"{stat.S_IMODE(mode):04o}"},
@@ -171,8 +174,16 @@ def _configuration_refused_summary(
 
 
 def _token_acquired(
-    token: Any, result: Any, options: GraphOptions, tenant: str, host: str, *,
-    cert_not_after: datetime | None, details: dict[str, Any], duration: float, scrub: Scrubber,
+    token: Any,
+    result: Any,
+    options: GraphOptions,
+    tenant: str,
+    host: str,
+    *,
+    cert_not_after: datetime | None,
+    details: dict[str, Any],
+    duration: float,
+    scrub: Scrubber,
 ) -> tuple[str, CheckResult]:
     """The OK check for an acquired token (a WARNING when the client certificate expires soon)."""
     scrub.add(str(token))
@@ -189,8 +200,12 @@ def _token_acquired(
                 f"({details['certificate_not_after']}): upload a new one to the app registration now"
             )
     return str(token), _token_check(
-        tenant, status, summary,
-        details=details, metrics={"token_time": Metric(round(duration, 3), "s", min=0)}, duration_s=duration,
+        tenant,
+        status,
+        summary,
+        details=details,
+        metrics={"token_time": Metric(round(duration, 3), "s", min=0)},
+        duration_s=duration,
     )
 
 
@@ -261,29 +276,42 @@ def _acquire_token(
             result = app.acquire_token_for_client(scopes=[f"{graph}/.default"])
         except requests.exceptions.RequestException as exc:
             return None, _token_check(
-                tenant, Status.UNKNOWN,
-                f"cannot reach the authority {host}: {_net_error(exc)}", details=details,
+                tenant,
+                Status.UNKNOWN,
+                f"cannot reach the authority {host}: {_net_error(exc)}",
+                details=details,
             )
         except ValueError as exc:
             summary = _configuration_refused_summary(exc, tenant, host, details, scrub)
             return None, _token_check(tenant, Status.UNKNOWN, summary, details=details)
         except msal.exceptions.MsalServiceError as exc:  # e.g. a 5xx from the authority
             return None, _token_check(
-                tenant, Status.UNKNOWN,
+                tenant,
+                Status.UNKNOWN,
                 f"the authority {host} failed: {scrub(_first_line(str(exc), 200))} — retry later, "
-                "or check a TLS proxy in between", details=details,
+                "or check a TLS proxy in between",
+                details=details,
             )
         except Exception as exc:  # MSAL raises assorted types on odd answers; report, never crash
             text = scrub(_first_line(str(exc), 200))
             return None, _token_check(
-                tenant, Status.UNKNOWN,
-                f"token request failed: {exc.__class__.__name__}" + (f": {text}" if text else ""), details=details,
+                tenant,
+                Status.UNKNOWN,
+                f"token request failed: {exc.__class__.__name__}" + (f": {text}" if text else ""),
+                details=details,
             )
     duration = timer.s
     token = result.get("access_token") if isinstance(result, dict) else None
     if token:
         return _token_acquired(
-            token, result, options, tenant, host,
-            cert_not_after=cert_not_after, details=details, duration=duration, scrub=scrub,
+            token,
+            result,
+            options,
+            tenant,
+            host,
+            cert_not_after=cert_not_after,
+            details=details,
+            duration=duration,
+            scrub=scrub,
         )
     return None, _token_refused(result, tenant, details=details, duration=duration, scrub=scrub)

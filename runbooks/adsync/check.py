@@ -97,8 +97,16 @@ class _Run:
     def ask(self, server: HostPort, question: Question, tcp: bool = False) -> None:
         label = server_label(server.host, server.port)
         handler = partial(self.on_tcp_answer if tcp else self.on_answer, (label, question))
-        self.submit(handler, dns_query, server.host, question[0], question[1], port=server.port,
-                    timeout=self.options.timeout, tcp=tcp)
+        self.submit(
+            handler,
+            dns_query,
+            server.host,
+            question[0],
+            question[1],
+            port=server.port,
+            timeout=self.options.timeout,
+            tcp=tcp,
+        )
 
     def add_dc(self, name: str, hints: tuple[str, ...] = (), from_srv: bool = False) -> None:
         options = self.options
@@ -117,8 +125,15 @@ class _Run:
                 for server in options.dns_servers:
                     self.ask(server, (key, "A"))
                     label = server_label(server.host, server.port)
-                    self.submit(partial(self.on_aaaa_answer, (label, key)), dns_query, server.host, key, "AAAA",
-                                port=server.port, timeout=options.timeout)
+                    self.submit(
+                        partial(self.on_aaaa_answer, (label, key)),
+                        dns_query,
+                        server.host,
+                        key,
+                        "AAAA",
+                        port=server.port,
+                        timeout=options.timeout,
+                    )
                 if key in options.resolve:
                     self.add_address(dc, options.resolve[key])
         if key not in options.resolve:
@@ -135,8 +150,16 @@ class _Run:
             return  # --resolve pins the address
         dc.addresses.append(address)
         for spec in options.ports:
-            self.submit(partial(self.on_port, (dc.name, address, spec)), probe_port, address, spec, options.domain,
-                        options.timeout, dc=dc.name if not is_ip(dc.name) else address, ca_file=options.ca_file)
+            self.submit(
+                partial(self.on_port, (dc.name, address, spec)),
+                probe_port,
+                address,
+                spec,
+                options.domain,
+                options.timeout,
+                dc=dc.name if not is_ip(dc.name) else address,
+                ca_file=options.ca_file,
+            )
 
     # ------------------------------------------------------------ handlers
     def on_answer(self, key: tuple[str, Question], answer: DnsAnswer) -> None:
@@ -208,14 +231,23 @@ def _discovery(options: AdsyncOptions, run: _Run) -> CheckResult:
         answer = run.answers.get((server, run.locator))
         if answer is not None and answer.outcome is DnsOutcome.DATA:
             per_server[server] = sorted(t for t, _ in answer.srv_targets())
-    details: dict[str, Any] = {"source": "--dc" if options.dcs else f"SRV {run.locator[0]}", "dcs": rows,
-                               "srv_targets_per_server": per_server}
+    details: dict[str, Any] = {
+        "source": "--dc" if options.dcs else f"SRV {run.locator[0]}",
+        "dcs": rows,
+        "srv_targets_per_server": per_server,
+    }
     if run.cut:
         details["not_probed"] = {"count": len(run.cut), "max_dcs": options.max_dcs, "sample": run.cut[:20]}
     if not run.dcs:
-        return CheckResult("adsync.dc.discovery", domain, "domain controller discovery", Status.CRITICAL,
-                           f"no domain controller found: no DNS server returns SRV {run.locator[0]}",
-                           details=details, metrics={"dcs": 0})
+        return CheckResult(
+            "adsync.dc.discovery",
+            domain,
+            "domain controller discovery",
+            Status.CRITICAL,
+            f"no domain controller found: no DNS server returns SRV {run.locator[0]}",
+            details=details,
+            metrics={"dcs": 0},
+        )
     names = ", ".join(f"{d.name} ({d.address or 'no address'})" for d in run.dcs.values())
     source = "given with --dc" if options.dcs else "from SRV"
     summary = f"{len(run.dcs)} domain controller(s) {source}: {names}"
@@ -223,16 +255,29 @@ def _discovery(options: AdsyncOptions, run: _Run) -> CheckResult:
     if len({tuple(v) for v in per_server.values()}) > 1:
         status = Status.WARNING
         everyone = set.intersection(*(set(v) for v in per_server.values()))
-        also_listed = [f"{server} also lists {', '.join(sorted(set(v) - everyone))}"
-                 for server, v in per_server.items() if set(v) - everyone]
-        summary += ("; the DNS servers disagree on the DC list (stale SRV records?)"
-                    + (f": {'; '.join(also_listed)}" if also_listed else ""))
+        also_listed = [
+            f"{server} also lists {', '.join(sorted(set(v) - everyone))}"
+            for server, v in per_server.items()
+            if set(v) - everyone
+        ]
+        summary += "; the DNS servers disagree on the DC list (stale SRV records?)" + (
+            f": {'; '.join(also_listed)}" if also_listed else ""
+        )
     if run.cut:
         status = Status.WARNING
-        summary += (f"; {len(run.cut)} more DC(s) in the SRV answers not probed (at most {options.max_dcs}, "
-                    "--max-dcs; the DNS server chooses these addresses)")
-    return CheckResult("adsync.dc.discovery", domain, "domain controller discovery", status, summary,
-                       details=details, metrics={"dcs": len(run.dcs)})
+        summary += (
+            f"; {len(run.cut)} more DC(s) in the SRV answers not probed (at most {options.max_dcs}, "
+            "--max-dcs; the DNS server chooses these addresses)"
+        )
+    return CheckResult(
+        "adsync.dc.discovery",
+        domain,
+        "domain controller discovery",
+        status,
+        summary,
+        details=details,
+        metrics={"dcs": len(run.dcs)},
+    )
 
 
 def collect(options: AdsyncOptions, tenant_check: Callable[[], list[CheckResult]] | None = None) -> list[CheckResult]:
@@ -282,8 +327,15 @@ def collect(options: AdsyncOptions, tenant_check: Callable[[], list[CheckResult]
     results.extend(run.tenant_results)
     if run.tenant_error is not None:
         exc = run.tenant_error
-        results.append(CheckResult("adsync.graph", "graph", "tenant sync (Microsoft Graph)", Status.UNKNOWN,
-                                   f"the Graph check failed with an internal error ({exc.__class__.__name__})"))
+        results.append(
+            CheckResult(
+                "adsync.graph",
+                "graph",
+                "tenant sync (Microsoft Graph)",
+                Status.UNKNOWN,
+                f"the Graph check failed with an internal error ({exc.__class__.__name__})",
+            )
+        )
     return results
 
 

@@ -104,22 +104,37 @@ def _parse_time(value: str) -> datetime:
 
 
 def _age_check(
-    ctx: _Context, check_id: str, name: str, what: str, value: Any, *, thresholds: tuple[float, float],
-    sync_enabled: bool | None, null_hint: str, extra: dict[str, Any],
+    ctx: _Context,
+    check_id: str,
+    name: str,
+    what: str,
+    value: Any,
+    *,
+    thresholds: tuple[float, float],
+    sync_enabled: bool | None,
+    null_hint: str,
+    extra: dict[str, Any],
 ) -> CheckResult:
     """Judge a last-sync timestamp against (warn, crit) seconds."""
     warn, crit = thresholds
     details: dict[str, Any] = {"warn_s": warn, "crit_s": crit, **extra}
     if value in (None, ""):
         details["value"] = None
-        return _result(ctx.tenant, check_id, name, Status.UNKNOWN,
-                       f"{what} is not visible (null although sync is enabled): {null_hint}", details=details)
+        return _result(
+            ctx.tenant,
+            check_id,
+            name,
+            Status.UNKNOWN,
+            f"{what} is not visible (null although sync is enabled): {null_hint}",
+            details=details,
+        )
     try:
         when = _parse_time(str(value))
     except ValueError:
         details["value"] = str(value)[:100]
-        return _result(ctx.tenant, check_id, name, Status.UNKNOWN, f"{what}: cannot parse {str(value)[:40]!r}",
-                       details=details)
+        return _result(
+            ctx.tenant, check_id, name, Status.UNKNOWN, f"{what}: cannot parse {str(value)[:40]!r}", details=details
+        )
     stamp = when.strftime("%Y-%m-%dT%H:%M:%SZ")
     details["value"] = stamp
     raw_age = time.time() - when.timestamp()
@@ -128,9 +143,15 @@ def _age_check(
     metric = Metric(round(age, 1), "s", warn=warn, crit=crit, min=0)
     limits = f"warning above {format_age(warn)}, critical above {format_age(crit)}"
     if raw_age < -_CLOCK_SKEW_S:
-        return _result(ctx.tenant, check_id, name, Status.WARNING,
-                       f"{what} {stamp} is {format_age(-raw_age)} in the future: check this host's clock (NTP)",
-                       details=details, metrics={"age": metric})
+        return _result(
+            ctx.tenant,
+            check_id,
+            name,
+            Status.WARNING,
+            f"{what} {stamp} is {format_age(-raw_age)} in the future: check this host's clock (NTP)",
+            details=details,
+            metrics={"age": metric},
+        )
     status = Status.CRITICAL if age > crit else Status.WARNING if age > warn else Status.OK
     summary = f"{what} {format_age(age)} ago ({stamp}); {limits}"
     if status is not Status.OK and sync_enabled is False:
@@ -146,50 +167,106 @@ def _organization_checks(ctx: _Context) -> list[CheckResult]:
     v1_path = "/v1.0/organization"
     try:
         with Timer() as timer:
-            body = _graph_get(ctx, v1_path,
-                              {"$select": "id,createdDateTime,onPremisesSyncEnabled,onPremisesLastSyncDateTime"},
-                              _PERMISSION_HINT)
+            body = _graph_get(
+                ctx,
+                v1_path,
+                {"$select": "id,createdDateTime,onPremisesSyncEnabled,onPremisesLastSyncDateTime"},
+                _PERMISSION_HINT,
+            )
     except _GraphError as exc:
-        return [_result(ctx.tenant, "adsync.graph.sync_enabled", "directory sync enabled", Status.UNKNOWN,
-                        exc.summary, details=exc.details)]
+        return [
+            _result(
+                ctx.tenant,
+                "adsync.graph.sync_enabled",
+                "directory sync enabled",
+                Status.UNKNOWN,
+                exc.summary,
+                details=exc.details,
+            )
+        ]
     orgs = body.get("value")
     if not isinstance(orgs, list) or not orgs or not isinstance(orgs[0], dict):
-        return [_result(ctx.tenant, "adsync.graph.sync_enabled", "directory sync enabled", Status.UNKNOWN,
-                        f"GET {v1_path} returned no organization — {_PERMISSION_HINT}", details={"path": v1_path})]
+        return [
+            _result(
+                ctx.tenant,
+                "adsync.graph.sync_enabled",
+                "directory sync enabled",
+                Status.UNKNOWN,
+                f"GET {v1_path} returned no organization — {_PERMISSION_HINT}",
+                details={"path": v1_path},
+            )
+        ]
     org = orgs[0]
     enabled = org.get("onPremisesSyncEnabled")
     base = {"api": "v1.0", "path": v1_path}
     if org.get("id") and org.get("createdDateTime") is None:
         # With User.Read alone Graph returns the organization with every property except id, displayName
         # and verifiedDomains null: a null sync date then means "not allowed to read", not "never synced".
-        return [_result(
-            ctx.tenant, "adsync.graph.sync_enabled", "directory sync enabled", Status.UNKNOWN,
-            "missing permission: Graph returned the organization with only id, displayName and verifiedDomains "
-            "(createdDateTime is null too), so the sync dates cannot be read — "
-            + _PERMISSION_HINT, details={**base, "createdDateTime": None, "missing_permission": True},
-            duration_s=timer.s)]
+        return [
+            _result(
+                ctx.tenant,
+                "adsync.graph.sync_enabled",
+                "directory sync enabled",
+                Status.UNKNOWN,
+                "missing permission: Graph returned the organization with only id, displayName and verifiedDomains "
+                "(createdDateTime is null too), so the sync dates cannot be read — " + _PERMISSION_HINT,
+                details={**base, "createdDateTime": None, "missing_permission": True},
+                duration_s=timer.s,
+            )
+        ]
     if enabled is True:
-        results.append(_result(ctx.tenant, "adsync.graph.sync_enabled", "directory sync enabled", Status.OK,
-                               "directory synchronisation is enabled for the tenant (onPremisesSyncEnabled=true)",
-                               details={**base, "onPremisesSyncEnabled": True}, duration_s=timer.s))
+        results.append(
+            _result(
+                ctx.tenant,
+                "adsync.graph.sync_enabled",
+                "directory sync enabled",
+                Status.OK,
+                "directory synchronisation is enabled for the tenant (onPremisesSyncEnabled=true)",
+                details={**base, "onPremisesSyncEnabled": True},
+                duration_s=timer.s,
+            )
+        )
     elif enabled is False:
-        results.append(_result(
-            ctx.tenant, "adsync.graph.sync_enabled", "directory sync enabled", Status.CRITICAL,
-            "directory synchronisation is DISABLED for the tenant (onPremisesSyncEnabled=false): nothing from "
-            "on-premises AD reaches Entra ID — someone turned sync off (or it is being decommissioned)",
-            details={**base, "onPremisesSyncEnabled": False}, duration_s=timer.s))
+        results.append(
+            _result(
+                ctx.tenant,
+                "adsync.graph.sync_enabled",
+                "directory sync enabled",
+                Status.CRITICAL,
+                "directory synchronisation is DISABLED for the tenant (onPremisesSyncEnabled=false): nothing from "
+                "on-premises AD reaches Entra ID — someone turned sync off (or it is being decommissioned)",
+                details={**base, "onPremisesSyncEnabled": False},
+                duration_s=timer.s,
+            )
+        )
     else:
-        results.append(_result(
-            ctx.tenant, "adsync.graph.sync_enabled", "directory sync enabled", Status.CRITICAL,
-            "directory synchronisation is not enabled for the tenant (onPremisesSyncEnabled is null: "
-            "Entra ID has no record of on-premises sync) — wrong tenant, or AD Connect was never set up",
-            details={**base, "onPremisesSyncEnabled": None}, duration_s=timer.s))
+        results.append(
+            _result(
+                ctx.tenant,
+                "adsync.graph.sync_enabled",
+                "directory sync enabled",
+                Status.CRITICAL,
+                "directory synchronisation is not enabled for the tenant (onPremisesSyncEnabled is null: "
+                "Entra ID has no record of on-premises sync) — wrong tenant, or AD Connect was never set up",
+                details={**base, "onPremisesSyncEnabled": None},
+                duration_s=timer.s,
+            )
+        )
     last_sync = org.get("onPremisesLastSyncDateTime")
     if enabled is True or last_sync:
-        results.append(_age_check(
-            ctx, "adsync.graph.last_sync", "last directory sync", "last directory sync", last_sync,
-            thresholds=opts.max_sync_age, sync_enabled=enabled,
-            null_hint="the app most likely lacks Organization.Read.All — " + _PERMISSION_HINT, extra=base))
+        results.append(
+            _age_check(
+                ctx,
+                "adsync.graph.last_sync",
+                "last directory sync",
+                "last directory sync",
+                last_sync,
+                thresholds=opts.max_sync_age,
+                sync_enabled=enabled,
+                null_hint="the app most likely lacks Organization.Read.All — " + _PERMISSION_HINT,
+                extra=base,
+            )
+        )
     # With sync off and no password sync on record, sync_enabled already says it all.
     password_check = _password_sync_check(ctx, enabled)
     if enabled is True or password_check.details.get("value") is not None:
@@ -204,13 +281,18 @@ def _password_sync_check(ctx: _Context, enabled: bool | None) -> CheckResult:
     try:
         body = _graph_get(ctx, path, {"$select": "id,onPremisesLastPasswordSyncDateTime"}, _PERMISSION_HINT)
     except _GraphError as exc:
-        return _result(ctx.tenant, check_id, name, Status.UNKNOWN, f"{exc.summary} (beta API)",
-                       details={**base, **exc.details})
+        return _result(
+            ctx.tenant, check_id, name, Status.UNKNOWN, f"{exc.summary} (beta API)", details={**base, **exc.details}
+        )
     orgs = body.get("value")
     org = orgs[0] if isinstance(orgs, list) and orgs and isinstance(orgs[0], dict) else {}
     value = org.get("onPremisesLastPasswordSyncDateTime")
     return _age_check(
-        ctx, check_id, name, "last password hash sync (beta API)", value,
+        ctx,
+        check_id,
+        name,
+        "last password hash sync (beta API)",
+        value,
         thresholds=ctx.options.max_password_sync_age,
         sync_enabled=enabled,
         null_hint="the app most likely lacks Organization.Read.All (" + _PERMISSION_HINT + "); "
@@ -244,19 +326,33 @@ def _provisioning_errors_check(ctx: _Context) -> CheckResult:
             continue
         errors = user.get("onPremisesProvisioningErrors") or []
         first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
-        sample.append({
-            "userPrincipalName": str(user.get("userPrincipalName", "")),
-            "property": str(first.get("propertyCausingError", "")),
-            "category": str(first.get("category", "")),
-        })
+        sample.append(
+            {
+                "userPrincipalName": str(user.get("userPrincipalName", "")),
+                "property": str(first.get("propertyCausingError", "")),
+                "category": str(first.get("category", "")),
+            }
+        )
     details: dict[str, Any] = {"path": path, "count": count, "sample": sample}
     metric = Metric(count, "", warn=0, min=0)
     if count == 0:
-        return _result(ctx.tenant, check_id, name, Status.OK, "no users with provisioning errors",
-                       details=details, metrics={"count": metric})
+        return _result(
+            ctx.tenant,
+            check_id,
+            name,
+            Status.OK,
+            "no users with provisioning errors",
+            details=details,
+            metrics={"count": metric},
+        )
     names = ", ".join(s["userPrincipalName"] for s in sample[:3] if s["userPrincipalName"])
     return _result(
-        ctx.tenant, check_id, name, Status.WARNING,
+        ctx.tenant,
+        check_id,
+        name,
+        Status.WARNING,
         f"{count} user(s) with provisioning errors (duplicate attribute conflicts: these objects do not sync)"
         + (f", e.g. {names}" if names else ""),
-        details=details, metrics={"count": metric})
+        details=details,
+        metrics={"count": metric},
+    )

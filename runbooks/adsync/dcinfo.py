@@ -70,30 +70,56 @@ def assess_clock(dc: str, probes: Sequence[PortProbe], limits: SkewThresholds) -
     judged = max(0.0, abs(skew) - best.answer.resolution_s)
     direction = "ahead of" if skew > 0 else "behind"
     how = f"{best.answer.protocol} on {best.spec}"
-    readings = [{"source": f"{p.answer.protocol} {p.spec}", "skew_s": round(p.answer.skew_s or 0.0, 3),
-                 "server_time": p.answer.server_time.isoformat() if p.answer.server_time else None}
-                for p in sources if p.answer is not None]
-    details: dict[str, Any] = {"dc": dc, "source": how, "skew_s": round(skew, 3), "readings": readings,
-                               "warn_s": limits.warn, "crit_s": limits.crit,
-                               "reference": "this host's clock (keep it synchronised, or the skew is ours)"}
+    readings = [
+        {
+            "source": f"{p.answer.protocol} {p.spec}",
+            "skew_s": round(p.answer.skew_s or 0.0, 3),
+            "server_time": p.answer.server_time.isoformat() if p.answer.server_time else None,
+        }
+        for p in sources
+        if p.answer is not None
+    ]
+    details: dict[str, Any] = {
+        "dc": dc,
+        "source": how,
+        "skew_s": round(skew, 3),
+        "readings": readings,
+        "warn_s": limits.warn,
+        "crit_s": limits.crit,
+        "reference": "this host's clock (keep it synchronised, or the skew is ours)",
+    }
     metrics: dict[str, MetricValue] = {
-        "clock_skew": Metric(round(abs(skew), 3), "s", warn=limits.warn, crit=limits.crit, min=0)}
+        "clock_skew": Metric(round(abs(skew), 3), "s", warn=limits.warn, crit=limits.crit, min=0)
+    }
     if judged >= limits.crit:
         status = Status.CRITICAL
-        summary = (f"{dc}: clock {_human(skew)} {direction} this host ({how}): Kerberos fails at 5 minutes of "
-                   "skew (KRB_AP_ERR_SKEW), so AD Connect cannot authenticate")
+        summary = (
+            f"{dc}: clock {_human(skew)} {direction} this host ({how}): Kerberos fails at 5 minutes of "
+            "skew (KRB_AP_ERR_SKEW), so AD Connect cannot authenticate"
+        )
     elif judged >= limits.warn:
         status = Status.WARNING
-        summary = (f"{dc}: clock {_human(skew)} {direction} this host ({how}): Kerberos fails at 5 minutes of "
-                   "skew — check the DC's time source (w32tm /query /status)")
+        summary = (
+            f"{dc}: clock {_human(skew)} {direction} this host ({how}): Kerberos fails at 5 minutes of "
+            "skew — check the DC's time source (w32tm /query /status)"
+        )
     else:
         status = Status.OK
         summary = f"{dc}: clock within {_human(skew)} of this host ({how})"
     return CheckResult("adsync.dc.clock", dc, "DC clock skew", status, summary, details=details, metrics=metrics)
 
 
-_FUNCTIONALITY = {"0": "2000", "1": "2003 interim", "2": "2003", "3": "2008", "4": "2008 R2", "5": "2012",
-                  "6": "2012 R2", "7": "2016", "10": "2025"}
+_FUNCTIONALITY = {
+    "0": "2000",
+    "1": "2003 interim",
+    "2": "2003",
+    "3": "2008",
+    "4": "2008 R2",
+    "5": "2012",
+    "6": "2012 R2",
+    "7": "2016",
+    "10": "2025",
+}
 
 
 def assess_ldap(dc: str, probes: Sequence[PortProbe]) -> CheckResult | None:
@@ -105,9 +131,15 @@ def assess_ldap(dc: str, probes: Sequence[PortProbe]) -> CheckResult | None:
         return None
     attrs = summary_attributes(probe.answer.attributes)
     if not attrs:
-        return CheckResult("adsync.dc.ldap", dc, "LDAP rootDSE", Status.WARNING,
-                           f"{dc}: LDAP answers on 389/tcp but the rootDSE read returned no attributes "
-                           f"({probe.answer.note or 'empty result'})", details={"dc": dc})
+        return CheckResult(
+            "adsync.dc.ldap",
+            dc,
+            "LDAP rootDSE",
+            Status.WARNING,
+            f"{dc}: LDAP answers on 389/tcp but the rootDSE read returned no attributes "
+            f"({probe.answer.note or 'empty result'})",
+            details={"dc": dc},
+        )
     parts = []
     for key, label in (("dnsHostName", "dnsHostName"), ("defaultNamingContext", "naming context")):
         if key in attrs:
@@ -128,12 +160,26 @@ def assess_ldap(dc: str, probes: Sequence[PortProbe]) -> CheckResult | None:
     usn = attrs.get("highestCommittedUSN")
     if isinstance(usn, str) and usn.isdigit():
         metrics["highest_committed_usn"] = Metric(int(usn), "c")
-    return CheckResult("adsync.dc.ldap", dc, "LDAP rootDSE", status, f"{dc}: LDAP answers: " + ", ".join(parts),
-                       details={"dc": dc, "rootdse": attrs}, metrics=metrics)
+    return CheckResult(
+        "adsync.dc.ldap",
+        dc,
+        "LDAP rootDSE",
+        status,
+        f"{dc}: LDAP answers: " + ", ".join(parts),
+        details={"dc": dc, "rootdse": attrs},
+        metrics=metrics,
+    )
 
 
-def assess_ldaps(dc: str, probe: PortProbe, ca_file: str | None, *, now: dt.datetime | None = None,
-                 warn_days: int = 30, crit_days: int = 7) -> CheckResult | None:
+def assess_ldaps(
+    dc: str,
+    probe: PortProbe,
+    ca_file: str | None,
+    *,
+    now: dt.datetime | None = None,
+    warn_days: int = 30,
+    crit_days: int = 7,
+) -> CheckResult | None:
     """LDAPS (636, 3269): chain, name, expiry and EKU of the certificate, like a WinRM listener's."""
     from ..winrm_https.certinfo import ANY_EKU, SERVER_AUTH, name_matches, parse_certificate
 
@@ -144,9 +190,14 @@ def assess_ldaps(dc: str, probe: PortProbe, ca_file: str | None, *, now: dt.date
     now = now or dt.datetime.now(dt.UTC)
     store = f"--ca-file {ca_file}" if ca_file else "the system store"
     if not tls.handshake or tls.cert_der is None:
-        return CheckResult("adsync.dc.ldaps", target, "LDAPS certificate", Status.CRITICAL,
-                           f"{target}: no TLS handshake ({tls.handshake_error or 'failed'})",
-                           details={"dc": dc, "error": tls.handshake_error})
+        return CheckResult(
+            "adsync.dc.ldaps",
+            target,
+            "LDAPS certificate",
+            Status.CRITICAL,
+            f"{target}: no TLS handshake ({tls.handshake_error or 'failed'})",
+            details={"dc": dc, "error": tls.handshake_error},
+        )
     info = parse_certificate(tls.cert_der)
     findings: list[tuple[Status, str]] = []
     left = info.days_left(now)
@@ -171,15 +222,23 @@ def assess_ldaps(dc: str, probe: PortProbe, ca_file: str | None, *, now: dt.date
     answer = probe.answer
     if answer is not None and not answer.speaks:
         findings.append((Status.WARNING, f"TLS works but no LDAP answer over it ({answer.note})"))
-    details: dict[str, Any] = {"dc": dc, "port": probe.spec.port, "version": tls.version, "trust_store": store,
-                               "verified": bool(tls.verified), "certificate": info.to_dict()}
+    details: dict[str, Any] = {
+        "dc": dc,
+        "port": probe.spec.port,
+        "version": tls.version,
+        "trust_store": store,
+        "verified": bool(tls.verified),
+        "certificate": info.to_dict(),
+    }
     metrics: dict[str, MetricValue] = {"days_left": Metric(days, "", warn=warn_days, crit=crit_days, low=True)}
     status = worst(s for s, _ in findings)
     if findings:
         ordered = sorted(findings, key=lambda f: -f[0].severity)
         summary = f"{target}: " + "; ".join(t for _, t in ordered)
     else:
-        summary = (f"{target}: {tls.version}, chain verified against {store}, {dc} matches {how}, "
-                   f"valid for {days} more days")
-    return CheckResult("adsync.dc.ldaps", target, "LDAPS certificate", status, summary, details=details,
-                       metrics=metrics)
+        summary = (
+            f"{target}: {tls.version}, chain verified against {store}, {dc} matches {how}, valid for {days} more days"
+        )
+    return CheckResult(
+        "adsync.dc.ldaps", target, "LDAPS certificate", status, summary, details=details, metrics=metrics
+    )

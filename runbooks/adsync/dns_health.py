@@ -155,8 +155,10 @@ def _brownout_part(position: int, role: str, primary: str, grouped: _GroupedAnsw
     if position == 1:
         consequence = "Windows will not fail over past it"
     elif grouped.covered:
-        consequence = (f"Windows resolves these through the primary {primary} and asks this server only when "
-                       "the primary does not answer; then these lookups fail")
+        consequence = (
+            f"Windows resolves these through the primary {primary} and asks this server only when "
+            "the primary does not answer; then these lookups fail"
+        )
     else:
         consequence = "Windows asks it only when the servers before it do not answer, and then these lookups fail"
     return (
@@ -168,8 +170,10 @@ def _brownout_part(position: int, role: str, primary: str, grouped: _GroupedAnsw
 def _unreachable_part(unreachable: list[str], answers: Sequence[DnsAnswer]) -> str | None:
     """The sentence about questions without an answer (None: every question got one)."""
     if unreachable and len(unreachable) == len(answers) and any(a.truncated for a in answers):
-        return (f"answers over UDP only with truncated replies, and no answer comes over TCP "
-                f"({_describe(next(a for a in answers if a.truncated))})")
+        return (
+            f"answers over UDP only with truncated replies, and no answer comes over TCP "
+            f"({_describe(next(a for a in answers if a.truncated))})"
+        )
     if unreachable and len(unreachable) == len(answers):
         return f"does not answer at all ({_describe(answers[0])})"
     if unreachable:
@@ -233,8 +237,13 @@ def assess_server(
         "answers": [_answer_detail(a) for a in answers],
     }
     return CheckResult(
-        "adsync.dns.records", server, f"DNS answers of {role}", status,
-        f"{server}: " + "; ".join(parts), details=details, metrics=metrics,
+        "adsync.dns.records",
+        server,
+        f"DNS answers of {role}",
+        status,
+        f"{server}: " + "; ".join(parts),
+        details=details,
+        metrics=metrics,
         duration_s=round(max((a.latency_s for a in answers), default=0.0), 4),
     )
 
@@ -245,16 +254,26 @@ def assess_tcp(server: str, answer: DnsAnswer) -> CheckResult:
     metrics: dict[str, MetricValue] = {"latency": Metric(round(answer.latency_s, 4), "s", min=0)}
     if answer.outcome.answered or refuses(answer):
         return CheckResult(
-            "adsync.dns.tcp", server, "DNS over TCP", Status.OK,
+            "adsync.dns.tcp",
+            server,
+            "DNS over TCP",
+            Status.OK,
             f"{server} answers over TCP ({_rcode(answer) if refuses(answer) else answer.outcome.name} "
             f"for {answer.question})",
-            details=details, metrics=metrics, duration_s=round(answer.latency_s, 4),
+            details=details,
+            metrics=metrics,
+            duration_s=round(answer.latency_s, 4),
         )
     return CheckResult(
-        "adsync.dns.tcp", server, "DNS over TCP", Status.WARNING,
+        "adsync.dns.tcp",
+        server,
+        "DNS over TCP",
+        Status.WARNING,
         f"{server} does not answer over TCP ({_describe(answer)}): answers too large for UDP "
         "(domains with many DCs) cannot be fetched",
-        details=details, metrics=metrics, duration_s=round(answer.latency_s, 4),
+        details=details,
+        metrics=metrics,
+        duration_s=round(answer.latency_s, 4),
     )
 
 
@@ -298,8 +317,13 @@ def predict_windows(question: Question, ordered: Sequence[DnsAnswer]) -> Predict
 
     def made(verdict: str, answer: DnsAnswer | None, **kw: Any) -> Prediction:
         return Prediction(
-            question, verdict, answer.server if answer is not None else "", answer.outcome if answer else None,
-            tuple(skipped), tuple(a.server for a in uncertain), uncertain_rcodes=tuple(_rcode(a) for a in uncertain),
+            question,
+            verdict,
+            answer.server if answer is not None else "",
+            answer.outcome if answer else None,
+            tuple(skipped),
+            tuple(a.server for a in uncertain),
+            uncertain_rcodes=tuple(_rcode(a) for a in uncertain),
             **kw,
         )
 
@@ -315,8 +339,15 @@ def predict_windows(question: Question, ordered: Sequence[DnsAnswer]) -> Predict
             skipped.append(answer.server)
     if uncertain:
         last = uncertain[-1]
-        return Prediction(question, "fails", last.server, None, tuple(skipped), tuple(a.server for a in uncertain),
-                          uncertain_rcodes=tuple(_rcode(a) for a in uncertain))
+        return Prediction(
+            question,
+            "fails",
+            last.server,
+            None,
+            tuple(skipped),
+            tuple(a.server for a in uncertain),
+            uncertain_rcodes=tuple(_rcode(a) for a in uncertain),
+        )
     return Prediction(question, "unreachable", "", None, tuple(skipped))
 
 
@@ -356,8 +387,10 @@ def _servfail_before(p: Prediction, primary: str) -> str:
     """The SERVFAIL/REFUSED in front of a failing answer: it fails whether or not Windows moves past it."""
     if not p.uncertain_at:
         return ""
-    return (f" (before it, {_who(p.uncertain_at[0], primary)} answers {_rcodes(p.uncertain_rcodes)}: the lookup fails "
-            "whether or not Windows moves past that)")
+    return (
+        f" (before it, {_who(p.uncertain_at[0], primary)} answers {_rcodes(p.uncertain_rcodes)}: the lookup fails "
+        "whether or not Windows moves past that)"
+    )
 
 
 def _brownout_finding(predictions: list[Prediction], primary: str) -> _Finding | None:
@@ -366,12 +399,15 @@ def _brownout_finding(predictions: list[Prediction], primary: str) -> _Finding |
     if not browned:
         return None
     first = browned[0]
-    return (Status.CRITICAL, (
-        f"{_who(first.server, primary)} answers {first.outcome.name if first.outcome else 'no data'} for "
-        f"{_question_names(browned)}: "
-        f"Windows will not fail over to {first.data_elsewhere[0]} — the domain will look unreachable to AD Connect"
-        f" (KB2834226){_servfail_before(first, primary)}"
-    ))
+    return (
+        Status.CRITICAL,
+        (
+            f"{_who(first.server, primary)} answers {first.outcome.name if first.outcome else 'no data'} for "
+            f"{_question_names(browned)}: "
+            f"Windows will not fail over to {first.data_elsewhere[0]} — the domain will look unreachable to AD Connect"
+            f" (KB2834226){_servfail_before(first, primary)}"
+        ),
+    )
 
 
 def _other_answers(missing: list[Prediction], table: Mapping[Question, Sequence[DnsAnswer]]) -> dict[str, str]:
@@ -400,12 +436,20 @@ def _missing_findings(
     if missing:
         first = missing[0]
         others = _other_answers(missing, table)
-        scope = ("no other DNS server answered with data (" + _join([f"{k}: {v}" for k, v in others.items()]) + ")"
-                 if others else "no other DNS server has the data either")
-        findings.append((Status.CRITICAL, (
-            f"{_who(first.server, primary)} answers {first.outcome.name if first.outcome else 'no data'} for "
-            f"{_question_names(missing)}: Windows stops there, and {scope}{_servfail_before(first, primary)}"
-        )))
+        scope = (
+            "no other DNS server answered with data (" + _join([f"{k}: {v}" for k, v in others.items()]) + ")"
+            if others
+            else "no other DNS server has the data either"
+        )
+        findings.append(
+            (
+                Status.CRITICAL,
+                (
+                    f"{_who(first.server, primary)} answers {first.outcome.name if first.outcome else 'no data'} for "
+                    f"{_question_names(missing)}: Windows stops there, and {scope}{_servfail_before(first, primary)}"
+                ),
+            )
+        )
     return findings
 
 
@@ -429,10 +473,13 @@ def _uncertain_finding(unsure: list[Prediction], primary: str) -> _Finding | Non
     first = unsure[0]
     where = first.uncertain_at[0]
     after = f" to {first.server}" if first.server and first.server != where else ""
-    return (Status.WARNING, (
-        f"{_who(where, primary)} answers {_rcodes(first.uncertain_rcodes)} for {_question_names(unsure)}: "
-        f"failover uncertain — Windows may or may not move on{after}"
-    ))
+    return (
+        Status.WARNING,
+        (
+            f"{_who(where, primary)} answers {_rcodes(first.uncertain_rcodes)} for {_question_names(unsure)}: "
+            f"failover uncertain — Windows may or may not move on{after}"
+        ),
+    )
 
 
 def _delayed_finding(predictions: list[Prediction], primary: str) -> _Finding | None:
@@ -441,12 +488,15 @@ def _delayed_finding(predictions: list[Prediction], primary: str) -> _Finding | 
     if not delayed:
         return None
     first = delayed[0]
-    return (Status.WARNING, (
-        f"{_who(first.skipped[0], primary)} does not answer: Windows resolves {_question_names(delayed)} through "
-        f"{first.server} after waiting ~{WINDOWS_FAILOVER_WAIT_S * len(first.skipped):.0f} s; it then puts "
-        f"{first.server} first, and resets the order every {WINDOWS_RESET_MIN} minutes (KB320760), so a lookup "
-        "waits again after each reset"
-    ))
+    return (
+        Status.WARNING,
+        (
+            f"{_who(first.skipped[0], primary)} does not answer: Windows resolves {_question_names(delayed)} through "
+            f"{first.server} after waiting ~{WINDOWS_FAILOVER_WAIT_S * len(first.skipped):.0f} s; it then puts "
+            f"{first.server} first, and resets the order every {WINDOWS_RESET_MIN} minutes (KB320760), so a lookup "
+            "waits again after each reset"
+        ),
+    )
 
 
 def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question, Sequence[DnsAnswer]]) -> CheckResult:
@@ -478,8 +528,15 @@ def assess_failover(domain: str, servers: Sequence[str], table: Mapping[Question
         "lookups_failing": sum(1 for p in predictions if p.verdict in ("fails", "unreachable")),
         "lookups_uncertain": len(unsure),
     }
-    return CheckResult("adsync.dns.failover", domain, "Windows DNS failover prediction", status, summary,
-                       details=details, metrics=metrics)
+    return CheckResult(
+        "adsync.dns.failover",
+        domain,
+        "Windows DNS failover prediction",
+        status,
+        summary,
+        details=details,
+        metrics=metrics,
+    )
 
 
 def _is_dc_question(question: Question, advertised: Mapping[str, set[str]] | None) -> bool:
@@ -497,12 +554,16 @@ def assess_dns_source(servers: Sequence[str], addresses: Sequence[str]) -> Check
     """
     import ipaddress
 
-    local = [label for label, address in zip(servers, addresses, strict=True)
-             if ipaddress.ip_address(address).is_loopback]
+    local = [
+        label for label, address in zip(servers, addresses, strict=True) if ipaddress.ip_address(address).is_loopback
+    ]
     if not local:
         return None
     return CheckResult(
-        "adsync.dns.source", "resolv.conf", "DNS servers asked", Status.WARNING,
+        "adsync.dns.source",
+        "resolv.conf",
+        "DNS servers asked",
+        Status.WARNING,
         f"no --dns given, so this host's resolv.conf was used, and {_join(local)} is a local resolver "
         "(a stub such as systemd-resolved fails over to its upstream servers by itself and hides brown-outs): "
         "give the sync server's own DNS servers, in its order, with --dns",

@@ -66,8 +66,13 @@ def _net_error(exc: BaseException) -> str:
         return "proxy error"
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = str(exc)
-        for marker in ("Connection refused", "Name or service not known", "No route to host",
-                       "Temporary failure in name resolution", "Network is unreachable"):
+        for marker in (
+            "Connection refused",
+            "Name or service not known",
+            "No route to host",
+            "Temporary failure in name resolution",
+            "Network is unreachable",
+        ):
             if marker in reason:
                 return f"connection failed: {marker.lower()}"
         return "connection failed"
@@ -91,8 +96,9 @@ class _GraphError(Exception):
         self.details = details
 
 
-def _graph_get(ctx: _Context, path: str, params: dict[str, str], permission_hint: str,
-               headers: dict[str, str] | None = None) -> dict[str, Any]:
+def _graph_get(
+    ctx: _Context, path: str, params: dict[str, str], permission_hint: str, headers: dict[str, str] | None = None
+) -> dict[str, Any]:
     """GET ``{graph}{path}`` with the token; return the JSON body or raise :class:`_GraphError`."""
     import requests
 

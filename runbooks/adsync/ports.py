@@ -56,22 +56,31 @@ class PortRole:
 ROLES: dict[tuple[int, str], PortRole] = {
     (53, "tcp"): PortRole("DNS", "DC location and name lookups of large answers on this DC"),
     (53, "udp"): PortRole("DNS", "DC location and name lookups: import, export and password hash sync"),
-    (88, "tcp"): PortRole("Kerberos", "Kerberos authentication to AD: import/export, password hash sync, "
-                          "password writeback, Seamless SSO set-up"),
+    (88, "tcp"): PortRole(
+        "Kerberos",
+        "Kerberos authentication to AD: import/export, password hash sync, password writeback, Seamless SSO set-up",
+    ),
     (88, "udp"): PortRole("Kerberos", "Kerberos authentication to AD (small tickets go over UDP)"),
-    (135, "tcp"): PortRole("RPC endpoint mapper", "password hash sync (DRS replication over RPC) and the "
-                           "configuration wizard binding to the forest"),
-    (389, "tcp"): PortRole("LDAP", "import and export (the whole sync), password writeback, group and device "
-                           "writeback"),
+    (135, "tcp"): PortRole(
+        "RPC endpoint mapper",
+        "password hash sync (DRS replication over RPC) and the configuration wizard binding to the forest",
+    ),
+    (389, "tcp"): PortRole(
+        "LDAP", "import and export (the whole sync), password writeback, group and device writeback"
+    ),
     (389, "udp"): PortRole("CLDAP", "DC locator pings (the sync server cannot pick a DC)"),
-    (445, "tcp"): PortRole("SMB", "Seamless SSO (creating/rolling the AZUREADSSOACC computer account) and "
-                           "password writeback"),
-    (636, "tcp"): PortRole("LDAPS", "import and export when AD Connect is configured for LDAP over SSL",
-                           Status.WARNING),
-    (3268, "tcp"): PortRole("Global catalog", "forest-wide lookups by the wizard and multi-domain forests",
-                            Status.WARNING),
-    (3269, "tcp"): PortRole("Global catalog over SSL", "forest-wide lookups when AD Connect uses LDAP over SSL",
-                            Status.WARNING),
+    (445, "tcp"): PortRole(
+        "SMB", "Seamless SSO (creating/rolling the AZUREADSSOACC computer account) and password writeback"
+    ),
+    (636, "tcp"): PortRole(
+        "LDAPS", "import and export when AD Connect is configured for LDAP over SSL", Status.WARNING
+    ),
+    (3268, "tcp"): PortRole(
+        "Global catalog", "forest-wide lookups by the wizard and multi-domain forests", Status.WARNING
+    ),
+    (3269, "tcp"): PortRole(
+        "Global catalog over SSL", "forest-wide lookups when AD Connect uses LDAP over SSL", Status.WARNING
+    ),
     (123, "udp"): PortRole("NTP", "time from the DC (Kerberos fails at 5 minutes of clock skew)", Status.WARNING),
     (464, "tcp"): PortRole("Kerberos password change", "password writeback (kpasswd)", Status.WARNING),
     (464, "udp"): PortRole("Kerberos password change", "password writeback (kpasswd)", Status.WARNING),
@@ -81,9 +90,18 @@ RPC_ROLE = PortRole("RPC dynamic", "password hash sync (DRS GetNCChanges) and th
 #: Microsoft's Entra Connect port reference (AD Connect to AD); 3269, 123/udp and 464 on request.
 DEFAULT_PORTS_TEXT = "53/tcp,53/udp,88/tcp,88/udp,135/tcp,389/tcp,389/udp,445/tcp,636/tcp,3268/tcp"
 #: Which protocol each port is expected to speak (the reply is checked against it).
-PROTOCOLS = {(53, "udp"): "DNS", (88, "udp"): "Kerberos", (464, "udp"): "Kerberos", (389, "udp"): "CLDAP",
-             (123, "udp"): "NTP", (389, "tcp"): "LDAP", (3268, "tcp"): "LDAP", (88, "tcp"): "Kerberos",
-             (636, "tcp"): "LDAPS", (3269, "tcp"): "LDAPS"}
+PROTOCOLS = {
+    (53, "udp"): "DNS",
+    (88, "udp"): "Kerberos",
+    (464, "udp"): "Kerberos",
+    (389, "udp"): "CLDAP",
+    (123, "udp"): "NTP",
+    (389, "tcp"): "LDAP",
+    (3268, "tcp"): "LDAP",
+    (88, "tcp"): "Kerberos",
+    (636, "tcp"): "LDAPS",
+    (3269, "tcp"): "LDAPS",
+}
 
 
 def role_of(spec: PortSpec) -> PortRole:
@@ -199,17 +217,27 @@ def _kerberos_tcp(address: str, port: int, domain: str, timeout: float) -> PortP
                 if len(data) > 1 << 20:
                     break
         except TimeoutError:
-            return PortProbe(spec, PortState.OPEN, latency, answer=ProtocolAnswer(
-                "Kerberos", False, f"accepts connections but sends no Kerberos answer within {timeout:g}s"))
+            return PortProbe(
+                spec,
+                PortState.OPEN,
+                latency,
+                answer=ProtocolAnswer(
+                    "Kerberos", False, f"accepts connections but sends no Kerberos answer within {timeout:g}s"
+                ),
+            )
         except OSError as exc:
             data = b""
             error = exc.strerror or str(exc)
-            return PortProbe(spec, PortState.OPEN, latency, answer=ProtocolAnswer(
-                "Kerberos", False, f"connection failed after the request: {error}"))
+            return PortProbe(
+                spec,
+                PortState.OPEN,
+                latency,
+                answer=ProtocolAnswer("Kerberos", False, f"connection failed after the request: {error}"),
+            )
     if len(data) < 4:
         answer = ProtocolAnswer("Kerberos", False, "the connection closed without a Kerberos answer")
     else:
-        answer = adproto.kerberos_reply(data[4:4 + int.from_bytes(data[:4], "big")])
+        answer = adproto.kerberos_reply(data[4 : 4 + int.from_bytes(data[:4], "big")])
         answer.local_time = adproto.midpoint(sent, time.time())
     return PortProbe(spec, PortState.OPEN, latency, answer=answer)
 
@@ -241,17 +269,27 @@ def _ldaps(address: str, port: int, dc: str, timeout: float, ca_file: str | None
     from ..probes.tls import tls_probe
 
     spec = PortSpec(port, "tcp")
-    probe = tls_probe(dc, port, timeout=timeout, address=address, ca_file=ca_file,
-                      then=lambda sock: adproto.ldap_rootdse(sock, timeout, protocol="LDAPS"))
+    probe = tls_probe(
+        dc,
+        port,
+        timeout=timeout,
+        address=address,
+        ca_file=ca_file,
+        then=lambda sock: adproto.ldap_rootdse(sock, timeout, protocol="LDAPS"),
+    )
     if probe.tcp_state is not PortState.OPEN:
         return PortProbe(spec, probe.tcp_state, probe.connect_s, probe.tcp_error)
-    answer = probe.after if isinstance(probe.after, ProtocolAnswer) else ProtocolAnswer(
-        "LDAPS", False, probe.handshake_error or probe.after_error or "no LDAP answer over TLS")
+    answer = (
+        probe.after
+        if isinstance(probe.after, ProtocolAnswer)
+        else ProtocolAnswer("LDAPS", False, probe.handshake_error or probe.after_error or "no LDAP answer over TLS")
+    )
     return PortProbe(spec, PortState.OPEN, probe.connect_s, answer=answer, tls=probe)
 
 
-def probe_port(address: str, spec: PortSpec, domain: str, timeout: float, *, dc: str = "",
-               ca_file: str | None = None) -> PortProbe:
+def probe_port(
+    address: str, spec: PortSpec, domain: str, timeout: float, *, dc: str = "", ca_file: str | None = None
+) -> PortProbe:
     """Probe one port of one DC address, with the request of the protocol expected there."""
     import time
 
@@ -294,8 +332,11 @@ def _port_status(probe: PortProbe) -> Status:
 def _port_row(probe: PortProbe, role: PortRole) -> dict[str, Any]:
     """One plain port's row in the details: state, service, latency, error and protocol answer."""
     row: dict[str, Any] = {
-        "port": probe.spec.port, "proto": probe.spec.proto, "state": probe.state.value,
-        "service": role.service, "latency_ms": round(probe.latency_s * 1000, 1),
+        "port": probe.spec.port,
+        "proto": probe.spec.proto,
+        "state": probe.state.value,
+        "service": role.service,
+        "latency_ms": round(probe.latency_s * 1000, 1),
     }
     if probe.error:
         row["error"] = probe.error
@@ -312,8 +353,14 @@ def _port_problem(probe: PortProbe, role: PortRole, status: Status) -> tuple[Sta
     if probe.not_protocol and probe.answer is not None:
         return (status, f"{probe.spec} open, not {probe.answer.protocol} ({probe.answer.note})")
     if status is not Status.OK:
-        how = f": {probe.error}" if probe.error and probe.state is PortState.FILTERED and \
-            "timeout" not in probe.error and "timed out" not in probe.error else ""
+        how = (
+            f": {probe.error}"
+            if probe.error
+            and probe.state is PortState.FILTERED
+            and "timeout" not in probe.error
+            and "timed out" not in probe.error
+            else ""
+        )
         return (status, f"{probe.spec} {probe.state.value} ({role.service}{how})")
     return None
 
@@ -324,13 +371,20 @@ def _rpc_dynamic(rpc: Sequence[PortProbe]) -> tuple[dict[str, Any], list[tuple[S
     filtered = [p.spec.port for p in rpc if p.state is PortState.FILTERED]
     opened = [p.spec.port for p in rpc if p.state is PortState.OPEN]
     details = {
-        "probed": len(rpc), "open": opened[:50], "open_count": len(opened),
+        "probed": len(rpc),
+        "open": opened[:50],
+        "open_count": len(opened),
         "closed_count": sum(1 for p in rpc if p.state is PortState.CLOSED),
-        "filtered_count": len(filtered), "filtered_sample": filtered[:20],
+        "filtered_count": len(filtered),
+        "filtered_sample": filtered[:20],
     }
     if filtered:
-        problems.append((RPC_ROLE.severity, (
-            f"RPC dynamic range: {len(filtered)} of {len(rpc)} ports filtered (breaks {RPC_ROLE.breaks})")))
+        problems.append(
+            (
+                RPC_ROLE.severity,
+                (f"RPC dynamic range: {len(filtered)} of {len(rpc)} ports filtered (breaks {RPC_ROLE.breaks})"),
+            )
+        )
     errors = [p for p in rpc if p.state is PortState.ERROR]
     if errors:
         problems.append((Status.UNKNOWN, f"RPC dynamic range: {len(errors)} probe(s) failed ({errors[0].error})"))
@@ -338,8 +392,14 @@ def _rpc_dynamic(rpc: Sequence[PortProbe]) -> tuple[dict[str, Any], list[tuple[S
 
 
 def _ports_summary(
-    who: str, problems: list[tuple[Status, str]], breaks: list[str], *,
-    probes: Sequence[PortProbe], plain: list[PortProbe], rpc: list[PortProbe], asked_rpc: bool,
+    who: str,
+    problems: list[tuple[Status, str]],
+    breaks: list[str],
+    *,
+    probes: Sequence[PortProbe],
+    plain: list[PortProbe],
+    rpc: list[PortProbe],
+    asked_rpc: bool,
 ) -> str:
     """The DC's summary: its problems, most severe first, and what they break; or that all ports are open."""
     if problems:
@@ -392,15 +452,25 @@ def assess_dc(dc: str, address: str, probes: Sequence[PortProbe], asked_rpc: boo
     who = dc if dc == address else f"{dc} ({address})"
     summary = _ports_summary(who, problems, breaks, probes=probes, plain=plain, rpc=rpc, asked_rpc=asked_rpc)
     metrics: dict[str, MetricValue] = {state: count for state, count in counts.items() if state != "error" or count}
-    return CheckResult("adsync.dc.ports", target or dc, "ports from the sync server to the DC", status, summary,
-                       details=details, metrics=metrics,
-                       duration_s=round(max((p.latency_s for p in probes), default=0.0), 4))
+    return CheckResult(
+        "adsync.dc.ports",
+        target or dc,
+        "ports from the sync server to the DC",
+        status,
+        summary,
+        details=details,
+        metrics=metrics,
+        duration_s=round(max((p.latency_s for p in probes), default=0.0), 4),
+    )
 
 
 def unresolved_dc(dc: str, servers: Sequence[str]) -> CheckResult:
     """A DC whose address no DNS server (nor --resolve) gave: its ports cannot be probed."""
     return CheckResult(
-        "adsync.dc.ports", dc, "ports from the sync server to the DC", Status.CRITICAL,
+        "adsync.dc.ports",
+        dc,
+        "ports from the sync server to the DC",
+        Status.CRITICAL,
         f"{dc}: no DNS server ({', '.join(servers) or 'none'}) returns an address for it, ports not probed "
         "(give one with --resolve HOST:ADDRESS)",
         details={"dc": dc, "address": None},

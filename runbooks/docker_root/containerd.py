@@ -121,8 +121,7 @@ def config_diff(cfg: ContainerdConfig, new_text: str) -> str:
     after = new_text.splitlines(keepends=True)
     if not cfg.exists:
         return f"{cfg.path} does not exist: created from 'containerd config default' with root set\n"
-    return "".join(difflib.unified_diff(before, after, fromfile=f"{cfg.path} (now)",
-                                        tofile=f"{cfg.path} (after move)"))
+    return "".join(difflib.unified_diff(before, after, fromfile=f"{cfg.path} (now)", tofile=f"{cfg.path} (after move)"))
 
 
 # ---------------------------------------------------------------- which containerd
@@ -148,8 +147,9 @@ def containerd_flag(args: list[str]) -> str | None:
     return None
 
 
-def locate(data_root: str, daemon_data: dict[str, Any] | None, dockerd_args: list[list[str]],
-           config_path: str) -> Located:
+def locate(
+    data_root: str, daemon_data: dict[str, Any] | None, dockerd_args: list[list[str]], config_path: str
+) -> Located:
     """The system containerd when dockerd is pointed at one (``--containerd`` flag or the
     ``containerd`` key of daemon.json, or a config.toml exists), else the embedded one under data-root.
     """
@@ -176,8 +176,7 @@ def ctr(address: str, *args: str, namespace: str | None = None, timeout: float =
     if namespace:
         cmd += ["-n", namespace]
     try:
-        out = subprocess.run([*cmd, *args], capture_output=True, timeout=timeout, check=False,
-                             stdin=subprocess.DEVNULL)
+        out = subprocess.run([*cmd, *args], capture_output=True, timeout=timeout, check=False, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ContainerdError(f"ctr {' '.join(args)}: {exc}") from None
     if out.returncode != 0:
@@ -212,10 +211,16 @@ def take(address: str) -> dict[str, Any]:
         content = sorted(r[0] for r in _rows(ctr(address, "content", "ls", namespace=ns)) if r)
         snaps = {r[0]: r[-1] for r in _rows(ctr(address, "snapshots", "ls", namespace=ns)) if len(r) >= 2}
         containers = sorted(r[0] for r in _rows(ctr(address, "containers", "ls", namespace=ns)) if r)
-        running = sorted(r[0] for r in _rows(ctr(address, "tasks", "ls", namespace=ns))
-                         if len(r) >= 3 and r[2] == "RUNNING")
-        out[ns] = {"images": images, "content": content, "snapshots": snaps, "containers": containers,
-                   "running": running}
+        running = sorted(
+            r[0] for r in _rows(ctr(address, "tasks", "ls", namespace=ns)) if len(r) >= 3 and r[2] == "RUNNING"
+        )
+        out[ns] = {
+            "images": images,
+            "content": content,
+            "snapshots": snaps,
+            "containers": containers,
+            "running": running,
+        }
     return out
 
 
@@ -296,8 +301,11 @@ def processes_using(path: str, proc: str = "/proc") -> list[str]:
                 args = [a.decode(errors="replace") for a in handle.read().split(b"\0") if a]
         except OSError:
             continue
-        if args and os.path.basename(args[0]).startswith("containerd") and any(
-                (a.rstrip("/") + "/").startswith(real) for a in args):
+        if (
+            args
+            and os.path.basename(args[0]).startswith("containerd")
+            and any((a.rstrip("/") + "/").startswith(real) for a in args)
+        ):
             found.append(f"pid {entry.split('/')[-2]}: {' '.join(args)[:200]}")
     return found
 
@@ -351,7 +359,8 @@ class ContainerdControl(EngineControl):
         self._run(self.start_commands(reload))
         while not self.answers():
             if time.monotonic() - started > self.wait_timeout:
-                raise ControlError(f"containerd does not answer on {self.address} {self.wait_timeout:g}s "
-                                   "after the start command")
+                raise ControlError(
+                    f"containerd does not answer on {self.address} {self.wait_timeout:g}s after the start command"
+                )
             time.sleep(0.2)
         return time.monotonic() - started

@@ -88,8 +88,12 @@ class EngineControl:
             with tempfile.TemporaryFile() as output:
                 try:
                     proc = subprocess.run(
-                        cmd, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                        timeout=COMMAND_TIMEOUT, check=False,
+                        cmd,
+                        stdout=output,
+                        stderr=subprocess.STDOUT,
+                        stdin=subprocess.DEVNULL,
+                        timeout=COMMAND_TIMEOUT,
+                        check=False,
                     )
                 except (OSError, subprocess.TimeoutExpired) as exc:
                     raise ControlError(f"{self.show([cmd])[0]}: {exc}") from None

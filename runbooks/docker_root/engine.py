@@ -140,9 +140,7 @@ def disk_usage(client: Any) -> dict[str, int]:
     return {
         "images_bytes": int(df.get("LayersSize") or 0),
         "containers_bytes": sum(int(c.get("SizeRw") or 0) for c in df.get("Containers") or []),
-        "volumes_bytes": sum(
-            max(int((v.get("UsageData") or {}).get("Size") or 0), 0) for v in df.get("Volumes") or []
-        ),
+        "volumes_bytes": sum(max(int((v.get("UsageData") or {}).get("Size") or 0), 0) for v in df.get("Volumes") or []),
         "build_cache_bytes": sum(int(b.get("Size") or 0) for b in df.get("BuildCache") or []),
     }
 

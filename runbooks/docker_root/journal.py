@@ -62,7 +62,8 @@ def check_ancestors(folder: str | os.PathLike[str]) -> None:
         if not _owner_ok(st) or (_writable_by_others(st) and not st.st_mode & stat.S_ISVTX):
             raise UntrustedStateError(
                 f"the state dir {path} is below {_describe(current, st)}, which another user could change: "
-                "use a state dir whose every parent is owned by root and not writable by others")
+                "use a state dir whose every parent is owned by root and not writable by others"
+            )
 
 
 def check_private(path: str | os.PathLike[str], st: os.stat_result, what: str) -> None:
@@ -73,8 +74,10 @@ def check_private(path: str | os.PathLike[str], st: os.stat_result, what: str) -
     if not _owner_ok(st):
         raise UntrustedStateError(f"{what} {_describe(name, st)} belongs to another user: refusing to trust it")
     if _writable_by_others(st):
-        raise UntrustedStateError(f"{what} {_describe(name, st)} is writable by group or others: "
-                                  f"refusing to trust it (chmod go-w, after checking its content)")
+        raise UntrustedStateError(
+            f"{what} {_describe(name, st)} is writable by group or others: "
+            f"refusing to trust it (chmod go-w, after checking its content)"
+        )
 
 
 def read_private(path: str | os.PathLike[str], what: str) -> bytes:

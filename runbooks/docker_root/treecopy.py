@@ -57,8 +57,7 @@ def rsync_command(src: str, dst: str, *, progress: bool = False) -> list[str]:
 def exact_command(src: str, dst: str, list_file: str) -> list[str]:
     """The rsync command re-copying the files named (NUL-separated, relative) in *list_file*."""
     rsync = shutil.which("rsync") or "rsync"
-    return [rsync, *EXACT_FLAGS, f"--files-from={list_file}", "--stats",
-            src.rstrip("/") + "/", dst.rstrip("/") + "/"]
+    return [rsync, *EXACT_FLAGS, f"--files-from={list_file}", "--stats", src.rstrip("/") + "/", dst.rstrip("/") + "/"]
 
 
 def parse_progress(line: str) -> tuple[int, int, int] | None:
@@ -111,8 +110,9 @@ def rsync(
     (24, "files vanished", is expected while the engine still runs.) *progress* is
     called with ``(bytes_done, total_bytes, files)``. rsync dies with this process.
     """
-    return _run(rsync_command(src, dst, progress=progress is not None), progress=progress, tolerate=tolerate,
-                timeout=timeout)
+    return _run(
+        rsync_command(src, dst, progress=progress is not None), progress=progress, tolerate=tolerate, timeout=timeout
+    )
 
 
 def recopy(src: str, dst: str, paths: list[str], *, timeout: float | None = None) -> CopyResult:

@@ -133,8 +133,7 @@ def changed_since(tree: dict[str, Entry], since_ns: int, margin_ns: int = CLOCK_
     ctime catches a file rewritten and then given back an old mtime (``touch -d``, tar).
     """
     edge = since_ns - margin_ns
-    return sorted(rel for rel, e in tree.items()
-                  if e.kind == "file" and rel and max(e.mtime_ns, e.ctime_ns) >= edge)
+    return sorted(rel for rel, e in tree.items() if e.kind == "file" and rel and max(e.mtime_ns, e.ctime_ns) >= edge)
 
 
 def _link_groups(tree: dict[str, Entry], counts: dict[int, int]) -> dict[str, str]:
@@ -147,8 +146,14 @@ def _link_groups(tree: dict[str, Entry], counts: dict[int, int]) -> dict[str, st
 
 
 _FIELDS = ("kind", "size", "mtime_ns", "mode", "uid", "gid", "link", "rdev", "xattrs")
-_FIELD_NAMES = {"mtime_ns": "mtime", "uid": "owner", "gid": "group", "nlink": "link count",
-                "link": "symlink target", "rdev": "device number"}
+_FIELD_NAMES = {
+    "mtime_ns": "mtime",
+    "uid": "owner",
+    "gid": "group",
+    "nlink": "link count",
+    "link": "symlink target",
+    "rdev": "device number",
+}
 
 
 @dataclass
@@ -172,9 +177,12 @@ class TreeDiff:
     def problems(self, limit: int = 5) -> list[str]:
         """One line per kind of difference, naming the first *limit* paths."""
         out = []
-        for label, paths in (("missing on the copy", self.missing), ("only on the copy", self.extra),
-                             ("metadata differs", self.different),
-                             ("content differs", self.content_differs)):
+        for label, paths in (
+            ("missing on the copy", self.missing),
+            ("only on the copy", self.extra),
+            ("metadata differs", self.different),
+            ("content differs", self.content_differs),
+        ):
             if paths:
                 more = f" (+{len(paths) - limit} more)" if len(paths) > limit else ""
                 out.append(f"{len(paths)} {label}: {', '.join(paths[:limit])}{more}")
@@ -183,9 +191,11 @@ class TreeDiff:
     def summary(self) -> str:
         """What was compared, with counts."""
         kinds = ", ".join(f"{n} {k}{'s' if n != 1 else ''}" for k, n in sorted(self.kinds.items()))
-        return (f"{self.compared} entries compared ({kinds}): type, size, mtime (ns), mode, owner, link count, "
-                f"hard-link groups, xattrs/ACLs, symlink target; content of {self.hashed_files} file(s) changed "
-                f"since the warm copy began hashed ({self.hashed_bytes} bytes)")
+        return (
+            f"{self.compared} entries compared ({kinds}): type, size, mtime (ns), mode, owner, link count, "
+            f"hard-link groups, xattrs/ACLs, symlink target; content of {self.hashed_files} file(s) changed "
+            f"since the warm copy began hashed ({self.hashed_bytes} bytes)"
+        )
 
 
 def compare(old: dict[str, Entry], new: dict[str, Entry]) -> TreeDiff:
@@ -247,14 +257,12 @@ def _same_content(old_root: str, new_root: str, rel: str) -> tuple[bool, int]:
     return a == b, size
 
 
-def hash_content(old_root: str, new_root: str, paths: Iterable[str], diff: TreeDiff,
-                 *, workers: int = WORKERS) -> None:
+def hash_content(old_root: str, new_root: str, paths: Iterable[str], diff: TreeDiff, *, workers: int = WORKERS) -> None:
     """Hash *paths* under both roots; record counts and the ones that differ in *diff*."""
     missing = set(diff.missing)
     todo = [p for p in paths if p not in missing]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="opsbook-hash") as pool:
-        for rel, (same, size) in zip(todo, pool.map(lambda r: _same_content(old_root, new_root, r), todo),
-                                     strict=True):
+        for rel, (same, size) in zip(todo, pool.map(lambda r: _same_content(old_root, new_root, r), todo), strict=True):
             diff.hashed_files += 1
             diff.hashed_bytes += size
             if not same:

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 TIMEOUT = 30.0
 #: The lines of dockerd's output that say why it refuses to start or to accept a config.
-_ERROR_LINE = re.compile(r"unable to configure|failed to start daemon|level=fatal|level=error|Error starting daemon",
-                         re.IGNORECASE)
+_ERROR_LINE = re.compile(
+    r"unable to configure|failed to start daemon|level=fatal|level=error|Error starting daemon", re.IGNORECASE
+)
 
 
 def dockerd_binary() -> str | None:
@@ -61,14 +62,18 @@ def validate(path: str, dockerd: str | None = None) -> Validation:
     if not binary or not _supports_validate(binary):
         return Validation(available=False, dockerd=binary or "")
     try:
-        proc = subprocess.run([binary, "--validate", "--config-file", path], capture_output=True, text=True,
-                              timeout=TIMEOUT, check=False)
+        proc = subprocess.run(
+            [binary, "--validate", "--config-file", path], capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Validation(available=False, error="", dockerd=f"{binary} ({exc})")
     if proc.returncode == 0:
         return Validation(available=True, dockerd=binary)
-    return Validation(available=True, error=error_line(proc.stderr + "\n" + proc.stdout) or
-                      f"exit status {proc.returncode}", dockerd=binary)
+    return Validation(
+        available=True,
+        error=error_line(proc.stderr + "\n" + proc.stdout) or f"exit status {proc.returncode}",
+        dockerd=binary,
+    )
 
 
 def validate_bytes(data: bytes, dockerd: str | None = None) -> Validation:

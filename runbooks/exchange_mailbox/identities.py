@@ -110,8 +110,10 @@ def _edge_problem(value: str) -> str | None:
     if len(value) > MAX_LENGTH:
         return f"longer than {MAX_LENGTH} characters"
     if "*" in value:
-        return ("wildcard '*': Get-User -Identity would match every user it fits; "
-                "give the UPN, the object id or the alias of one user")
+        return (
+            "wildcard '*': Get-User -Identity would match every user it fits; "
+            "give the UPN, the object id or the alias of one user"
+        )
     if _FILTER.search(value):
         return "a filter expression, not an identity; give the UPN, the object id or the alias of one user"
     return None

@@ -91,7 +91,7 @@ def parse_target(text: str, *, port_allowed: bool = True) -> Target:
         end = text.find("]")
         if end < 0:
             raise TargetError("target: '[' without ']'")
-        host, rest = text[1:end], text[end + 1:]
+        host, rest = text[1:end], text[end + 1 :]
         try:
             ipaddress.IPv6Address(host)
         except ValueError:
@@ -166,9 +166,7 @@ class AllowList:
             raise TargetError(f"target {target.host} is not in this module's allow list", 403)
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(target.host, None, type=socket.SOCK_STREAM), timeout
-            )
+            infos = await asyncio.wait_for(loop.getaddrinfo(target.host, None, type=socket.SOCK_STREAM), timeout)
         except (OSError, TimeoutError):
             raise TargetError(f"target {target.host} does not resolve (allow list by network)", 403) from None
         addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
@@ -247,8 +245,9 @@ def _module(name: str, key_mark: Mark, node: YNode) -> Module:
     target_key: str | None = choices[0] if choices else None
     if target_node is not None:
         if target_node.value not in choices:
-            expected = (f"one of: {', '.join(choices)}" if choices
-                        else f"nothing ({entry.runbook} checks the local engine)")
+            expected = (
+                f"one of: {', '.join(choices)}" if choices else f"nothing ({entry.runbook} checks the local engine)"
+            )
             raise SuiteError(target_node.mark, f"modules.{name}.target: the target can fill {expected}")
         target_key = target_node.value
     if target_key is not None:

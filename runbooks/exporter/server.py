@@ -59,8 +59,9 @@ class Hooks(Protocol):
     def validate(self, config: ModuleConfig) -> None:
         """Bind every module with a placeholder target: raise SuiteError(s) with file:line."""
 
-    def prepare(self, config: ModuleConfig, module: Module, target: str | None,
-                timeout: float) -> tuple[Callable[[], Report], Scrubber]:
+    def prepare(
+        self, config: ModuleConfig, module: Module, target: str | None, timeout: float
+    ) -> tuple[Callable[[], Report], Scrubber]:
         """The check call for *module* on *target* and the scrubber of the config's secrets."""
 
     def render_text(self, report: Report) -> str:
@@ -92,27 +93,36 @@ class Metrics:
         PlatformCollector(registry=self.registry)
         r = self.registry
         self.requests = Counter(
-            "opsbook_exporter_probe_requests", "Probe requests by module and outcome "
+            "opsbook_exporter_probe_requests",
+            "Probe requests by module and outcome "
             "(success, failure, timeout, bad_request, forbidden, overloaded, error).",
-            ["module", "outcome"], registry=r,
+            ["module", "outcome"],
+            registry=r,
         )
         self.duration = Histogram(
-            "opsbook_exporter_probe_duration_seconds", "Time from request to answer of /probe, by module.",
-            ["module"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60), registry=r,
+            "opsbook_exporter_probe_duration_seconds",
+            "Time from request to answer of /probe, by module.",
+            ["module"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=r,
         )
         self.in_flight = Gauge("opsbook_exporter_probes_in_flight", "Probes running now (threads busy).", registry=r)
         self.queued = Gauge("opsbook_exporter_probes_queued", "Requests waiting for a probe slot.", registry=r)
         self.reload_ok = Gauge(
-            "opsbook_exporter_config_last_reload_successful", "Whether the last module file (re)load worked.",
+            "opsbook_exporter_config_last_reload_successful",
+            "Whether the last module file (re)load worked.",
             registry=r,
         )
         self.reload_time = Gauge(
             "opsbook_exporter_config_last_reload_success_timestamp_seconds",
-            "When the module file was last (re)loaded successfully (Unix time).", registry=r,
+            "When the module file was last (re)loaded successfully (Unix time).",
+            registry=r,
         )
         self.reloads = Counter(
-            "opsbook_exporter_config_reloads", "Module file reloads by outcome (success, failure).",
-            ["outcome"], registry=r,
+            "opsbook_exporter_config_reloads",
+            "Module file reloads by outcome (success, failure).",
+            ["outcome"],
+            registry=r,
         )
         self.modules = Gauge("opsbook_exporter_modules", "Modules in the configuration in use.", registry=r)
 
@@ -138,8 +148,9 @@ def probe_lines(success: bool, duration: float) -> str:
 class Exporter:
     """The module configuration in use, the probe pool and the HTTP handlers."""
 
-    def __init__(self, config_path: str, hooks: Hooks, limits: Limits | None = None,
-                 web: WebConfig | None = None) -> None:
+    def __init__(
+        self, config_path: str, hooks: Hooks, limits: Limits | None = None, web: WebConfig | None = None
+    ) -> None:
         self.config_path = config_path
         self.hooks = hooks
         self.limits = limits or Limits()
@@ -252,8 +263,10 @@ class Exporter:
         from aiohttp import web
 
         names = ", ".join(sorted(self.config.modules))
-        return web.Response(text=f"opsbook exporter: /probe?module=M&target=T (modules: {names}), /metrics, "
-                                 "/-/healthy, POST /-/reload\n")
+        return web.Response(
+            text=f"opsbook exporter: /probe?module=M&target=T (modules: {names}), /metrics, "
+            "/-/healthy, POST /-/reload\n"
+        )
 
     async def healthy(self, request: Any) -> Any:
         from aiohttp import web
@@ -287,8 +300,9 @@ class Exporter:
         config = self.config  # one configuration for the whole request, even across a reload
         unknown = sorted({k for k in query if k not in QUERY_KEYS})
         if unknown:
-            return self._refuse("", "bad_request", 400,
-                                f"unknown parameter {unknown[0][:40]!r} (accepted: module, target, debug)")
+            return self._refuse(
+                "", "bad_request", 400, f"unknown parameter {unknown[0][:40]!r} (accepted: module, target, debug)"
+            )
         if any(len(query.getall(k)) > 1 for k in query):
             return self._refuse("", "bad_request", 400, "each parameter may be given once")
         name = query.get("module", "")
@@ -312,8 +326,9 @@ class Exporter:
                 target = parse_target(target_text, port_allowed=module.target_key in TARGET_WITH_PORT)
             if target is not None and module.allow is not None and module.target_key is not None:
                 await module.allow.check(target, timeout=max(0.1, min(2.0, deadline / 2)))
-            call, scrub = self.hooks.prepare(config, module, target.text if target and module.target_key else None,
-                                             deadline * TIMEOUT_SHARE)
+            call, scrub = self.hooks.prepare(
+                config, module, target.text if target and module.target_key else None, deadline * TIMEOUT_SHARE
+            )
         except TargetError as exc:
             return self._refuse(name, "forbidden" if exc.status == 403 else "bad_request", exc.status, str(exc))
         except SuiteError as exc:
@@ -333,14 +348,19 @@ class Exporter:
         self.metrics.requests.labels(name, outcome).inc()
         self.metrics.duration.labels(name).observe(duration)
         if debug:
-            report.sections["probe"] = {"module": name, "target": target.text if target else "",
-                                     "deadline_s": round(deadline, 3), "success": success}
+            report.sections["probe"] = {
+                "module": name,
+                "target": target.text if target else "",
+                "deadline_s": round(deadline, 3),
+                "success": success,
+            }
             return web.Response(text=self.hooks.render_json(report), content_type="application/json")
         body = self.hooks.render_text(report) + probe_lines(success, duration)
         return web.Response(body=body.encode(), headers={"Content-Type": TEXT_CONTENT_TYPE})
 
-    async def _run(self, module: Module, call: Callable[[], Report], scrub: Scrubber, remaining: float,
-                   deadline: float) -> tuple[str, Report]:
+    async def _run(
+        self, module: Module, call: Callable[[], Report], scrub: Scrubber, remaining: float, deadline: float
+    ) -> tuple[str, Report]:
         """Run *call* in a probe slot: (outcome, report); outcome is ran, timeout or overloaded."""
         loop = asyncio.get_running_loop()
         if self._slots is None:
@@ -388,8 +408,9 @@ class Exporter:
         return "ran", result
 
     # ------------------------------------------------------------------ serving
-    async def serve(self, host: str, port: int, on_ready: Callable[[str], None],
-                    stop: asyncio.Event | None = None) -> None:
+    async def serve(
+        self, host: str, port: int, on_ready: Callable[[str], None], stop: asyncio.Event | None = None
+    ) -> None:
         """Listen on *host*:*port* until SIGTERM/SIGINT (or *stop*); SIGHUP reloads."""
         from aiohttp import web
 

@@ -108,9 +108,7 @@ def _tls(node: YNode, display: str) -> ssl.SSLContext:
     auth = fields.get("client_auth_type")
     mode = "NoClientCert" if auth is None else auth.value
     if mode not in CLIENT_AUTH:
-        raise SuiteError(
-            auth.mark if auth else node.mark, f"client_auth_type must be one of {', '.join(CLIENT_AUTH)}"
-        )
+        raise SuiteError(auth.mark if auth else node.mark, f"client_auth_type must be one of {', '.join(CLIENT_AUTH)}")
     ctx.verify_mode = CLIENT_AUTH[mode]
     if mode != "NoClientCert":
         if "client_ca_file" not in fields:

@@ -63,7 +63,7 @@ def read_tlv(data: bytes, offset: int = 0) -> tuple[Tlv, int]:
         count = first & 0x7F
         if count == 0 or count > 4 or pos + count > len(data):
             raise BerError("bad length")
-        length = int.from_bytes(data[pos:pos + count], "big")
+        length = int.from_bytes(data[pos : pos + count], "big")
         pos += count
     end = pos + length
     if end > len(data):
@@ -260,8 +260,9 @@ def kerberos_reply(reply: bytes) -> ProtocolAnswer:
         code = fields[6].integer()
     except (BerError, KeyError, ValueError) as exc:
         return ProtocolAnswer("Kerberos", False, f"{len(reply)}-byte reply is not a Kerberos message ({exc})")
-    return ProtocolAnswer("Kerberos", True, KRB_ERRORS.get(code, f"KRB-ERROR {code}"), server_time=stime,
-                          resolution_s=0.001)
+    return ProtocolAnswer(
+        "Kerberos", True, KRB_ERRORS.get(code, f"KRB-ERROR {code}"), server_time=stime, resolution_s=0.001
+    )
 
 
 NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
@@ -275,17 +276,26 @@ def ntp_reply(query: bytes, reply: bytes) -> ProtocolAnswer:
     fraction = int.from_bytes(reply[44:48], "big") / 2**32
     stratum = reply[1]
     note = f"stratum {stratum}" if stratum else "stratum 0 (kiss-o'-death or unsynchronised)"
-    return ProtocolAnswer("NTP", True, note, server_time=datetime.fromtimestamp(seconds + fraction, UTC),
-                          resolution_s=0.001)
+    return ProtocolAnswer(
+        "NTP", True, note, server_time=datetime.fromtimestamp(seconds + fraction, UTC), resolution_s=0.001
+    )
 
 
 # --------------------------------------------------------------------------- LDAP over TCP
 
 #: The rootDSE attributes an AD admin looks at first.
 ROOTDSE_ATTRIBUTES = (
-    "currentTime", "dnsHostName", "defaultNamingContext", "domainFunctionality", "forestFunctionality",
-    "domainControllerFunctionality", "isSynchronized", "isGlobalCatalogReady", "highestCommittedUSN",
-    "serverName", "supportedLDAPVersion",
+    "currentTime",
+    "dnsHostName",
+    "defaultNamingContext",
+    "domainFunctionality",
+    "forestFunctionality",
+    "domainControllerFunctionality",
+    "isSynchronized",
+    "isGlobalCatalogReady",
+    "highestCommittedUSN",
+    "serverName",
+    "supportedLDAPVersion",
 )
 
 
@@ -320,12 +330,11 @@ class _Reader:
         if length > 1 << 20:
             raise BerError("LDAP answer larger than 1 MiB")
         self._need(header + length)
-        element, self.buffer = self.buffer[: header + length], self.buffer[header + length:]
+        element, self.buffer = self.buffer[: header + length], self.buffer[header + length :]
         return element
 
 
-def ldap_rootdse(sock: socket.socket, timeout: float, message_id: int = 1,
-                 protocol: str = "LDAP") -> ProtocolAnswer:
+def ldap_rootdse(sock: socket.socket, timeout: float, message_id: int = 1, protocol: str = "LDAP") -> ProtocolAnswer:
     """An anonymous rootDSE search on a connected (plain or TLS) socket, within *timeout*."""
     from .udp import cldap_payload
 

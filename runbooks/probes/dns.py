@@ -133,8 +133,14 @@ def dns_query(
             # Say what happened on each transport: UDP did answer (TC set), TCP then failed.
             kw["error"] = f"UDP: truncated reply (TC set); TCP: {kw.get('error') or outcome.value}"
         return DnsAnswer(
-            label, qname, rdtype, outcome, time.perf_counter() - start,
-            transport=transport, truncated=truncated, **kw,  # type: ignore[arg-type]
+            label,
+            qname,
+            rdtype,
+            outcome,
+            time.perf_counter() - start,
+            transport=transport,
+            truncated=truncated,
+            **kw,  # type: ignore[arg-type]
         )
 
     try:

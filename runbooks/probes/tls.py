@@ -43,7 +43,7 @@ VERIFY_REASONS = {
     20: "issuer not trusted (wrong CA, or the server does not send the intermediate)",
     21: "issuer not trusted (wrong CA, or the server does not send the intermediate)",
     2: "issuer certificate not found: the trust store holds an intermediate CA but not the root it chains to "
-       "(put the root CA in --ca-file)",
+    "(put the root CA in --ca-file)",
     26: "certificate not valid for server authentication (EKU)",
     23: "revoked",
     66: "key too weak",
@@ -170,7 +170,12 @@ def _legacy_context(version: str | None) -> ssl.SSLContext:
 
 
 def legacy_protocols(
-    host: str, port: int, *, timeout: float = 5.0, address: str | None = None, server_name: str | None = None,
+    host: str,
+    port: int,
+    *,
+    timeout: float = 5.0,
+    address: str | None = None,
+    server_name: str | None = None,
     skip: tuple[str, ...] = (),
 ) -> list[str]:
     """The legacy protocols (``TLSv1``, ``TLSv1.1``, oldest first) the server accepts, each offered alone.
@@ -296,9 +301,7 @@ def _connect(probe: TlsProbe, address: str, timeout: float) -> socket.socket | N
         probe.connect_s = round(time.perf_counter() - start, 6)
 
 
-def _attempt(
-    probe: TlsProbe, address: str, ctx: ssl.SSLContext, timeout: float
-) -> ssl.SSLSocket | None:
+def _attempt(probe: TlsProbe, address: str, ctx: ssl.SSLContext, timeout: float) -> ssl.SSLSocket | None:
     """Connect and handshake once; fill *probe*; return the open TLS socket or None."""
     raw = _connect(probe, address, timeout)
     if raw is None:

@@ -106,8 +106,14 @@ def _when(node: YNode) -> When:
     folder = os.path.dirname(os.path.abspath(node.mark.file))  # relative to the suite file, as include: is
     for key in ("path_exists", "any_path_exists"):
         if key in node.value:
-            setattr(when, key, [os.path.normpath(os.path.join(folder, os.path.expanduser(p)))
-                                for p in _str_list(node.value[key], f"when.{key}")])
+            setattr(
+                when,
+                key,
+                [
+                    os.path.normpath(os.path.join(folder, os.path.expanduser(p)))
+                    for p in _str_list(node.value[key], f"when.{key}")
+                ],
+            )
     if "env_set" in node.value:
         names = _str_list(node.value["env_set"], "when.env_set")
         for name in names:
@@ -170,9 +176,7 @@ def _read_suite_file(path: Path, display: str) -> dict[str, YNode]:
         raise SuiteError(root.mark, "missing 'version: 1'")
     version = doc["version"]
     if isinstance(version.value, bool) or version.value != 1:
-        raise SuiteError(
-            version.mark, f"unsupported suite version {version.value!r} (this opsbook reads version 1)"
-        )
+        raise SuiteError(version.mark, f"unsupported suite version {version.value!r} (this opsbook reads version 1)")
     return doc
 
 
@@ -208,13 +212,12 @@ class _Loader:
         own = _settings(node, "defaults")
         for key in SUITE_DEFAULTS:
             if key in own and not top:
-                raise SuiteError(
-                    own[key].key_mark, f"defaults.{key} is a suite-wide setting: set it in the top file"
-                )
+                raise SuiteError(own[key].key_mark, f"defaults.{key} is a suite-wide setting: set it in the top file")
         if "concurrency" in own:
             self.concurrency = int(
-                _positive_number(own.pop("concurrency").node, "defaults.concurrency", integer=True,
-                                 maximum=MAX_CONCURRENCY)
+                _positive_number(
+                    own.pop("concurrency").node, "defaults.concurrency", integer=True, maximum=MAX_CONCURRENCY
+                )
             )
         if "deadline" in own:
             self.deadline = _positive_number(own.pop("deadline").node, "defaults.deadline", maximum=86400)
@@ -253,7 +256,7 @@ class _Loader:
         shown = text if os.path.isabs(text) else os.path.normpath(os.path.join(os.path.dirname(display), text))
         real = os.path.realpath(target)
         if real in stack:
-            chain = " -> ".join([*(os.path.basename(p) for p in stack[stack.index(real):]), os.path.basename(real)])
+            chain = " -> ".join([*(os.path.basename(p) for p in stack[stack.index(real) :]), os.path.basename(real)])
             raise SuiteError(item.mark, f"include cycle: {chain}")
         if not target.is_file():
             raise SuiteError(item.mark, f"included file {shown} does not exist or is not a file")

@@ -91,8 +91,12 @@ def host_facts(resolv_conf: str | None = None) -> dict[str, Callable[[], Any]]:
         except LookupError:
             return name
 
-    return {"host.domain": domain, "host.nameservers": nameservers, "host.hostname": socket.gethostname,
-            "host.fqdn": fqdn}
+    return {
+        "host.domain": domain,
+        "host.nameservers": nameservers,
+        "host.hostname": socket.gethostname,
+        "host.fqdn": fqdn,
+    }
 
 
 #: Variables a suite may read without declaring them under ``env:``.

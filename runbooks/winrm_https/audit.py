@@ -77,7 +77,6 @@ class AuditOptions:
         require_transport(self.transport)
 
 
-
 # ------------------------------------------------------------------ running it
 
 
@@ -95,18 +94,24 @@ def fetch_presented(hp: HostPort, opts: AuditOptions) -> Presented:
     return info if info is not None else f"no TLS handshake with {hp}: cannot compare the presented certificate"
 
 
-def audit_host(hp: HostPort, opts: AuditOptions, now: dt.datetime | None = None,
-               presented_fetcher: PresentedFetcher = fetch_presented) -> list[CheckResult]:
+def audit_host(
+    hp: HostPort,
+    opts: AuditOptions,
+    now: dt.datetime | None = None,
+    presented_fetcher: PresentedFetcher = fetch_presented,
+) -> list[CheckResult]:
     """All findings for one host (one result when it cannot be audited)."""
     start = time.perf_counter()
     who = opts.username or "client certificate"
-    login_details: dict[str, Any] = {"transport": opts.transport, "username": opts.username,
-                                     "endpoint": endpoint(hp)}
+    login_details: dict[str, Any] = {"transport": opts.transport, "username": opts.username, "endpoint": endpoint(hp)}
     try:
         stdout, stderr, code, seconds = run_remote(hp, opts)
         if code != 0:
-            raise AuditFailure(Status.UNKNOWN, f"the audit script failed (exit {code}): "
-                               f"{scrub(stderr_text(stderr), opts.password) or 'no error text'}")
+            raise AuditFailure(
+                Status.UNKNOWN,
+                f"the audit script failed (exit {code}): "
+                f"{scrub(stderr_text(stderr), opts.password) or 'no error text'}",
+            )
         try:
             inv = parse_inventory(audit_script.parse_output(stdout))
         except audit_script.AuditOutputError as exc:
@@ -114,19 +119,31 @@ def audit_host(hp: HostPort, opts: AuditOptions, now: dt.datetime | None = None,
     except AuditFailure as failure:
         login_details.update(failure.details)
         login_details["not_checked"] = list(DEPENDENT_CHECKS)
-        result = CheckResult(id="winrm.audit.login", target=str(hp), name="WinRM login", status=failure.status,
-                             summary=failure.summary, details=login_details)
+        result = CheckResult(
+            id="winrm.audit.login",
+            target=str(hp),
+            name="WinRM login",
+            status=failure.status,
+            summary=failure.summary,
+            details=login_details,
+        )
         result.duration_s = round(time.perf_counter() - start, 6)
         return [result]
     login_details["computer"] = inv.computer
-    results = [CheckResult(
-        id="winrm.audit.login", target=str(hp), name="WinRM login", status=Status.OK,
-        summary=f"logged in as {who} ({opts.transport}) on {inv.computer or hp.host}; audit script ran in "
-                f"{seconds:.1f}s", details=login_details, metrics={"audit_time": Metric(round(seconds, 3), "s")},
-    )]
+    results = [
+        CheckResult(
+            id="winrm.audit.login",
+            target=str(hp),
+            name="WinRM login",
+            status=Status.OK,
+            summary=f"logged in as {who} ({opts.transport}) on {inv.computer or hp.host}; audit script ran in "
+            f"{seconds:.1f}s",
+            details=login_details,
+            metrics={"audit_time": Metric(round(seconds, 3), "s")},
+        )
+    ]
     presented = presented_fetcher(hp, opts)
-    results += findings(hp, inv, presented, port=hp.port, warn_days=opts.warn_days, now=now,
-                        template=opts.template)
+    results += findings(hp, inv, presented, port=hp.port, warn_days=opts.warn_days, now=now, template=opts.template)
     elapsed = round(time.perf_counter() - start, 6)
     for result in results:
         result.duration_s = elapsed
@@ -155,8 +172,15 @@ def run_audit(hosts: list[HostPort], opts: AuditOptions, concurrency: int = 8) -
     now = dt.datetime.now(dt.UTC)
 
     def crashed(hp: HostPort, exc: BaseException) -> list[CheckResult]:
-        return [CheckResult(id="winrm.audit.login", target=str(hp), name="WinRM login", status=Status.UNKNOWN,
-                            summary=scrub(f"internal error: {exc.__class__.__name__}: {exc}", opts.password))]
+        return [
+            CheckResult(
+                id="winrm.audit.login",
+                target=str(hp),
+                name="WinRM login",
+                status=Status.UNKNOWN,
+                summary=scrub(f"internal error: {exc.__class__.__name__}: {exc}", opts.password),
+            )
+        ]
 
     for results in run_bounded(lambda hp: audit_host(hp, opts, now), hosts, concurrency, on_error=crashed):
         report.checks.extend(results)

@@ -81,8 +81,15 @@ def encoded(script: str) -> str:
 
 def command_line(port: int) -> tuple[str, list[str]]:
     """(command, arguments) that run the audit script on the remote host."""
-    args = ["-NoLogo", "-NoProfile", "-NonInteractive", "-ExecutionPolicy", "Bypass",
-            "-EncodedCommand", encoded(render(port))]
+    args = [
+        "-NoLogo",
+        "-NoProfile",
+        "-NonInteractive",
+        "-ExecutionPolicy",
+        "Bypass",
+        "-EncodedCommand",
+        encoded(render(port)),
+    ]
     total = len("powershell.exe ") + len(" ".join(args))
     if total > CMD_LIMIT:  # pragma: no cover - guarded by a unit test
         raise ValueError(f"remote command line too long ({total} > {CMD_LIMIT})")
@@ -100,7 +107,7 @@ def parse_output(stdout: bytes) -> dict[str, Any]:
         line = raw.strip()
         if line.startswith(MARKER):
             try:
-                data = json.loads(base64.b64decode(line[len(MARKER):], validate=True).decode("utf-8"))
+                data = json.loads(base64.b64decode(line[len(MARKER) :], validate=True).decode("utf-8"))
             except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise AuditOutputError(f"unreadable audit answer: {exc}") from None
             if not isinstance(data, dict):

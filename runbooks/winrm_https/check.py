@@ -34,15 +34,25 @@ PROTOCOL_NAMES = {"SSLv3": "SSL 3.0", "TLSv1": "TLS 1.0", "TLSv1.1": "TLS 1.1"}
 #: The handshake runs at OpenSSL security level 0 to see everything; Python's default context (pywinrm,
 #: Ansible, opsbook's own audit) runs at level 2 and refuses SHA-1/MD5 signatures and RSA keys below 2048 bits.
 WEAK_HASHES = {"md2": Status.CRITICAL, "md5": Status.CRITICAL, "sha1": Status.CRITICAL}
-CLIENTS_REFUSE = ("clients refuse this certificate: Python's default TLS context (pywinrm, Ansible, opsbook winrm "
-                  "audit) runs at OpenSSL security level 2")
+CLIENTS_REFUSE = (
+    "clients refuse this certificate: Python's default TLS context (pywinrm, Ansible, opsbook winrm "
+    "audit) runs at OpenSSL security level 2"
+)
 #: How to turn off Basic (the password goes to the server as is) and CredSSP (reusable credentials delegated).
-AUTH_FIX = ("disable it (winrm set winrm/config/service/auth @{Basic=\"false\"}; CredSSP: "
-            "Disable-WSManCredSSP -Role Server)")
+AUTH_FIX = (
+    'disable it (winrm set winrm/config/service/auth @{Basic="false"}; CredSSP: Disable-WSManCredSSP -Role Server)'
+)
 #: The checks that need a TLS handshake (omitted when there is none).
 DEPENDENT_CHECKS = (
-    "winrm.tls.version", "winrm.cert.chain", "winrm.cert.name", "winrm.cert.issuer", "winrm.cert.expiry",
-    "winrm.cert.eku", "winrm.cert.key", "winrm.cert.signature", "winrm.wsman",
+    "winrm.tls.version",
+    "winrm.cert.chain",
+    "winrm.cert.name",
+    "winrm.cert.issuer",
+    "winrm.cert.expiry",
+    "winrm.cert.eku",
+    "winrm.cert.key",
+    "winrm.cert.signature",
+    "winrm.wsman",
 )
 
 
@@ -122,7 +132,8 @@ def read_hosts_file(path: str | Path) -> list[str]:
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or (
-            "not UTF-8 text (save it as UTF-8)" if isinstance(exc, UnicodeDecodeError) else str(exc))
+            "not UTF-8 text (save it as UTF-8)" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        )
         raise InputError(f"cannot read --hosts-file {path}: {reason}") from None
     hosts = []
     for number, line in enumerate(text.splitlines(), 1):
@@ -167,14 +178,26 @@ def _tcp_result(hp: HostPort, probe: TlsProbe, timeout: float) -> CheckResult:
     details: dict[str, object] = {"address": hp.connect_host, "state": str(probe.tcp_state)}
     if probe.tcp_state is PortState.OPEN:
         ms = probe.connect_s * 1000
-        return _result(hp, "winrm.tcp", "TCP reachability", Status.OK, f"port {hp.port} open ({ms:.0f} ms)",
-                       details=details, metrics={"connect_time": Metric(round(probe.connect_s, 6), "s")})
+        return _result(
+            hp,
+            "winrm.tcp",
+            "TCP reachability",
+            Status.OK,
+            f"port {hp.port} open ({ms:.0f} ms)",
+            details=details,
+            metrics={"connect_time": Metric(round(probe.connect_s, 6), "s")},
+        )
     details["not_checked"] = list(DEPENDENT_CHECKS)
     details["error"] = probe.tcp_error
     if probe.tcp_errno in (errno.EMFILE, errno.ENFILE):  # our limit, not the host's fault
-        return _result(hp, "winrm.tcp", "TCP reachability", Status.UNKNOWN,
-                       f"not checked: {probe.tcp_error} here (raise 'ulimit -n' or lower --concurrency)",
-                       details=details)
+        return _result(
+            hp,
+            "winrm.tcp",
+            "TCP reachability",
+            Status.UNKNOWN,
+            f"not checked: {probe.tcp_error} here (raise 'ulimit -n' or lower --concurrency)",
+            details=details,
+        )
     if probe.tcp_state is PortState.CLOSED:
         why = "connection refused" if "refused" in probe.tcp_error.lower() else f"connection reset ({probe.tcp_error})"
         summary = f"{why}: the host answered and no HTTPS listener is on port {hp.port}"
@@ -197,21 +220,30 @@ def _tls_result(hp: HostPort, probe: TlsProbe, info: CertInfo | None) -> CheckRe
             summary = f"certificate rejected ({probe.verify_reason}), then: {summary}"
         return _result(hp, "winrm.tls", "TLS handshake", Status.CRITICAL, summary, details=details)
     details = {
-        "version": probe.version, "cipher": probe.cipher, "sni": probe.server_name,
+        "version": probe.version,
+        "cipher": probe.cipher,
+        "sni": probe.server_name,
     }
     if info is not None:
         details["thumbprint"] = info.thumbprint
         details["certificate"] = info.to_dict()
     thumb = f", certificate {info.thumbprint}" if info else ""
-    return _result(hp, "winrm.tls", "TLS handshake", Status.OK,
-                   f"{probe.version} handshake ({probe.cipher}){thumb}", details=details)
+    return _result(
+        hp,
+        "winrm.tls",
+        "TLS handshake",
+        Status.OK,
+        f"{probe.version} handshake ({probe.cipher}){thumb}",
+        details=details,
+    )
 
 
 def _version_result(hp: HostPort, probe: TlsProbe, legacy: list[str]) -> CheckResult:
     """The negotiated version, and every legacy protocol the server still accepts (each probed alone)."""
     version = probe.version or "unknown"
-    status = max([OLD_TLS.get(version, Status.OK), *(OLD_TLS.get(v, Status.WARNING) for v in legacy)],
-                 key=lambda s: s.severity)
+    status = max(
+        [OLD_TLS.get(version, Status.OK), *(OLD_TLS.get(v, Status.WARNING) for v in legacy)], key=lambda s: s.severity
+    )
     still = " and ".join(PROTOCOL_NAMES.get(v, v) for v in legacy)
     still = f"{still} {'are' if len(legacy) > 1 else 'is'} still accepted" if legacy else ""
     fix = "disable TLS 1.0/1.1 (SCHANNEL protocols) on the server"
@@ -222,20 +254,32 @@ def _version_result(hp: HostPort, probe: TlsProbe, legacy: list[str]) -> CheckRe
         summary = f"{version} negotiated, but {still}: {fix}"
     else:
         summary = f"{version} negotiated"
-    return _result(hp, "winrm.tls.version", "TLS protocol version", status, summary,
-                   details={"version": version, "legacy_accepted": legacy[0] if legacy else None,
-                            "legacy_protocols": list(legacy)})
+    return _result(
+        hp,
+        "winrm.tls.version",
+        "TLS protocol version",
+        status,
+        summary,
+        details={
+            "version": version,
+            "legacy_accepted": legacy[0] if legacy else None,
+            "legacy_protocols": list(legacy),
+        },
+    )
 
 
-def _chain_result(
-    hp: HostPort, probe: TlsProbe, info: CertInfo, ca_file: str | None, now: dt.datetime
-) -> CheckResult:
+def _chain_result(hp: HostPort, probe: TlsProbe, info: CertInfo, ca_file: str | None, now: dt.datetime) -> CheckResult:
     store = f"--ca-file {ca_file}" if ca_file else "the system store"
     details: dict[str, object] = {"trust_store": store, "thumbprint": info.thumbprint, "issuer": info.issuer}
     if probe.verified:
-        return _result(hp, "winrm.cert.chain", "certificate chain", Status.OK,
-                       f"chain verified against {store} (issuer {wsman.clean(info.issuer_cn or info.issuer)})",
-                       details=details)
+        return _result(
+            hp,
+            "winrm.cert.chain",
+            "certificate chain",
+            Status.OK,
+            f"chain verified against {store} (issuer {wsman.clean(info.issuer_cn or info.issuer)})",
+            details=details,
+        )
     reason = probe.verify_reason
     if info.self_issued and probe.verify_code in (18, 19, 20, 21):
         reason = "self-signed certificate"
@@ -245,18 +289,28 @@ def _chain_result(
         if leaf_bad and probe.verified_except_dates and not ca_bad:
             # One root cause, one finding: the leaf's dates, reported by winrm.cert.expiry.
             details["verified_except_dates"] = True
-            return _result(hp, "winrm.cert.chain", "certificate chain", Status.OK,
-                           f"chain verified against {store}, validity dates aside (see certificate expiry) "
-                           f"(issuer {wsman.clean(info.issuer_cn or info.issuer)})", details=details)
+            return _result(
+                hp,
+                "winrm.cert.chain",
+                "certificate chain",
+                Status.OK,
+                f"chain verified against {store}, validity dates aside (see certificate expiry) "
+                f"(issuer {wsman.clean(info.issuer_cn or info.issuer)})",
+                details=details,
+            )
         what = "a CA certificate in the chain" if ca_bad or not leaf_bad else "the certificate"
         reason = f"trusted issuer, but {what} is {ca_bad or reason}" + ("" if ca_bad else " (see certificate expiry)")
     elif probe.verify_code == 26 and info.eku is not None and SERVER_AUTH not in info.eku:
         reason = "trusted issuer, but the certificate lacks the Server Authentication EKU"
     details.update({"verify_code": probe.verify_code, "verify_message": probe.verify_message})
-    return _result(hp, "winrm.cert.chain", "certificate chain", Status.CRITICAL,
-                   f"chain verification against {store} failed: {reason} "
-                   f"(issuer {wsman.clean(info.issuer_cn or info.issuer)})",
-                   details=details)
+    return _result(
+        hp,
+        "winrm.cert.chain",
+        "certificate chain",
+        Status.CRITICAL,
+        f"chain verification against {store} failed: {reason} (issuer {wsman.clean(info.issuer_cn or info.issuer)})",
+        details=details,
+    )
 
 
 def _ca_out_of_dates(chain_der: tuple[bytes, ...], now: dt.datetime) -> str:
@@ -277,30 +331,49 @@ def _name_result(hp: HostPort, info: CertInfo) -> CheckResult:
     wire = wire_name(hp.host)
     ok, how = name_matches(info, wire)
     shown = hp.host if wire.lower() == hp.host.lower() else f"{hp.host} ({wire})"
-    details = {"host": hp.host, "dns_names": list(info.dns_names), "ip_addresses": list(info.ip_addresses),
-               "subject_cn": info.subject_cn}
+    details = {
+        "host": hp.host,
+        "dns_names": list(info.dns_names),
+        "ip_addresses": list(info.ip_addresses),
+        "subject_cn": info.subject_cn,
+    }
     if wire != hp.host:
         details["ascii_host"] = wire
     if ok:
-        return _result(hp, "winrm.cert.name", "certificate name", Status.OK, f"{shown} matches {how}",
-                       details=details)
+        return _result(hp, "winrm.cert.name", "certificate name", Status.OK, f"{shown} matches {how}", details=details)
     names = wsman.clean(", ".join([*info.dns_names, *info.ip_addresses]) or f"CN {info.subject_cn}", 200)
-    return _result(hp, "winrm.cert.name", "certificate name", Status.CRITICAL,
-                   f"name mismatch: certificate is for {names}, not {shown}", details=details)
+    return _result(
+        hp,
+        "winrm.cert.name",
+        "certificate name",
+        Status.CRITICAL,
+        f"name mismatch: certificate is for {names}, not {shown}",
+        details=details,
+    )
 
 
 def _issuer_result(hp: HostPort, info: CertInfo, issuer: str | None) -> CheckResult:
     cn = wsman.clean(info.issuer_cn or "")
     details = {"issuer": info.issuer, "issuer_cn": info.issuer_cn, "expected_prefix": issuer}
     if not issuer:
-        return _result(hp, "winrm.cert.issuer", "certificate issuer", Status.OK,
-                       f"issued by {cn or info.issuer} (no --issuer to compare)", details=details)
+        return _result(
+            hp,
+            "winrm.cert.issuer",
+            "certificate issuer",
+            Status.OK,
+            f"issued by {cn or info.issuer} (no --issuer to compare)",
+            details=details,
+        )
     if cn.lower().startswith(issuer.lower()):
-        return _result(hp, "winrm.cert.issuer", "certificate issuer", Status.OK,
-                       f"issued by {cn}", details=details)
-    return _result(hp, "winrm.cert.issuer", "certificate issuer", Status.CRITICAL,
-                   f"issued by {cn or info.issuer!r}, expected an issuer CN starting with {issuer!r}",
-                   details=details)
+        return _result(hp, "winrm.cert.issuer", "certificate issuer", Status.OK, f"issued by {cn}", details=details)
+    return _result(
+        hp,
+        "winrm.cert.issuer",
+        "certificate issuer",
+        Status.CRITICAL,
+        f"issued by {cn or info.issuer!r}, expected an issuer CN starting with {issuer!r}",
+        details=details,
+    )
 
 
 def _expiry_result(hp: HostPort, info: CertInfo, opts: CheckOptions, now: dt.datetime) -> CheckResult:
@@ -308,8 +381,11 @@ def _expiry_result(hp: HostPort, info: CertInfo, opts: CheckOptions, now: dt.dat
     days = math.floor(left) if left >= 0 else -math.floor(-left)  # whole days, either side of NotAfter
     date = info.not_after.date().isoformat()
     metric = Metric(days, "", warn=opts.warn_days, crit=opts.crit_days, low=True)
-    details = {"not_before": info.not_before.isoformat(), "not_after": info.not_after.isoformat(),
-               "thumbprint": info.thumbprint}
+    details = {
+        "not_before": info.not_before.isoformat(),
+        "not_after": info.not_after.isoformat(),
+        "thumbprint": info.thumbprint,
+    }
     if now < info.not_before:
         status, summary = Status.CRITICAL, f"not valid before {info.not_before.isoformat()} (clock or early rollout)"
     elif left < 0:
@@ -320,21 +396,35 @@ def _expiry_result(hp: HostPort, info: CertInfo, opts: CheckOptions, now: dt.dat
         status, summary = Status.WARNING, f"certificate expires in {days} days ({date})"
     else:
         status, summary = Status.OK, f"certificate valid for {days} more days ({date})"
-    return _result(hp, "winrm.cert.expiry", "certificate expiry", status, summary, details=details,
-                   metrics={"days_left": metric})
+    return _result(
+        hp, "winrm.cert.expiry", "certificate expiry", status, summary, details=details, metrics={"days_left": metric}
+    )
 
 
 def _eku_result(hp: HostPort, info: CertInfo) -> CheckResult:
     details = {"eku": info.eku_names if info.eku is not None else None}
     if info.eku is None:
-        return _result(hp, "winrm.cert.eku", "certificate EKU", Status.OK,
-                       "no EKU extension (valid for any purpose)", details=details)
+        return _result(
+            hp,
+            "winrm.cert.eku",
+            "certificate EKU",
+            Status.OK,
+            "no EKU extension (valid for any purpose)",
+            details=details,
+        )
     if SERVER_AUTH in info.eku or ANY_EKU in info.eku:
-        return _result(hp, "winrm.cert.eku", "certificate EKU", Status.OK,
-                       "Server Authentication EKU present", details=details)
+        return _result(
+            hp, "winrm.cert.eku", "certificate EKU", Status.OK, "Server Authentication EKU present", details=details
+        )
     has = ", ".join(info.eku_names) or "none"
-    return _result(hp, "winrm.cert.eku", "certificate EKU", Status.CRITICAL,
-                   f"no Server Authentication EKU (has: {has}): clients reject it", details=details)
+    return _result(
+        hp,
+        "winrm.cert.eku",
+        "certificate EKU",
+        Status.CRITICAL,
+        f"no Server Authentication EKU (has: {has}): clients reject it",
+        details=details,
+    )
 
 
 def _key_result(hp: HostPort, info: CertInfo) -> CheckResult:
@@ -342,9 +432,14 @@ def _key_result(hp: HostPort, info: CertInfo) -> CheckResult:
     label = f"{info.key_type} {info.key_size}" if info.key_size else info.key_type
     weak = info.key_type in ("RSA", "DSA") and (info.key_size or 0) < 2048
     if weak:
-        return _result(hp, "winrm.cert.key", "certificate key", Status.CRITICAL,
-                       f"{label}-bit key is too small — {CLIENTS_REFUSE}, which needs RSA >= 2048; reissue it",
-                       details=details)
+        return _result(
+            hp,
+            "winrm.cert.key",
+            "certificate key",
+            Status.CRITICAL,
+            f"{label}-bit key is too small — {CLIENTS_REFUSE}, which needs RSA >= 2048; reissue it",
+            details=details,
+        )
     return _result(hp, "winrm.cert.key", "certificate key", Status.OK, f"{label}-bit key", details=details)
 
 
@@ -354,8 +449,9 @@ def _signature_result(hp: HostPort, info: CertInfo) -> CheckResult:
     summary = f"signed with {name.upper()}"
     if status is not Status.OK:
         summary += f": weak hash — {CLIENTS_REFUSE}, which refuses {name.upper()} signatures; reissue with SHA-256"
-    return _result(hp, "winrm.cert.signature", "certificate signature", status, summary,
-                   details={"signature_hash": name})
+    return _result(
+        hp, "winrm.cert.signature", "certificate signature", status, summary, details={"signature_hash": name}
+    )
 
 
 def _wsman_result(hp: HostPort, probe: TlsProbe) -> CheckResult:
@@ -363,7 +459,9 @@ def _wsman_result(hp: HostPort, probe: TlsProbe) -> CheckResult:
     if answer is None:
         answer = wsman.WsmanAnswer(error=probe.after_error or "no answer to POST /wsman")
     details: dict[str, object] = {
-        "http_status": answer.status, "server": answer.server, "auth_schemes": answer.auth_schemes,
+        "http_status": answer.status,
+        "server": answer.server,
+        "auth_schemes": answer.auth_schemes,
     }
     if answer.identify:
         details.update({"product_vendor": answer.product_vendor, "product_version": answer.product_version})
@@ -377,12 +475,16 @@ def _wsman_result(hp: HostPort, probe: TlsProbe) -> CheckResult:
         summary = f"WinRM listener (IdentifyResponse: {answer.product_vendor} {answer.product_version})".strip()
     else:
         summary = f"WinRM listener (401, offers {', '.join(answer.auth_schemes)})"
-    weak = [what for what, offered in (("Basic", answer.basic_offered), ("CredSSP", answer.credssp_offered))
-            if offered]
+    weak = [what for what, offered in (("Basic", answer.basic_offered), ("CredSSP", answer.credssp_offered)) if offered]
     if weak:
-        return _result(hp, cid, name, Status.WARNING,
-                       f"{summary}: {' and '.join(weak)} authentication offered over the network, {AUTH_FIX}",
-                       details=details)
+        return _result(
+            hp,
+            cid,
+            name,
+            Status.WARNING,
+            f"{summary}: {' and '.join(weak)} authentication offered over the network, {AUTH_FIX}",
+            details=details,
+        )
     return _result(hp, cid, name, Status.OK, summary, details=details)
 
 
@@ -397,7 +499,11 @@ def check_host(hp: HostPort, opts: CheckOptions, now: dt.datetime | None = None)
     start = time.perf_counter()
     wire = wire_name(hp.host)
     probe = tls_probe(
-        wire, hp.port, timeout=opts.timeout, address=hp.address or wire, ca_file=opts.ca_file,
+        wire,
+        hp.port,
+        timeout=opts.timeout,
+        address=hp.address or wire,
+        ca_file=opts.ca_file,
         then=lambda sock: wsman.identify(sock, _host_header(hp), opts.timeout),
     )
     results = [_tcp_result(hp, probe, opts.timeout)]
@@ -428,8 +534,15 @@ def check_host(hp: HostPort, opts: CheckOptions, now: dt.datetime | None = None)
                     _signature_result(hp, info),
                 ]
             else:
-                results.append(_result(hp, "winrm.cert.chain", "certificate chain", Status.CRITICAL,
-                                       cert_error or "the server presented no certificate"))
+                results.append(
+                    _result(
+                        hp,
+                        "winrm.cert.chain",
+                        "certificate chain",
+                        Status.CRITICAL,
+                        cert_error or "the server presented no certificate",
+                    )
+                )
             results.append(_wsman_result(hp, probe))
     elapsed = round(time.perf_counter() - start, 6)
     for result in results:
@@ -438,8 +551,15 @@ def check_host(hp: HostPort, opts: CheckOptions, now: dt.datetime | None = None)
 
 
 def _crashed(hp: HostPort, exc: BaseException) -> list[CheckResult]:
-    return [_result(hp, "winrm.tcp", "TCP reachability", Status.UNKNOWN,
-                    f"internal error while checking: {exc.__class__.__name__}: {exc}")]
+    return [
+        _result(
+            hp,
+            "winrm.tcp",
+            "TCP reachability",
+            Status.UNKNOWN,
+            f"internal error while checking: {exc.__class__.__name__}: {exc}",
+        )
+    ]
 
 
 #: Descriptors one host may hold at once (its socket, a resolver's socket, slack), and a reserve.
@@ -502,8 +622,14 @@ def presented_certificate(
     """
     hp = hostport if isinstance(hostport, HostPort) else parse_host_port(hostport, default_port)
     wire = wire_name(hp.host)
-    probe = tls_probe(wire, hp.port, timeout=timeout, address=address or hp.address or wire,
-                      ca_file=ca_file, verify=ca_file is not None)
+    probe = tls_probe(
+        wire,
+        hp.port,
+        timeout=timeout,
+        address=address or hp.address or wire,
+        ca_file=ca_file,
+        verify=ca_file is not None,
+    )
     if not probe.cert_der:
         return None
     try:
@@ -513,6 +639,11 @@ def presented_certificate(
 
 
 __all__ = [
-    "CheckOptions", "check_host", "parse_targets", "presented_certificate", "read_hosts_file", "run_check",
+    "CheckOptions",
+    "check_host",
+    "parse_targets",
+    "presented_certificate",
+    "read_hosts_file",
+    "run_check",
     "wire_name",
 ]

@@ -91,13 +91,19 @@ class StoreCert:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary for report details."""
         return {
-            "thumbprint": self.thumbprint, "subject": self.subject, "issuer": self.issuer,
+            "thumbprint": self.thumbprint,
+            "subject": self.subject,
+            "issuer": self.issuer,
             "dns_names": list(self.dns_names),
             "not_before": self.not_before.isoformat() if self.not_before else None,
             "not_after": self.not_after.isoformat() if self.not_after else None,
-            "eku": list(self.ekus), "has_private_key": self.has_private_key, "template": self.template,
-            "root": self.root, "root_thumbprint": self.root_thumbprint,
-            "template_name": self.template_name, "template_oid": self.template_oid,
+            "eku": list(self.ekus),
+            "has_private_key": self.has_private_key,
+            "template": self.template,
+            "root": self.root,
+            "root_thumbprint": self.root_thumbprint,
+            "template_name": self.template_name,
+            "template_oid": self.template_oid,
         }
 
 
@@ -122,8 +128,13 @@ class Listener:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable summary."""
         return {
-            "name": self.name, "address": self.address, "transport": self.transport, "port": self.port,
-            "hostname": self.hostname, "certificate_thumbprint": self.thumbprint, "enabled": self.enabled,
+            "name": self.name,
+            "address": self.address,
+            "transport": self.transport,
+            "port": self.port,
+            "hostname": self.hostname,
+            "certificate_thumbprint": self.thumbprint,
+            "enabled": self.enabled,
             "source": self.source,
         }
 
@@ -226,37 +237,40 @@ def parse_inventory(doc: dict[str, Any]) -> Inventory:
         if not isinstance(raw, dict):
             continue
         port_text = str(_get(raw, "Port") or "").strip()
-        inv.listeners.append(Listener(
-            name=str(_get(raw, "Name") or ""),
-            address=str(_get(raw, "Address") or ""),
-            transport=str(_get(raw, "Transport") or "").upper(),
-            port=int(port_text) if port_text.isdigit() else None,
-            hostname=str(_get(raw, "Hostname") or ""),
-            thumbprint=normalise_thumbprint(str(_get(raw, "CertificateThumbprint") or "")),
-            enabled=_bool(_get(raw, "Enabled", True)),
-            source=str(_get(raw, "Source") or ""),
-        ))
+        inv.listeners.append(
+            Listener(
+                name=str(_get(raw, "Name") or ""),
+                address=str(_get(raw, "Address") or ""),
+                transport=str(_get(raw, "Transport") or "").upper(),
+                port=int(port_text) if port_text.isdigit() else None,
+                hostname=str(_get(raw, "Hostname") or ""),
+                thumbprint=normalise_thumbprint(str(_get(raw, "CertificateThumbprint") or "")),
+                enabled=_bool(_get(raw, "Enabled", True)),
+                source=str(_get(raw, "Source") or ""),
+            )
+        )
     auth = _get(doc, "ServiceAuth", None)
     if isinstance(auth, dict):
-        inv.service_auth = {str(k): _bool(v) for k, v in auth.items()
-                            if str(k).lower() not in ("cbthardeninglevel",)}
+        inv.service_auth = {str(k): _bool(v) for k, v in auth.items() if str(k).lower() not in ("cbthardeninglevel",)}
     for raw in _as_list(_get(doc, "SslCert", [])):
         if isinstance(raw, dict) and _get(raw, "Hash"):
             inv.ssl_bindings[str(_get(raw, "IpPort"))] = normalise_thumbprint(str(_get(raw, "Hash")))
     for raw in _as_list(_get(doc, "Certificates", [])):
         if not isinstance(raw, dict) or not _get(raw, "Thumbprint"):
             continue
-        inv.certificates.append(StoreCert(
-            thumbprint=normalise_thumbprint(str(_get(raw, "Thumbprint"))),
-            subject=str(_get(raw, "Subject") or ""),
-            issuer=str(_get(raw, "Issuer") or ""),
-            dns_names=tuple(str(n) for n in _as_list(_get(raw, "DnsNameList", [])) if n),
-            not_before=_date(_get(raw, "NotBefore")),
-            not_after=_date(_get(raw, "NotAfter")),
-            ekus=tuple(str(e) for e in _as_list(_get(raw, "EnhancedKeyUsageList", [])) if e),
-            has_private_key=_bool(_get(raw, "HasPrivateKey", False)),
-            template=str(_get(raw, "Template") or ""),
-            root=str(_get(raw, "Root") or ""),
-            root_thumbprint=normalise_thumbprint(str(_get(raw, "RootThumbprint") or "")),
-        ))
+        inv.certificates.append(
+            StoreCert(
+                thumbprint=normalise_thumbprint(str(_get(raw, "Thumbprint"))),
+                subject=str(_get(raw, "Subject") or ""),
+                issuer=str(_get(raw, "Issuer") or ""),
+                dns_names=tuple(str(n) for n in _as_list(_get(raw, "DnsNameList", [])) if n),
+                not_before=_date(_get(raw, "NotBefore")),
+                not_after=_date(_get(raw, "NotAfter")),
+                ekus=tuple(str(e) for e in _as_list(_get(raw, "EnhancedKeyUsageList", [])) if e),
+                has_private_key=_bool(_get(raw, "HasPrivateKey", False)),
+                template=str(_get(raw, "Template") or ""),
+                root=str(_get(raw, "Root") or ""),
+                root_thumbprint=normalise_thumbprint(str(_get(raw, "RootThumbprint") or "")),
+            )
+        )
     return inv

@@ -37,7 +37,6 @@ def require_transport(transport: str) -> None:
         raise InputError(f"--transport {transport} needs the {_EXTRAS[transport]} package ({extra})")
 
 
-
 class AuditFailure(Exception):
     """Why a host could not be audited: a status and a summary safe to show."""
 
@@ -79,15 +78,20 @@ def _classify(exc: BaseException, hp: HostPort, opts: AuditOptions) -> AuditFail
 
     who = opts.username or "client certificate"
     if isinstance(exc, wx.InvalidCredentialsError):
-        return AuditFailure(Status.CRITICAL,
-                            f"login refused (HTTP 401) for {who} with {opts.transport}: wrong password, locked or "
-                            "expired account, or not a member of Administrators / Remote Management Users",
-                            {"http_status": 401, "transport": opts.transport})
+        return AuditFailure(
+            Status.CRITICAL,
+            f"login refused (HTTP 401) for {who} with {opts.transport}: wrong password, locked or "
+            "expired account, or not a member of Administrators / Remote Management Users",
+            {"http_status": 401, "transport": opts.transport},
+        )
     if isinstance(exc, requests.exceptions.SSLError):
         client = " or our client certificate was refused" if opts.transport == "certificate" else ""
-        return AuditFailure(Status.CRITICAL,
-                            f"TLS certificate of {hp} not trusted or wrong name (use --ca-file for a private CA)"
-                            f"{client}: {_short(exc)}", {"error": "tls"})
+        return AuditFailure(
+            Status.CRITICAL,
+            f"TLS certificate of {hp} not trusted or wrong name (use --ca-file for a private CA)"
+            f"{client}: {_short(exc)}",
+            {"error": "tls"},
+        )
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return AuditFailure(Status.CRITICAL, f"no answer from {hp} within {opts.timeout:g}s (filtered or down)")
     if isinstance(exc, requests.exceptions.ReadTimeout):
@@ -95,8 +99,11 @@ def _classify(exc: BaseException, hp: HostPort, opts: AuditOptions) -> AuditFail
     if isinstance(exc, requests.exceptions.ConnectionError):
         return AuditFailure(Status.CRITICAL, f"cannot connect to {hp}: {_short(exc)}")
     if isinstance(exc, wx.WSManFaultError):
-        return AuditFailure(Status.UNKNOWN, scrub(f"WS-Management fault from {hp}: {exc.reason}", opts.password),
-                            {"wsman_fault_code": exc.wsman_fault_code})
+        return AuditFailure(
+            Status.UNKNOWN,
+            scrub(f"WS-Management fault from {hp}: {exc.reason}", opts.password),
+            {"wsman_fault_code": exc.wsman_fault_code},
+        )
     if isinstance(exc, wx.WinRMTransportError):
         return AuditFailure(Status.UNKNOWN, f"HTTP {exc.code} from {hp}", {"http_status": exc.code})
     if isinstance(exc, wx.WinRMError):

@@ -13,9 +13,25 @@ from tests.helpers import run_main
 def test_help_lists_options_and_examples(capsys) -> None:
     r = run_main(capsys, "adsync", "check", "--help")
     assert r.code == 0
-    for option in ("--domain", "--dns", "--dc", "--ports", "--timeout", "--resolve", "--graph", "--tenant-id",
-                   "--client-id", "--client-secret-file", "--client-cert", "--authority-host", "--graph-endpoint",
-                   "--max-sync-age", "--max-password-sync-age", "--format", "--textfile"):
+    for option in (
+        "--domain",
+        "--dns",
+        "--dc",
+        "--ports",
+        "--timeout",
+        "--resolve",
+        "--graph",
+        "--tenant-id",
+        "--client-id",
+        "--client-secret-file",
+        "--client-cert",
+        "--authority-host",
+        "--graph-endpoint",
+        "--max-sync-age",
+        "--max-password-sync-age",
+        "--format",
+        "--textfile",
+    ):
         assert option in r.out
     assert "Examples:" in r.out and "opsbook adsync check --domain" in r.out
 
@@ -30,8 +46,22 @@ def test_help_lists_options_and_examples(capsys) -> None:
         (["--domain", "corp.test", "--dns", "127.0.0.1", "--ports", "389/sctp"], "tcp or udp"),
         (["--domain", "corp.test", "--dns", "127.0.0.1", "--resolve", "dc1:notanip"], "--resolve"),
         (["--domain", "corp.test", "--dns", "127.0.0.1", "--tenant-id", "t"], "need --graph"),
-        (["--domain", "corp.test", "--dns", "127.0.0.1", "--graph", "--tenant-id", "contoso.onmicrosoft.com",
-          "--client-id", "abc", "--max-sync-age", "3"], "unit"),
+        (
+            [
+                "--domain",
+                "corp.test",
+                "--dns",
+                "127.0.0.1",
+                "--graph",
+                "--tenant-id",
+                "contoso.onmicrosoft.com",
+                "--client-id",
+                "abc",
+                "--max-sync-age",
+                "3",
+            ],
+            "unit",
+        ),
         (["--domain", "corp.test", "--dns", "[::1"], "]"),
         (["--domain", "corp.test", "--dns", "127.0.0.1:abc"], "invalid port in '127.0.0.1:abc'"),
         (["--domain", "corp.test", "--dns", "[::1]:70000"], "expected 1-65535"),
@@ -44,8 +74,7 @@ def test_help_lists_options_and_examples(capsys) -> None:
         (["--domain", "corp.test", "--dns", "127.0.0.1", "--ports", ","], "--ports is empty"),
         (["--domain", "", "--dns", "127.0.0.1"], "--domain is empty"),
         (["--domain", " . ", "--dns", "127.0.0.1"], "--domain is empty"),
-        (["--domain", "a\u200db.test", "--dns", "127.0.0.1"],
-         "not a valid internationalised domain name"),
+        (["--domain", "a\u200db.test", "--dns", "127.0.0.1"], "not a valid internationalised domain name"),
         (["--domain", "corp..test", "--dns", "127.0.0.1"], "invalid --domain"),
         (["--domain", "corp.test", "--dns", "127.0.0.1", "--dc", "dc 1"], "invalid --dc"),
         (["--domain", "corp.test", "--dns", "127.0.0.1", "--timeout", "0"], "--timeout"),
@@ -68,12 +97,27 @@ def test_idn_and_trailing_dot_domain_are_asked_in_a_label_form(capsys) -> None:
     from tests.e2e.dnsmasq_peer import ZoneServer, ad_records
 
     domain = "xn--bcher-kva.test"
-    with ZoneServer("127.0.10.42", ad_records(domain, {f"dc1.{domain}": "127.0.20.42"})) as dns, \
-            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as dc:
+    with (
+        ZoneServer("127.0.10.42", ad_records(domain, {f"dc1.{domain}": "127.0.20.42"})) as dns,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as dc,
+    ):
         dc.bind(("127.0.20.42", 0))
         dc.listen(8)
-        r = run_main(capsys, "adsync", "check", "--domain", "Bücher.TEST.", "--dns", dns.label,
-                     "--ports", f"{dc.getsockname()[1]}/tcp", "--timeout", "1", "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            "Bücher.TEST.",
+            "--dns",
+            dns.label,
+            "--ports",
+            f"{dc.getsockname()[1]}/tcp",
+            "--timeout",
+            "1",
+            "-f",
+            "json",
+        )
     assert r.code == 0, r.out + r.err
     doc = json.loads(r.out)
     targets = {c["target"] for c in doc["checks"]}
@@ -83,9 +127,26 @@ def test_idn_and_trailing_dot_domain_are_asked_in_a_label_form(capsys) -> None:
 
 
 def test_graph_without_credential_is_refused_before_any_output(capsys) -> None:
-    r = run_main(capsys, "adsync", "check", "--domain", "corp.test", "--dns", "127.0.10.99:5353",
-                 "--dc", "127.0.10.99", "--ports", "1/tcp", "--timeout", "0.2", "--graph",
-                 "--tenant-id", "contoso.onmicrosoft.com", "--client-id", "00000000-0000-0000-0000-000000000000")
+    r = run_main(
+        capsys,
+        "adsync",
+        "check",
+        "--domain",
+        "corp.test",
+        "--dns",
+        "127.0.10.99:5353",
+        "--dc",
+        "127.0.10.99",
+        "--ports",
+        "1/tcp",
+        "--timeout",
+        "0.2",
+        "--graph",
+        "--tenant-id",
+        "contoso.onmicrosoft.com",
+        "--client-id",
+        "00000000-0000-0000-0000-000000000000",
+    )
     assert r.code == 3
     assert "no client credential" in r.err
 
@@ -96,9 +157,25 @@ def test_dead_only_server_json_and_prometheus(capsys, tmp_path) -> None:
         dead.bind(("127.0.10.98", 0))
         port = dead.getsockname()[1]
         textfile = tmp_path / "adsync.prom"
-        r = run_main(capsys, "adsync", "check", "--domain", "corp.test", "--dns", f"127.0.10.98:{port}",
-                     "--dc", "127.0.10.98", "--ports", "1/tcp", "--timeout", "0.3", "-f", "json",
-                     "--textfile", str(textfile))
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            "corp.test",
+            "--dns",
+            f"127.0.10.98:{port}",
+            "--dc",
+            "127.0.10.98",
+            "--ports",
+            "1/tcp",
+            "--timeout",
+            "0.3",
+            "-f",
+            "json",
+            "--textfile",
+            str(textfile),
+        )
     assert r.code == 2
     doc = json.loads(r.out)
     assert doc["command"] == "adsync check" and doc["status"] == "CRITICAL"
@@ -125,16 +202,44 @@ def test_graph_wiring_secret_file_and_thresholds(capsys, monkeypatch, tmp_path) 
     ca = TestCA("adsync cli fake Entra CA")
     ca_path = str(ca.write(tmp_path / "ca"))
     scenario = Scenario(last_sync_age=2 * 3600, password_sync_age=60)
-    with graph_network(monkeypatch, ca_path) as proxy, FakeGraph(ca, scenario) as fake, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
+    with (
+        graph_network(monkeypatch, ca_path) as proxy,
+        FakeGraph(ca, scenario) as fake,
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead,
+    ):
         dead.bind(("127.0.10.96", 0))
         secret_file = tmp_path / "secret"
         secret_file.write_text(scenario.client_secret + "\n")
-        r = run_main(capsys, "adsync", "check", "--domain", "corp.test", "--dns", f"127.0.10.96:{dead.getsockname()[1]}",
-                     "--dc", "127.0.10.96", "--ports", "1/tcp", "--timeout", "0.3", "-f", "json",
-                     "--graph", "--tenant-id", scenario.tenant_id, "--client-id", scenario.client_id,
-                     "--client-secret-file", str(secret_file), "--authority-host", fake.authority_host,
-                     "--graph-endpoint", fake.graph_endpoint, "--max-sync-age", "1h,3h")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            "corp.test",
+            "--dns",
+            f"127.0.10.96:{dead.getsockname()[1]}",
+            "--dc",
+            "127.0.10.96",
+            "--ports",
+            "1/tcp",
+            "--timeout",
+            "0.3",
+            "-f",
+            "json",
+            "--graph",
+            "--tenant-id",
+            scenario.tenant_id,
+            "--client-id",
+            scenario.client_id,
+            "--client-secret-file",
+            str(secret_file),
+            "--authority-host",
+            fake.authority_host,
+            "--graph-endpoint",
+            fake.graph_endpoint,
+            "--max-sync-age",
+            "1h,3h",
+        )
         assert proxy.targets == []
     doc = json.loads(r.out)
     by_id = {c["id"]: c for c in doc["checks"]}
@@ -149,9 +254,20 @@ def test_runbook_document_covers_the_graph_check(capsys) -> None:
     r = run_main(capsys, "runbooks", "show", "adsync")
     assert r.code == 0
     section = r.out.split("Tenant sync freshness through Microsoft Graph", 1)[1].split("Rollback", 1)[0]
-    for needle in ("Organization.Read.All", "not *Delegated*", "admin consent", "onPremisesLastSyncDateTime",
-                   "onPremisesLastPasswordSyncDateTime", "beta", "--client-cert", "OPSBOOK_GRAPH_CLIENT_SECRET",
-                   "--max-sync-age", "--max-password-sync-age", "Connect Health", "REQUESTS_CA_BUNDLE"):
+    for needle in (
+        "Organization.Read.All",
+        "not *Delegated*",
+        "admin consent",
+        "onPremisesLastSyncDateTime",
+        "onPremisesLastPasswordSyncDateTime",
+        "beta",
+        "--client-cert",
+        "OPSBOOK_GRAPH_CLIENT_SECRET",
+        "--max-sync-age",
+        "--max-password-sync-age",
+        "Connect Health",
+        "REQUESTS_CA_BUNDLE",
+    ):
         assert needle in section, needle
 
 
@@ -159,9 +275,25 @@ def test_unwritable_textfile_is_refused_before_any_query(capsys, tmp_path) -> No
     from tests.e2e.dnsmasq_peer import ZoneServer
 
     with ZoneServer("127.0.10.43") as dns:
-        r = run_main(capsys, "adsync", "check", "--domain", "corp.test", "--dns", dns.label, "--dc", "127.0.0.1",
-                     "--ports", "1/tcp", "--timeout", "0.3", "-f", "prometheus",
-                     "--textfile", str(tmp_path / "missing" / "adsync.prom"))
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            "corp.test",
+            "--dns",
+            dns.label,
+            "--dc",
+            "127.0.0.1",
+            "--ports",
+            "1/tcp",
+            "--timeout",
+            "0.3",
+            "-f",
+            "prometheus",
+            "--textfile",
+            str(tmp_path / "missing" / "adsync.prom"),
+        )
     assert r.code == 3 and r.out == ""
     lines = r.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("opsbook: error: cannot write --textfile"), r.err

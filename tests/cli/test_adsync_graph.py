@@ -23,8 +23,12 @@ from tests.tlspeers import TestCA
 
 DOMAIN = "corp.test"
 DC_NAME, DC_IP = "dc1.corp.test", "127.0.20.41"
-GRAPH_IDS = ("adsync.graph.token", "adsync.graph.sync_enabled", "adsync.graph.last_sync",
-             "adsync.graph.last_password_sync")
+GRAPH_IDS = (
+    "adsync.graph.token",
+    "adsync.graph.sync_enabled",
+    "adsync.graph.last_sync",
+    "adsync.graph.last_password_sync",
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +53,30 @@ class Lab:
     def args(self, *graph: str, fmt: str = "json") -> list[str]:
         """``adsync check`` arguments: the DNS part, then ``--graph`` with the fake's ids and *graph*."""
         sc = self.fake.scenario
-        return ["adsync", "check", "--domain", DOMAIN, "--dns", self.dns.label, "--ports", f"{self.dc_port}/tcp",
-                "--timeout", "1", "-f", fmt, "--graph", "--tenant-id", sc.tenant_id, "--client-id", sc.client_id,
-                "--authority-host", self.fake.authority_host, "--graph-endpoint", self.fake.graph_endpoint, *graph]
+        return [
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            self.dns.label,
+            "--ports",
+            f"{self.dc_port}/tcp",
+            "--timeout",
+            "1",
+            "-f",
+            fmt,
+            "--graph",
+            "--tenant-id",
+            sc.tenant_id,
+            "--client-id",
+            sc.client_id,
+            "--authority-host",
+            self.fake.authority_host,
+            "--graph-endpoint",
+            self.fake.graph_endpoint,
+            *graph,
+        ]
 
     def secrets(self) -> list[str]:
         """Everything that must never be printed: the client secret and every token issued."""
@@ -59,9 +84,12 @@ class Lab:
 
 
 def _lab(ca: TestCA, scenario: Scenario, monkeypatch: pytest.MonkeyPatch, ca_path: str | None) -> Iterator[Lab]:
-    with graph_network(monkeypatch, ca_path) as proxy, FakeGraph(ca, scenario) as fake, \
-            ZoneServer("127.0.10.41", ad_records(DOMAIN, {DC_NAME: DC_IP})) as dns, \
-            socket.socket(socket.AF_INET, socket.SOCK_STREAM) as dc:
+    with (
+        graph_network(monkeypatch, ca_path) as proxy,
+        FakeGraph(ca, scenario) as fake,
+        ZoneServer("127.0.10.41", ad_records(DOMAIN, {DC_NAME: DC_IP})) as dns,
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM) as dc,
+    ):
         dc.bind((DC_IP, 0))
         dc.listen(16)
         monkeypatch.delenv("OPSBOOK_GRAPH_CLIENT_SECRET", raising=False)
@@ -124,8 +152,17 @@ def test_secret_from_env_fresh_tenant_is_ok(
     ],
 )
 def test_thresholds_with_secret_file(
-    ca: TestCA, ca_path: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    option: str, value: str, limits: tuple[int, int], sync_age: float, status: str, code: int,
+    ca: TestCA,
+    ca_path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    option: str,
+    value: str,
+    limits: tuple[int, int],
+    sync_age: float,
+    status: str,
+    code: int,
 ) -> None:
     password = option == "--max-password-sync-age"
     scenario = Scenario(last_sync_age=60 if password else sync_age, password_sync_age=sync_age if password else 60)
@@ -195,9 +232,10 @@ def test_no_secret_or_token_in_any_format_even_when_echoed(
     r = run_main(capsys, *lab.args(fmt=fmt))
     assert r.code == 3, r.out  # token UNKNOWN, DNS OK: the worst is UNKNOWN
     if fmt == "prometheus":  # no summaries there: the token check's status is the signal
-        assert any(line.startswith("opsbook_check_status{") and 'check="adsync.graph.token"' in line
-                   and line.endswith(" 3")
-                   for line in r.out.splitlines()), r.out
+        assert any(
+            line.startswith("opsbook_check_status{") and 'check="adsync.graph.token"' in line and line.endswith(" 3")
+            for line in r.out.splitlines()
+        ), r.out
     else:
         assert "client secret is wrong or expired" in r.out
     assert wrong not in r.out + r.err
@@ -249,8 +287,13 @@ def test_ssl_cert_file_alone_is_trusted_in_a_real_process(
     ],
 )
 def test_bad_input_is_one_line_exit_3_before_any_traffic(
-    lab: Lab, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    drop: str | None, extra: list[str], message: str,
+    lab: Lab,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    drop: str | None,
+    extra: list[str],
+    message: str,
 ) -> None:
     if drop != "secret":
         monkeypatch.setenv("OPSBOOK_GRAPH_CLIENT_SECRET", lab.fake.scenario.client_secret)
@@ -276,14 +319,19 @@ def test_bad_input_is_one_line_exit_3_before_any_traffic(
 
 
 def test_graph_options_without_graph_are_refused(lab: Lab, capsys: pytest.CaptureFixture[str]) -> None:
-    r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", lab.dns.label,
-                 "--client-secret-file", "/etc/hostname")
+    r = run_main(
+        capsys, "adsync", "check", "--domain", DOMAIN, "--dns", lab.dns.label, "--client-secret-file", "/etc/hostname"
+    )
     assert r.code == 3 and "need --graph" in r.err
     assert lab.dns.queries == []
 
 
 def test_secret_file_readable_by_others_warns(
-    ca: TestCA, ca_path: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    ca: TestCA,
+    ca_path: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     scenario = Scenario()
     for lab in _lab(ca, scenario, monkeypatch, ca_path):
@@ -302,8 +350,22 @@ def test_secret_file_readable_by_others_warns(
 
 
 def test_client_id_must_be_a_guid_before_any_traffic(capsys: pytest.CaptureFixture[str]) -> None:
-    r = run_main(capsys, "adsync", "check", "--domain", "corp.test", "--dns", "127.0.0.1:1", "--graph",
-                 "--tenant-id", "contoso.onmicrosoft.com", "--client-id", "my-app", "--client-cert", "/etc/hostname")
+    r = run_main(
+        capsys,
+        "adsync",
+        "check",
+        "--domain",
+        "corp.test",
+        "--dns",
+        "127.0.0.1:1",
+        "--graph",
+        "--tenant-id",
+        "contoso.onmicrosoft.com",
+        "--client-id",
+        "my-app",
+        "--client-cert",
+        "/etc/hostname",
+    )
     assert r.code == 3
     assert "invalid --client-id 'my-app': expected the application (client) id GUID" in r.err
     assert "Traceback" not in r.err

@@ -24,8 +24,14 @@ def setup(tmp_path: Path) -> dict[str, Path]:
 
 
 def opts(s: dict[str, Path], *, commands: bool = True) -> list[str]:
-    out = ["--daemon-json", str(s["daemon"]), "--docker-host", f"unix://{s['tmp']}/no.sock",
-           "--state-dir", str(s["state"])]
+    out = [
+        "--daemon-json",
+        str(s["daemon"]),
+        "--docker-host",
+        f"unix://{s['tmp']}/no.sock",
+        "--state-dir",
+        str(s["state"]),
+    ]
     if commands:
         out += ["--stop-command", "true", "--start-command", "true"]
     return out
@@ -50,11 +56,14 @@ def test_relative_target_under_dry_run_is_a_blocker_exit_2(
     assert not setup["state"].exists()  # a dry run writes nothing
 
 
-@pytest.mark.parametrize(("args", "words"), [
-    (["--stop-command", "true"], "go together"),
-    (["--docker-host", "docker.sock"], "expected unix://PATH"),
-    (["--bogus"], "No such option"),
-])
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--stop-command", "true"], "go together"),
+        (["--docker-host", "docker.sock"], "expected unix://PATH"),
+        (["--bogus"], "No such option"),
+    ],
+)
 def test_bad_options_exit_3(
     capsys: pytest.CaptureFixture[str], setup: dict[str, Path], args: list[str], words: str
 ) -> None:
@@ -105,8 +114,16 @@ def test_blocked_plan_in_every_format(capsys: pytest.CaptureFixture[str], setup:
 
 
 def test_no_way_to_stop_the_engine_is_a_blocker(capsys: pytest.CaptureFixture[str], setup: dict[str, Path]) -> None:
-    res = run_main(capsys, "docker-root", "move", str(setup["tmp"] / "new"), "--dry-run",
-                   *opts(setup, commands=False), "-f", "json")
+    res = run_main(
+        capsys,
+        "docker-root",
+        "move",
+        str(setup["tmp"] / "new"),
+        "--dry-run",
+        *opts(setup, commands=False),
+        "-f",
+        "json",
+    )
     assert res.code == 2
     assert "docker_root.preflight.control" in json.loads(res.out)["plan"]["blockers"]
 
@@ -114,11 +131,20 @@ def test_no_way_to_stop_the_engine_is_a_blocker(capsys: pytest.CaptureFixture[st
 def test_unfinished_move_elsewhere_blocks(capsys: pytest.CaptureFixture[str], setup: dict[str, Path]) -> None:
     folder = setup["state"] / "docker-root"
     folder.mkdir(parents=True)
-    (folder / "journal.json").write_text(json.dumps({
-        "version": 1, "id": "x", "status": "in-progress", "steps": [], "old_root": str(setup["old"]),
-        "target": str(setup["tmp"] / "first"), "daemon_json": str(setup["daemon"])}))
-    res = run_main(capsys, "docker-root", "move", str(setup["tmp"] / "second"), "--dry-run", *opts(setup),
-                   "-f", "json")
+    (folder / "journal.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "id": "x",
+                "status": "in-progress",
+                "steps": [],
+                "old_root": str(setup["old"]),
+                "target": str(setup["tmp"] / "first"),
+                "daemon_json": str(setup["daemon"]),
+            }
+        )
+    )
+    res = run_main(capsys, "docker-root", "move", str(setup["tmp"] / "second"), "--dry-run", *opts(setup), "-f", "json")
     assert res.code == 2
     blocker = next(c for c in json.loads(res.out)["checks"] if c["id"] == "docker_root.preflight.journal")
     assert "rollback" in blocker["details"]["fix"]
@@ -145,10 +171,20 @@ def test_rollback_and_cleanup_without_a_journal(capsys: pytest.CaptureFixture[st
 def _journal(setup: dict[str, Path], status: str) -> None:
     folder = setup["state"] / "docker-root"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "journal.json").write_text(json.dumps({
-        "version": 1, "id": "x", "status": status, "steps": [], "old_root": str(setup["old"]),
-        "target": str(setup["tmp"] / "new"), "daemon_json": str(setup["daemon"]),
-        "docker_host": f"unix://{setup['tmp']}/no.sock"}))
+    (folder / "journal.json").write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "id": "x",
+                "status": status,
+                "steps": [],
+                "old_root": str(setup["old"]),
+                "target": str(setup["tmp"] / "new"),
+                "daemon_json": str(setup["daemon"]),
+                "docker_host": f"unix://{setup['tmp']}/no.sock",
+            }
+        )
+    )
 
 
 @pytest.mark.parametrize("status", ["in-progress", "failed", "rolled-back"])

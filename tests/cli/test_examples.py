@@ -56,8 +56,13 @@ def systemd_analyze(*args: str, unit_dir: Path) -> subprocess.CompletedProcess[s
 
 
 def test_systemd_units_pass_systemd_analyze_verify(unit_dir: Path) -> None:
-    proc = systemd_analyze("verify", "--man=no", str(unit_dir / "opsbook-check.service"),
-                           str(unit_dir / "opsbook-check.timer"), unit_dir=unit_dir)
+    proc = systemd_analyze(
+        "verify",
+        "--man=no",
+        str(unit_dir / "opsbook-check.service"),
+        str(unit_dir / "opsbook-check.timer"),
+        unit_dir=unit_dir,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "opsbook-check" not in proc.stderr, proc.stderr  # not even a warning about our units
 
@@ -65,14 +70,17 @@ def test_systemd_units_pass_systemd_analyze_verify(unit_dir: Path) -> None:
 def test_systemd_analyze_verify_catches_a_broken_unit(unit_dir: Path) -> None:
     """The control: verify really reads our file (a wrong ExecStart path fails it)."""
     service = unit_dir / "opsbook-check.service"
-    service.write_text(service.read_text().replace(str(Path(sys.executable).with_name("opsbook")), "/nonexistent/opsbook"))
+    service.write_text(
+        service.read_text().replace(str(Path(sys.executable).with_name("opsbook")), "/nonexistent/opsbook")
+    )
     proc = systemd_analyze("verify", "--man=no", str(service), unit_dir=unit_dir)
     assert proc.returncode != 0 and "/nonexistent/opsbook" in proc.stderr, proc.stderr
 
 
 def exposure(unit_dir: Path) -> float:
-    proc = systemd_analyze("security", "--offline=true", "--no-pager", str(unit_dir / "opsbook-check.service"),
-                           unit_dir=unit_dir)
+    proc = systemd_analyze(
+        "security", "--offline=true", "--no-pager", str(unit_dir / "opsbook-check.service"), unit_dir=unit_dir
+    )
     match = re.search(r"Overall exposure level for opsbook-check\.service: (\d+\.\d+)", proc.stdout)
     assert match, proc.stdout + proc.stderr
     return float(match.group(1))
@@ -95,9 +103,14 @@ def test_systemd_security_score_measures_our_unit(unit_dir: Path) -> None:
 def test_systemd_service_sandbox_settings() -> None:
     service = unit("opsbook-check.service")["Service"]
     expected = {
-        "ProtectSystem": "strict", "ProtectHome": "yes", "PrivateTmp": "yes", "NoNewPrivileges": "yes",
-        "CapabilityBoundingSet": "", "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
-        "SystemCallFilter": "@system-service", "PrivateDevices": "yes",
+        "ProtectSystem": "strict",
+        "ProtectHome": "yes",
+        "PrivateTmp": "yes",
+        "NoNewPrivileges": "yes",
+        "CapabilityBoundingSet": "",
+        "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+        "SystemCallFilter": "@system-service",
+        "PrivateDevices": "yes",
         "ReadWritePaths": "/var/lib/node_exporter/textfile_collector",
     }
     assert {key: service.get(key) for key in expected} == expected
@@ -150,9 +163,11 @@ def test_icinga_timeout_exceeds_the_suite_deadline() -> None:
 
 def test_worst_case_counts_waves_and_entry_deadlines(tmp_path: Path) -> None:
     suite = tmp_path / "s.yaml"
-    suite.write_text("version: 1\ndefaults: {concurrency: 2, deadline: 100}\nchecks:\n"
-                     + "".join(f"  - name: e{i}\n    runbook: docker-root\n" for i in range(3))
-                     + "    deadline: 250\n")
+    suite.write_text(
+        "version: 1\ndefaults: {concurrency: 2, deadline: 100}\nchecks:\n"
+        + "".join(f"  - name: e{i}\n    runbook: docker-root\n" for i in range(3))
+        + "    deadline: 250\n"
+    )
     assert worst_case_s(suite) == 2 * 250
 
 
@@ -172,7 +187,11 @@ def test_gitlab_job_installs_the_pinned_release() -> None:
 
 
 def test_every_pinned_version_in_the_examples_is_the_current_one() -> None:
-    pins = {(path.name, pin) for path in EXAMPLES.rglob("*") if path.is_file()
-            for pin in re.findall(r"opsbook==([\w.]+)", path.read_text())}
+    pins = {
+        (path.name, pin)
+        for path in EXAMPLES.rglob("*")
+        if path.is_file()
+        for pin in re.findall(r"opsbook==([\w.]+)", path.read_text())
+    }
     assert {name for name, _ in pins} >= {"gitlab-ci.yml", "opsbook-check.service"}
     assert {pin for _, pin in pins} == {opsbook.__version__}, pins

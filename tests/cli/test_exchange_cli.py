@@ -73,8 +73,7 @@ def test_refused_identity_writes_nothing_and_names_the_argument(
     assert not target.exists()
     assert os.listdir(tmp_path) == []
     assert res.err == (
-        "opsbook: error: argument 2: identity 'evil\\nRemove-Mailbox' refused: "
-        "control character U+000A at position 5\n"
+        "opsbook: error: argument 2: identity 'evil\\nRemove-Mailbox' refused: control character U+000A at position 5\n"
     )
 
 
@@ -96,7 +95,9 @@ def test_no_identities_at_all(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_csv_with_bom_and_extra_columns(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     users = tmp_path / "users.csv"
-    users.write_bytes("\ufeffDisplayName,identity,Ticket\nJane,jane@contoso.com,1\nO,\"o'brien@contoso.com\",2\n".encode())
+    users.write_bytes(
+        '\ufeffDisplayName,identity,Ticket\nJane,jane@contoso.com,1\nO,"o\'brien@contoso.com",2\n'.encode()
+    )
     res = run_main(capsys, *CMD, "first@contoso.com", "--csv", str(users))
     assert res.code == 0, res.err
     check_script(_script(res.out), ["first@contoso.com", "jane@contoso.com", "o'brien@contoso.com"])
@@ -118,7 +119,10 @@ def test_csv_row_with_embedded_newline_is_named(capsys: pytest.CaptureFixture[st
         (b"", "the file is empty; expected a header row with a column 'identity'"),
         (b"identity\n", "no identities (the file has a header but no rows)"),
         (b"upn\njane@contoso.com\n", "row 1: no column 'identity' in the header (found: 'upn')"),
-        (b"identity\n\xff\xfe\n", "row 2: not UTF-8 (byte 0xFF at offset 9); save the file as UTF-8 (with or without BOM)"),
+        (
+            b"identity\n\xff\xfe\n",
+            "row 2: not UTF-8 (byte 0xFF at offset 9); save the file as UTF-8 (with or without BOM)",
+        ),
     ],
 )
 def test_bad_csv_files(capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, message: str) -> None:
@@ -184,7 +188,11 @@ def test_subprocess_stdout_is_utf8_with_bom_whatever_the_locale() -> None:
     env = {**os.environ, "PYTHONIOENCODING": "latin-1", "LC_ALL": "C"}
     proc = subprocess.run(
         [sys.executable, "-m", "opsbook", *CMD, "Zo\u00eb\u2019@contoso.com"],
-        capture_output=True, env=env, cwd=REPO, timeout=60, check=False,
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=60,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(b"\xef\xbb\xbf")
@@ -220,9 +228,7 @@ def test_output_that_is_a_directory(capsys: pytest.CaptureFixture[str], tmp_path
     res = run_main(capsys, *CMD, "a@contoso.com", "-o", str(folder), *(["--force"] if force else []))
     assert res.code == 3
     assert res.out == ""
-    assert res.err == (
-        f"opsbook: error: --output {folder} is a directory; give a file name in it\n"
-    )
+    assert res.err == (f"opsbook: error: --output {folder} is a directory; give a file name in it\n")
     assert os.listdir(folder) == []
 
 
@@ -270,8 +276,16 @@ def test_csv_row_with_a_refused_character_writes_nothing(
 
 
 def test_csv_crlf_without_bom_every_quote_character(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    ids = ["o'brien@contoso.com", "\u2018l\u2019@contoso.com", "low\u201a9@contoso.com", "rev\u201b@contoso.com",
-           "$(Get-Process)", "back`tick", "x'; Remove-Mailbox -Identity jane ;'", 'say "hi"']
+    ids = [
+        "o'brien@contoso.com",
+        "\u2018l\u2019@contoso.com",
+        "low\u201a9@contoso.com",
+        "rev\u201b@contoso.com",
+        "$(Get-Process)",
+        "back`tick",
+        "x'; Remove-Mailbox -Identity jane ;'",
+        'say "hi"',
+    ]
     rows = "".join('"' + i.replace('"', '""') + '",n\r\n' for i in ids)
     users = tmp_path / "users.csv"
     users.write_bytes(("identity,note\r\n" + rows).encode())
@@ -311,8 +325,9 @@ def test_csv_with_only_a_type_line(capsys: pytest.CaptureFixture[str], tmp_path:
     assert res.err == f"opsbook: error: {users}: no header row; expected a header row with a column 'identity'\n"
 
 
-@pytest.mark.parametrize("value", ["*", "adm*", "*@contoso.com", "jane*doe", "Department -eq 'IT'",
-                                   "x'; Remove-Mailbox -Identity * ;'"])
+@pytest.mark.parametrize(
+    "value", ["*", "adm*", "*@contoso.com", "jane*doe", "Department -eq 'IT'", "x'; Remove-Mailbox -Identity * ;'"]
+)
 def test_wildcards_and_filters_are_refused_from_argv_and_csv(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, value: str
 ) -> None:
@@ -324,7 +339,7 @@ def test_wildcards_and_filters_are_refused_from_argv_and_csv(
     assert ("wildcard '*'" in res.err) == ("*" in value)
     assert os.listdir(tmp_path) == []
     users = tmp_path / "users.csv"
-    users.write_bytes(("identity\r\nok@contoso.com\r\n\"" + value.replace('"', '""') + "\"\r\n").encode())
+    users.write_bytes(('identity\r\nok@contoso.com\r\n"' + value.replace('"', '""') + '"\r\n').encode())
     res = run_main(capsys, *CMD, "--csv", str(users), "-o", str(target), "--license-reset")
     assert res.code == 3, res.err
     assert res.err.startswith(f"opsbook: error: {users} row 3: identity ") and res.err.count("\n") == 1

@@ -18,17 +18,42 @@ from opsbook.runbooks.model import CheckResult, Metric, Report, Status, Step
 
 def sample_report() -> Report:
     report = Report(command="winrm check")
-    report.add(CheckResult("winrm.tcp", "host1.corp.test:5986", "tcp reachability", Status.OK, "open in 3 ms",
-                           metrics={"latency_s": Metric(0.003, "s")}))
-    report.add(CheckResult("winrm.cert.expiry", "host1.corp.test:5986", "certificate expiry", Status.WARNING,
-                           "certificate expires in 12 days (2026-12-10)",
-                           details={"not_after": "2026-12-10T00:00:00Z"},
-                           metrics={"days_left": Metric(12, "", 30, 7, 0)}))
-    report.add(CheckResult("winrm.cert.expiry", "host2.corp.test:5986", "certificate expiry", Status.CRITICAL,
-                           "expired | since 'yesterday' <b>&amp;</b>\nsecond line",
-                           metrics={"days_left": -1}))
-    report.add(CheckResult("winrm.wsman", "host3.corp.test:5986", "WS-Management", Status.UNKNOWN,
-                           "not checked: no TLS \x00 \x1b[31m"))
+    report.add(
+        CheckResult(
+            "winrm.tcp",
+            "host1.corp.test:5986",
+            "tcp reachability",
+            Status.OK,
+            "open in 3 ms",
+            metrics={"latency_s": Metric(0.003, "s")},
+        )
+    )
+    report.add(
+        CheckResult(
+            "winrm.cert.expiry",
+            "host1.corp.test:5986",
+            "certificate expiry",
+            Status.WARNING,
+            "certificate expires in 12 days (2026-12-10)",
+            details={"not_after": "2026-12-10T00:00:00Z"},
+            metrics={"days_left": Metric(12, "", 30, 7, 0)},
+        )
+    )
+    report.add(
+        CheckResult(
+            "winrm.cert.expiry",
+            "host2.corp.test:5986",
+            "certificate expiry",
+            Status.CRITICAL,
+            "expired | since 'yesterday' <b>&amp;</b>\nsecond line",
+            metrics={"days_left": -1},
+        )
+    )
+    report.add(
+        CheckResult(
+            "winrm.wsman", "host3.corp.test:5986", "WS-Management", Status.UNKNOWN, "not checked: no TLS \x00 \x1b[31m"
+        )
+    )
     return report.finish()
 
 
@@ -52,8 +77,13 @@ def test_json_schema_matches_contract() -> None:
 
 
 def test_json_mutating_report_has_changed_dry_run_steps() -> None:
-    report = Report(command="docker-root move", mutating=True, dry_run=True, changed=False,
-                    steps=[Step("copy", Status.OK, "planned")])
+    report = Report(
+        command="docker-root move",
+        mutating=True,
+        dry_run=True,
+        changed=False,
+        steps=[Step("copy", Status.OK, "planned")],
+    )
     doc = json.loads(render_json(report))
     assert doc["changed"] is False and doc["dry_run"] is True
     assert doc["steps"] == [{"name": "copy", "status": "OK", "summary": "planned", "details": {}}]
@@ -91,8 +121,12 @@ def test_junit_is_valid_and_maps_statuses(tmp_path: Path) -> None:
     path.write_text(xml_text)
     suites = JUnitXml.fromfile(str(path))
     cases = [case for suite in suites for case in suite]
-    assert [c.classname for c in cases] == ["host1.corp.test:5986", "host1.corp.test:5986",
-                                            "host2.corp.test:5986", "host3.corp.test:5986"]
+    assert [c.classname for c in cases] == [
+        "host1.corp.test:5986",
+        "host1.corp.test:5986",
+        "host2.corp.test:5986",
+        "host3.corp.test:5986",
+    ]
     assert cases[0].is_passed
     kinds = [type(r[0]).__name__ if r else None for r in (c.result for c in cases)]
     assert kinds == [None, "Failure", "Failure", "Error"]
@@ -127,8 +161,13 @@ def test_textfile_is_written_atomically(tmp_path: Path, capsys: pytest.CaptureFi
 
 @pytest.mark.parametrize(
     ("statuses", "code"),
-    [([Status.OK], 0), ([Status.OK, Status.WARNING], 1), ([Status.WARNING, Status.CRITICAL], 2),
-     ([Status.UNKNOWN, Status.WARNING], 3), ([Status.UNKNOWN, Status.CRITICAL], 2)],
+    [
+        ([Status.OK], 0),
+        ([Status.OK, Status.WARNING], 1),
+        ([Status.WARNING, Status.CRITICAL], 2),
+        ([Status.UNKNOWN, Status.WARNING], 3),
+        ([Status.UNKNOWN, Status.CRITICAL], 2),
+    ],
 )
 def test_exit_code_follows_worst_status(statuses: list[Status], code: int, capsys: pytest.CaptureFixture[str]) -> None:
     report = Report(command="x", checks=[CheckResult("c", f"t{i}", "n", s, "s") for i, s in enumerate(statuses)])

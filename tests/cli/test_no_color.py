@@ -23,10 +23,17 @@ def run_on_pty(*args: str, tmp_path: Path) -> tuple[int, str]:
     """``python -m opsbook ARGS`` with stdout and stderr on a pty; (exit code, what it printed)."""
     master, slave = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TERM")}
-    env.update(FORCE_COLOR="1", TERM="xterm-256color", COLUMNS="160",
-               DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")  # no engine: a quick, local report
-    proc = subprocess.Popen([sys.executable, "-m", "opsbook", *args], stdout=slave, stderr=slave,
-                            stdin=subprocess.DEVNULL, env=env, cwd=REPO)
+    env.update(
+        FORCE_COLOR="1", TERM="xterm-256color", COLUMNS="160", DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock"
+    )  # no engine: a quick, local report
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsbook", *args],
+        stdout=slave,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=REPO,
+    )
     os.close(slave)
     chunks = []
     while True:

@@ -19,7 +19,8 @@ COMMANDS = reference.commands()
 def test_generated_reference_and_man_page_are_current() -> None:
     for name, make in reference.OUTPUTS.items():
         assert (DOCS / name).read_text(encoding="utf-8") == make(), (
-            f"docs/{name} is stale: run 'make docs' (python -m opsbook.cli.reference docs)")
+            f"docs/{name} is stale: run 'make docs' (python -m opsbook.cli.reference docs)"
+        )
     assert reference.main(["--check", str(DOCS)]) == 0
 
 
@@ -54,15 +55,34 @@ def test_exit_codes_match_the_status_model() -> None:
 SCHEMA = json.loads((DOCS / "report.schema.json").read_text())
 
 
-@pytest.mark.parametrize("args", [
-    ["docker-root", "status", "--docker-host", "unix:///nonexistent/d.sock", "--daemon-json", "/nonexistent.json"],
-    ["docker-root", "move", "/srv/new-root", "--dry-run", "--docker-host", "unix:///nonexistent/d.sock",
-     "--daemon-json", "/nonexistent.json", "--stop-command", "true", "--start-command", "true"],
-    ["dns", "check", "--dns", "127.0.0.1:9", "--name", "example.test", "--host-name", "", "--timeout", "0.3"],
-], ids=["status", "move-dry-run", "dns"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["docker-root", "status", "--docker-host", "unix:///nonexistent/d.sock", "--daemon-json", "/nonexistent.json"],
+        [
+            "docker-root",
+            "move",
+            "/srv/new-root",
+            "--dry-run",
+            "--docker-host",
+            "unix:///nonexistent/d.sock",
+            "--daemon-json",
+            "/nonexistent.json",
+            "--stop-command",
+            "true",
+            "--start-command",
+            "true",
+        ],
+        ["dns", "check", "--dns", "127.0.0.1:9", "--name", "example.test", "--host-name", "", "--timeout", "0.3"],
+    ],
+    ids=["status", "move-dry-run", "dns"],
+)
 def test_json_reports_follow_the_schema(args: list[str], tmp_path: Path) -> None:
-    result = run_cli(*args, "--state-dir", str(tmp_path / "s"), "-f", "json") if args[0] == "docker-root" \
+    result = (
+        run_cli(*args, "--state-dir", str(tmp_path / "s"), "-f", "json")
+        if args[0] == "docker-root"
         else run_cli(*args, "-f", "json")
+    )
     assert result.out, result.err
     doc = json.loads(result.out)
     jsonschema.validate(doc, SCHEMA)

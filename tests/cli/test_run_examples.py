@@ -51,21 +51,32 @@ def deployed(tmp_path: Path) -> Path:
         (tmp_path / name).write_text("# stand-in\n")
     for suite in EXAMPLES.glob("*.yaml"):
         text = suite.read_text().replace("/etc/pki/corp-root.pem", str(tmp_path / "corp-root.pem"))
-        (folder / suite.name).write_text(text.replace("/etc/opsbook/winrm-hosts.txt", str(tmp_path / "winrm-hosts.txt")))
+        (folder / suite.name).write_text(
+            text.replace("/etc/opsbook/winrm-hosts.txt", str(tmp_path / "winrm-hosts.txt"))
+        )
     return folder
 
 
 def test_the_expected_examples_are_shipped() -> None:
     names = {p.name for p in EXAMPLES.iterdir()}
     assert {
-        "local.yaml", "windows-fleet.yaml", "windows-dcs.yaml", "opsbook-check.service", "opsbook-check.timer",
-        "opsbook.cron", "gitlab-ci.yml", "icinga2-opsbook.conf",
+        "local.yaml",
+        "windows-fleet.yaml",
+        "windows-dcs.yaml",
+        "opsbook-check.service",
+        "opsbook-check.timer",
+        "opsbook.cron",
+        "gitlab-ci.yml",
+        "icinga2-opsbook.conf",
     } <= names
 
 
 @pytest.mark.parametrize("name", SUITES)
 def test_suite_examples_validate(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, loopback_resolv: Path, name: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    loopback_resolv: Path,
+    name: str,
     deployed: Path,
 ) -> None:
     for key, value in FLEET_ENV.items():
@@ -85,8 +96,9 @@ def test_fleet_secrets_missing_is_an_error_before_anything_runs(
         monkeypatch.delenv(key, raising=False)
     result = run_main(capsys, "run", "--validate", str(deployed / "windows-fleet.yaml"))
     assert result.code == 3
-    assert re.match(r"opsbook: error: .*windows-fleet\.yaml:\d+:\d+: environment variable OPSBOOK_TENANT_ID is not set",
-                    result.err)
+    assert re.match(
+        r"opsbook: error: .*windows-fleet\.yaml:\d+:\d+: environment variable OPSBOOK_TENANT_ID is not set", result.err
+    )
 
 
 def test_fleet_tenant_entry_is_skipped_without_the_graph_secret(
@@ -156,8 +168,17 @@ def test_systemd_units(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
             text = (EXAMPLES / name).read_text().replace("/usr/local/bin/opsbook", real)
             (tmp_path / name).write_text(text)
         proc = subprocess.run(
-            [analyze, "verify", "--man=no", str(tmp_path / "opsbook-check.service"), str(tmp_path / "opsbook-check.timer")],
-            capture_output=True, text=True, timeout=60, check=False,
+            [
+                analyze,
+                "verify",
+                "--man=no",
+                str(tmp_path / "opsbook-check.service"),
+                str(tmp_path / "opsbook-check.timer"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr
         assert "opsbook-check" not in proc.stderr, proc.stderr  # no warning about our units
@@ -165,7 +186,8 @@ def test_systemd_units(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
 
 def test_cron_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     jobs = [
-        line for line in (EXAMPLES / "opsbook.cron").read_text().splitlines()
+        line
+        for line in (EXAMPLES / "opsbook.cron").read_text().splitlines()
         if line.strip() and not line.startswith("#") and "=" not in line.split()[0]
     ]
     assert len(jobs) == 1

@@ -76,7 +76,12 @@ def test_four_winrm_entries_of_100_hosts_fit_in_ulimit_256(tmp_path: Path, silen
     suite.write_text("\n".join(lines) + "\n")
     proc = subprocess.run(
         [sys.executable, "-m", "opsbook", "run", str(suite), "-f", "json"],
-        capture_output=True, text=True, timeout=240, cwd=REPO, preexec_fn=_limit_fds, check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=REPO,
+        preexec_fn=_limit_fds,
+        check=False,
     )
     doc = json.loads(proc.stdout)
     tcp = [c for c in doc["checks"] if c["id"] == "winrm.tcp"]

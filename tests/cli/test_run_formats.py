@@ -74,8 +74,9 @@ def test_junit_has_skipped_cases_and_the_file_matches_stdout(
         assert kinds == {"broken.broken": Error, "no-engine": Skipped, "no-secret": Skipped}
 
 
-def test_prometheus_has_a_skipped_gauge_and_textfile(capsys: pytest.CaptureFixture[str], suite: Path,
-                                                     tmp_path: Path) -> None:
+def test_prometheus_has_a_skipped_gauge_and_textfile(
+    capsys: pytest.CaptureFixture[str], suite: Path, tmp_path: Path
+) -> None:
     textfile = tmp_path / "node" / "opsbook.prom"
     textfile.parent.mkdir()
     result = run_main(capsys, "run", str(suite), "-f", "json", "--textfile", str(textfile))
@@ -84,7 +85,8 @@ def test_prometheus_has_a_skipped_gauge_and_textfile(capsys: pytest.CaptureFixtu
     assert [s["name"] for s in doc["skipped"]] == ["no-engine", "no-secret"]
     families = {f.name: f for f in text_string_to_metric_families(textfile.read_text())}
     assert {(s.labels["suite_check"], s.value) for s in families["opsbook_suite_entry_skipped"].samples} == {
-        ("no-engine", 1.0), ("no-secret", 1.0)
+        ("no-engine", 1.0),
+        ("no-secret", 1.0),
     }
     assert [(s.labels["suite_check"], s.value) for s in families["opsbook_check_status"].samples] == [("broken", 3.0)]
     assert families["opsbook_status"].samples[0].value == 3.0
@@ -105,7 +107,9 @@ def test_validate_runs_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Pat
         listener.settimeout(0.3)
         port = listener.getsockname()[1]
         path = tmp_path / "s.yaml"
-        path.write_text(f"version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {{hosts: ['127.0.0.1:{port}']}}\n")
+        path.write_text(
+            f"version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {{hosts: ['127.0.0.1:{port}']}}\n"
+        )
         result = run_main(capsys, "run", "--validate", str(path), "-f", "json")
         assert (result.code, result.out, result.err) == (0, f"{path}: OK, 1 check in 1 file\n", "")
         with pytest.raises(TimeoutError):

@@ -87,15 +87,30 @@ def test_run_validate_checks_the_output_file_too(capsys: pytest.CaptureFixture[s
     [
         ["winrm", "check", "127.0.0.1:{port}", "--timeout", "1"],
         ["winrm", "audit", "127.0.0.1:{port}", "--username", "u"],
-        ["adsync", "check", "--domain", "corp.test", "--dns", "127.0.0.1:{port}", "--dc", "127.0.0.1",
-         "--ports", "{port}/tcp", "--timeout", "0.5"],
+        [
+            "adsync",
+            "check",
+            "--domain",
+            "corp.test",
+            "--dns",
+            "127.0.0.1:{port}",
+            "--dc",
+            "127.0.0.1",
+            "--ports",
+            "{port}/tcp",
+            "--timeout",
+            "0.5",
+        ],
         ["docker-root", "status", "--docker-host", "tcp://127.0.0.1:{port}"],
     ],
     ids=["winrm-check", "winrm-audit", "adsync-check", "docker-root-status"],
 )
 def test_every_check_command_refuses_an_unwritable_textfile_at_once(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, listener: socket.socket,
-    monkeypatch: pytest.MonkeyPatch, argv: list[str]
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    listener: socket.socket,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
 ) -> None:
     monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", "not-used")
     port = listener.getsockname()[1]
@@ -113,6 +128,7 @@ def test_report_is_printed_before_a_late_write_failure(
 ) -> None:
     # The folder is there when the run starts and gone when the report is written.
     import opsbook.runbooks.suite as suite_pkg
+
     folder = tmp_path / "textfile_collector"
     folder.mkdir()
     real_run_jobs = suite_pkg.run_jobs
@@ -124,7 +140,9 @@ def test_report_is_printed_before_a_late_write_failure(
 
     monkeypatch.setattr(suite_pkg, "run_jobs", run_then_remove_folder)
     suite = tmp_path / "suite.yaml"
-    suite.write_text(f"version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {{hosts-file: {tmp_path / 'h'}}}\n")
+    suite.write_text(
+        f"version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {{hosts-file: {tmp_path / 'h'}}}\n"
+    )
     for option in ("--textfile", "--junit-file"):
         result = run_main(capsys, "run", str(suite), "-f", "json", option, str(folder / "out"))
         assert result.code == 3

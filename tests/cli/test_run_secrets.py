@@ -28,8 +28,7 @@ def server(tmp_path: Path) -> Iterator[tuple[TlsServer, Path]]:
 
 
 def test_a_secret_host_name_does_not_leak_in_lower_case_or_idna_form(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-    server: tuple[TlsServer, Path]
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: tuple[TlsServer, Path]
 ) -> None:
     srv, ca_file = server
     monkeypatch.setenv("OPSBOOK_T_HOST", SECRET_HOST)

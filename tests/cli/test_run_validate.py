@@ -60,10 +60,15 @@ def test_unknown_default_and_defaults_for_other_commands(capsys: pytest.CaptureF
     assert one_error_line(result.err) == f"{path}:3:3: defaults.colour is not an option of any check command"
 
 
-def test_defaults_apply_only_where_the_command_has_the_option(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_defaults_apply_only_where_the_command_has_the_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     # daemon-json belongs to docker-root status only: fine for a winrm entry to ignore it
-    path = write(tmp_path, "version: 1\ndefaults:\n  daemon-json: /nonexistent/daemon.json\n  timeout: 1\n"
-                 + WINRM.removeprefix("version: 1\n"))
+    path = write(
+        tmp_path,
+        "version: 1\ndefaults:\n  daemon-json: /nonexistent/daemon.json\n  timeout: 1\n"
+        + WINRM.removeprefix("version: 1\n"),
+    )
     result = run_main(capsys, "run", "--validate", str(path))
     assert (result.code, result.err) == (0, "")
     assert result.out == f"{path}: OK, 1 check in 1 file\n"
@@ -76,8 +81,9 @@ def test_bad_default_value_points_at_the_defaults_line(capsys: pytest.CaptureFix
     assert one_error_line(result.err).startswith(f"{path}:3:12: Invalid value for timeout")
 
 
-def test_env_value_is_masked_in_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_value_is_masked_in_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("OPSBOOK_TEST_SECRET_DAYS", "Sup3rS3cret")
     path = write(tmp_path, WINRM + "      warn-days: ${OPSBOOK_TEST_SECRET_DAYS}\n")
     result = run_main(capsys, "run", "--validate", str(path))
@@ -92,17 +98,37 @@ def test_env_value_is_masked_in_errors(capsys: pytest.CaptureFixture[str], tmp_p
     [
         ("version: 1\nchecks:\n  - name: [oops\n", "4:1", "invalid YAML"),
         ("version: 1\nchecks:\n  - name: a\n    runbook: ftp\n", "4:14", "unknown runbook 'ftp'"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n  - name: a\n    runbook: winrm\n", "5:11",
-         "duplicate check name 'a'"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    timeout: 3\n", "5:5", "unknown key 'timeout' in a check"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {port: 1, port: 2}\n", "5:21", "duplicate key 'port'"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {port: true}\n", "5:18", "Invalid value for port"),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n  - name: a\n    runbook: winrm\n",
+            "5:11",
+            "duplicate check name 'a'",
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    timeout: 3\n",
+            "5:5",
+            "unknown key 'timeout' in a check",
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {port: 1, port: 2}\n",
+            "5:21",
+            "duplicate key 'port'",
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {port: true}\n",
+            "5:18",
+            "Invalid value for port",
+        ),
         ("version: 1\nchecks:\n  - name: off\n    runbook: winrm\n", "3:11", "YAML read a boolean here: quote it"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {port: 5986, hosts: []}\n", "3:5",
-         "a: winrm check needs hosts or hosts-file under 'with:'"),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {port: 5986, hosts: []}\n",
+            "3:5",
+            "a: winrm check needs hosts or hosts-file under 'with:'",
+        ),
     ],
 )
-def test_malformed_suites(capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, position: str, message: str) -> None:
+def test_malformed_suites(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, text: str, position: str, message: str
+) -> None:
     path = write(tmp_path, text)
     result = run_main(capsys, "run", "--validate", str(path))
     assert result.code == 3
@@ -116,7 +142,10 @@ def test_include_cycle_through_the_cli(capsys: pytest.CaptureFixture[str], tmp_p
     path = write(tmp_path, "version: 1\ninclude: [other.yaml]\n" + WINRM.removeprefix("version: 1\n"))
     result = run_main(capsys, "run", str(path))  # a run validates first, too
     assert result.code == 3
-    assert one_error_line(result.err) == f"{tmp_path / 'other.yaml'}:2:11: include cycle: suite.yaml -> other.yaml -> suite.yaml"
+    assert (
+        one_error_line(result.err)
+        == f"{tmp_path / 'other.yaml'}:2:11: include cycle: suite.yaml -> other.yaml -> suite.yaml"
+    )
 
 
 def test_anchor_bomb_and_oversize_file_fail_fast(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -126,7 +155,10 @@ def test_anchor_bomb_and_oversize_file_fail_fast(capsys: pytest.CaptureFixture[s
     bomb = write(tmp_path, "\n".join(lines) + "\nchecks: []\n", "bomb.yaml")
     result = run_main(capsys, "run", "--validate", str(bomb))
     assert result.code == 3
-    assert re.match(rf"{re.escape(str(bomb))}:\d+:\d+: (YAML aliases expand to more than|too many YAML aliases)", one_error_line(result.err))
+    assert re.match(
+        rf"{re.escape(str(bomb))}:\d+:\d+: (YAML aliases expand to more than|too many YAML aliases)",
+        one_error_line(result.err),
+    )
 
     huge = tmp_path / "huge.yaml"
     huge.write_text("version: 1\n" + "# padding\n" * 100_000)
@@ -169,27 +201,41 @@ def test_unset_variable_stops_the_run_before_anything_runs(tmp_path: Path) -> No
 
 
 def test_unwritable_output_file_is_one_clean_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = write(tmp_path, "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {hosts-file: /nonexistent/h.txt}\n")
+    path = write(
+        tmp_path, "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {hosts-file: /nonexistent/h.txt}\n"
+    )
     result = run_main(capsys, "run", str(path), "-f", "json", "--junit-file", str(tmp_path / "missing" / "j.xml"))
     assert result.code == 3
     target = re.escape(str(tmp_path / "missing" / "j.xml"))
     folder = re.escape(str(tmp_path / "missing"))
-    assert re.fullmatch(rf"cannot write --junit-file {target}: the folder {folder} does not exist",
-                        one_error_line(result.err))
+    assert re.fullmatch(
+        rf"cannot write --junit-file {target}: the folder {folder} does not exist", one_error_line(result.err)
+    )
     assert result.out == ""
 
 
 def test_help_shows_the_options_and_examples(capsys: pytest.CaptureFixture[str]) -> None:
     result = run_main(capsys, "run", "--help")
     assert result.code == 0
-    for text in ("--validate", "--format", "--textfile", "--junit-file", "--concurrency", "Examples:",
-                 "opsbook run --validate"):
+    for text in (
+        "--validate",
+        "--format",
+        "--textfile",
+        "--junit-file",
+        "--concurrency",
+        "Examples:",
+        "opsbook run --validate",
+    ):
         assert text in result.out
     assert "--install-completion" not in result.out  # completion belongs to `opsbook`, not to `opsbook run`
 
 
-def test_every_broken_entry_is_reported_at_once_one_line_each(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = write(tmp_path, """
+def test_every_broken_entry_is_reported_at_once_one_line_each(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        """
         version: 1
         checks:
           - name: a
@@ -207,7 +253,8 @@ def test_every_broken_entry_is_reported_at_once_one_line_each(capsys: pytest.Cap
           - name: d
             runbook: winrm
             with: {port: 5986}
-        """)
+        """,
+    )
     for args in (("--validate", str(path)), (str(path), "-f", "json")):
         result = run_main(capsys, "run", *args)
         assert result.code == 3
@@ -215,7 +262,10 @@ def test_every_broken_entry_is_reported_at_once_one_line_each(capsys: pytest.Cap
         lines = result.err.splitlines()
         assert all(line.startswith("opsbook: error: ") for line in lines), lines
         assert [line.removeprefix("opsbook: error: ").split(" ", 1)[0] for line in lines] == [
-            f"{path}:5:30:", f"{path}:11:12:", f"{path}:12:5:", f"{path}:15:5:"
+            f"{path}:5:30:",
+            f"{path}:11:12:",
+            f"{path}:12:5:",
+            f"{path}:15:5:",
         ], lines
         assert "Invalid value for port" in lines[0] and "unknown option 'colour'" in lines[1]
         assert "Missing option domain" in lines[2] and "d: winrm check needs hosts or hosts-file" in lines[3]
@@ -231,7 +281,9 @@ def test_a_bad_default_is_reported_once_not_for_every_entry(capsys: pytest.Captu
 
 def test_validate_checks_the_files_entries_name(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     unreadable = Path("/dev/null")  # a device, not a file of certificates
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
         version: 1
         checks:
           - name: a
@@ -248,7 +300,8 @@ def test_validate_checks_the_files_entries_name(capsys: pytest.CaptureFixture[st
             with:
               hosts: [127.0.0.1]
               ca-file: {unreadable}
-        """)
+        """,
+    )
     result = run_main(capsys, "run", "--validate", str(path))
     assert result.code == 3 and result.out == ""
     assert result.err.splitlines() == [
@@ -257,12 +310,19 @@ def test_validate_checks_the_files_entries_name(capsys: pytest.CaptureFixture[st
         f"opsbook: error: {path}:16:16: ca-file {unreadable}: not a regular file",
     ]
     (tmp_path / "missing-hosts.txt").write_text("127.0.0.1\n")
-    path.write_text(path.read_text().replace('ca-file: "x\\0y"', "port: 5986").replace(str(unreadable), "missing-hosts.txt"))
+    path.write_text(
+        path.read_text().replace('ca-file: "x\\0y"', "port: 5986").replace(str(unreadable), "missing-hosts.txt")
+    )
     assert run_main(capsys, "run", "--validate", str(path)).code == 0
 
 
-def test_a_nul_in_a_value_is_not_an_internal_error_when_running(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    path = write(tmp_path, 'version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {hosts: [127.0.0.1], ca-file: "x\\0y"}\n')
+def test_a_nul_in_a_value_is_not_an_internal_error_when_running(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path,
+        'version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {hosts: [127.0.0.1], ca-file: "x\\0y"}\n',
+    )
     result = run_main(capsys, "run", str(path), "-f", "json")
     assert result.code == 3 and result.out == ""
     assert one_error_line(result.err) == f"{path}:5:41: ca-file: the value contains a NUL character"

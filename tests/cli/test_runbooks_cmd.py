@@ -51,7 +51,13 @@ def test_unknown_runbook_names_the_aliases_too(capsys: pytest.CaptureFixture[str
 
 def test_show_works_from_any_directory(tmp_path: Path) -> None:
     """The documents are package data, not files found through the current directory."""
-    proc = subprocess.run([sys.executable, "-m", "opsbook", "runbooks", "show", "adsync"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "opsbook", "runbooks", "show", "adsync"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("# ")

@@ -106,8 +106,9 @@ def test_deadline_comes_from_the_scrape_timeout_header(exporter: Served, peers: 
     hung = peers["hung"]
     assert isinstance(hung, HangServer)
     started = time.monotonic()
-    status, body, _ = exporter.get(f"/probe?module=winrm_https&target={hung.target}",
-                                   headers={"X-Prometheus-Scrape-Timeout-Seconds": "2"})
+    status, body, _ = exporter.get(
+        f"/probe?module=winrm_https&target={hung.target}", headers={"X-Prometheus-Scrape-Timeout-Seconds": "2"}
+    )
     elapsed = time.monotonic() - started
     assert status == 200, body
     assert value(body, "probe_success") == 0
@@ -115,20 +116,23 @@ def test_deadline_comes_from_the_scrape_timeout_header(exporter: Served, peers: 
     assert value(body, "opsbook_status") >= 2
 
 
-@pytest.mark.parametrize(("query", "reason"), [
-    ("module=nope&target=127.0.115.20", "unknown module 'nope'"),
-    ("target=127.0.115.20", "module parameter is missing"),
-    ("module=winrm_https", "target parameter is missing"),
-    ("module=winrm_https&target=%24%7BSERVE_TEST_ISSUER%7D", "target: not a host name"),
-    ("module=winrm_https&target=http://127.0.115.20/", "target"),
-    ("module=winrm_https&target=--hosts-file=/etc/passwd", "target: not a host name"),
-    ("module=winrm_https&target=127.0.115.20:99999", "the port must be a number"),
-    ("module=winrm_https&target=a%20b", "target: not a host name"),
-    ("module=canary&target=x.corp.test:53", "without a port"),
-    ("module=winrm_https&target=127.0.115.20&password=x", "unknown parameter 'password'"),
-    ("module=winrm_https&module=canary&target=127.0.115.20", "once"),
-    ("module=winrm_https&target=127.0.115.20&debug=maybe", "debug must be true or false"),
-])
+@pytest.mark.parametrize(
+    ("query", "reason"),
+    [
+        ("module=nope&target=127.0.115.20", "unknown module 'nope'"),
+        ("target=127.0.115.20", "module parameter is missing"),
+        ("module=winrm_https", "target parameter is missing"),
+        ("module=winrm_https&target=%24%7BSERVE_TEST_ISSUER%7D", "target: not a host name"),
+        ("module=winrm_https&target=http://127.0.115.20/", "target"),
+        ("module=winrm_https&target=--hosts-file=/etc/passwd", "target: not a host name"),
+        ("module=winrm_https&target=127.0.115.20:99999", "the port must be a number"),
+        ("module=winrm_https&target=a%20b", "target: not a host name"),
+        ("module=canary&target=x.corp.test:53", "without a port"),
+        ("module=winrm_https&target=127.0.115.20&password=x", "unknown parameter 'password'"),
+        ("module=winrm_https&module=canary&target=127.0.115.20", "once"),
+        ("module=winrm_https&target=127.0.115.20&debug=maybe", "debug must be true or false"),
+    ],
+)
 def test_bad_requests_are_400_with_one_line(exporter: Served, query: str, reason: str) -> None:
     status, body, _ = exporter.get(f"/probe?{query}")
     assert status == 400, body
@@ -137,8 +141,9 @@ def test_bad_requests_are_400_with_one_line(exporter: Served, query: str, reason
 
 
 def test_bad_scrape_timeout_header_is_400(exporter: Served) -> None:
-    status, body, _ = exporter.get("/probe?module=winrm_https&target=127.0.115.20",
-                                   headers={"X-Prometheus-Scrape-Timeout-Seconds": "nan"})
+    status, body, _ = exporter.get(
+        "/probe?module=winrm_https&target=127.0.115.20", headers={"X-Prometheus-Scrape-Timeout-Seconds": "nan"}
+    )
     assert status == 400 and "Scrape-Timeout" in body
 
 
@@ -240,8 +245,9 @@ def test_web_config_tls_and_basic_auth(peers: dict[str, object]) -> None:
     cert, key = ca.issue("127.0.115.1", names=["127.0.115.1"]).write(tmp, "exporter")
     hashed = bcrypt.hashpw(b"s3cret-scrape", bcrypt.gensalt(rounds=4)).decode().replace("$2b$", "$2y$", 1)
     web = tmp / "web.yaml"
-    web.write_text(f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\n"
-                   f"basic_auth_users:\n  prometheus: '{hashed}'\n")
+    web.write_text(
+        f"tls_server_config:\n  cert_file: {cert}\n  key_file: {key}\nbasic_auth_users:\n  prometheus: '{hashed}'\n"
+    )
     config = write_config(tmp / "tls.yaml", peers["ca"])  # type: ignore[arg-type]
     client = ssl.create_default_context(cafile=str(ca.write(tmp, "exporter-ca.pem")))
     with serve(config, "--web-config", str(web), env=ENV) as served:
@@ -251,8 +257,9 @@ def test_web_config_tls_and_basic_auth(peers: dict[str, object]) -> None:
         assert served.get("/-/healthy", context=client, headers={"Authorization": f"Basic {wrong}"})[0] == 401
         right = {"Authorization": "Basic " + base64.b64encode(b"prometheus:s3cret-scrape").decode()}
         for _ in range(2):  # the second is answered from the cache
-            status, body, _ = served.get(f"/probe?module=winrm_https&target={good.target}", context=client,
-                                         headers=right)
+            status, body, _ = served.get(
+                f"/probe?module=winrm_https&target={good.target}", context=client, headers=right
+            )
             assert status == 200 and value(body, "probe_success") == 1
 
 

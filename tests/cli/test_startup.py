@@ -10,8 +10,19 @@ import pytest
 
 from tests.helpers import REPO
 
-HEAVY = ("docker", "winrm", "msal", "dns", "cryptography", "yaml", "requests", "rich",
-         "aiohttp", "prometheus_client", "bcrypt")
+HEAVY = (
+    "docker",
+    "winrm",
+    "msal",
+    "dns",
+    "cryptography",
+    "yaml",
+    "requests",
+    "rich",
+    "aiohttp",
+    "prometheus_client",
+    "bcrypt",
+)
 
 PROBE = """
 import io, json, sys, contextlib
@@ -24,8 +35,16 @@ print(json.dumps({"code": code, "modules": sorted({m.split('.')[0] for m in sys.
 
 @pytest.mark.parametrize(
     "args",
-    [["--help"], ["--version"], ["winrm", "--help"], ["adsync", "check", "--help"],
-     ["docker-root", "--help"], ["exchange", "--help"], ["run", "--help"], ["serve", "--help"]],
+    [
+        ["--help"],
+        ["--version"],
+        ["winrm", "--help"],
+        ["adsync", "check", "--help"],
+        ["docker-root", "--help"],
+        ["exchange", "--help"],
+        ["run", "--help"],
+        ["serve", "--help"],
+    ],
 )
 def test_help_and_version_do_not_import_heavy_libraries(args: list[str]) -> None:
     proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True, cwd=REPO, check=True)

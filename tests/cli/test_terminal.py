@@ -29,7 +29,10 @@ def _run_in_pty(*extra: str, env: dict[str, str] | None = None) -> tuple[int, st
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-c", SCRIPT, *extra],
-        stdin=follower, stdout=follower, stderr=follower, cwd=REPO,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        cwd=REPO,
         env={**os.environ, "TERM": "xterm-256color", **(env or {})},
     )
     os.close(follower)

@@ -29,10 +29,17 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FakeWinRM, 
     old = ca.issue(FQDN, names=[FQDN, HOST], days=9)
     new = ca.issue(FQDN, names=[FQDN, HOST], days=365)
     fake = FakeWinRM(old, host=HOST, users={USER: PASSWORD})
-    fake.behaviour = canned(inventory(
-        [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint),
-         listener_entry("HTTP", port=5985)],
-        [cert_entry(old), cert_entry(new)], ssl_hash=old.thumbprint, port=fake.port))
+    fake.behaviour = canned(
+        inventory(
+            [
+                listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint),
+                listener_entry("HTTP", port=5985),
+            ],
+            [cert_entry(old), cert_entry(new)],
+            ssl_hash=old.thumbprint,
+            port=fake.port,
+        )
+    )
     yield fake, ca_file, old, new
     fake.stop()
 
@@ -58,8 +65,20 @@ def test_json_report_finds_renewed_but_not_rebound(peer, capsys, monkeypatch, ca
 def test_template_option_limits_the_replacement(peer, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     fake, ca_file, _, new = peer
     monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", PASSWORD)
-    res = run_main(capsys, "winrm", "audit", fake.target, "-u", USER, "--ca-file", str(ca_file), "-f", "json",
-                   "--template", "Machine")
+    res = run_main(
+        capsys,
+        "winrm",
+        "audit",
+        fake.target,
+        "-u",
+        USER,
+        "--ca-file",
+        str(ca_file),
+        "-f",
+        "json",
+        "--template",
+        "Machine",
+    )
     checks = {c["id"]: c for c in json.loads(res.out)["checks"]}
     renewal = checks["winrm.audit.renewal"]
     assert renewal["status"] == "WARNING" and new.thumbprint not in renewal["summary"]
@@ -71,8 +90,22 @@ def test_password_file_and_nagios(peer, capsys, tmp_path) -> None:  # type: igno
     pw = tmp_path / "pw"
     pw.write_text(PASSWORD + "\n")
     prom = tmp_path / "winrm.prom"
-    res = run_main(capsys, "winrm", "audit", fake.target, "-u", USER, "--password-file", str(pw),
-                   "--ca-file", str(ca_file), "-f", "nagios", "--textfile", str(prom))
+    res = run_main(
+        capsys,
+        "winrm",
+        "audit",
+        fake.target,
+        "-u",
+        USER,
+        "--password-file",
+        str(pw),
+        "--ca-file",
+        str(ca_file),
+        "-f",
+        "nagios",
+        "--textfile",
+        str(prom),
+    )
     assert res.code == 2
     assert res.out.startswith("OPSBOOK CRITICAL - ")
     assert re.search(r'^opsbook_check_status\{.*check="winrm.audit.renewal".*\} 2$', prom.read_text(), re.M)
@@ -84,8 +117,20 @@ def test_password_file_written_by_powershell_with_bom_and_crlf(peer, capsys, tmp
     fake, ca_file, _, _ = peer
     pw = tmp_path / "pw.txt"
     pw.write_bytes(("\ufeff" + PASSWORD + "\r\n").encode("utf-8"))
-    res = run_main(capsys, "winrm", "audit", fake.target, "-u", USER, "--password-file", str(pw),
-                   "--ca-file", str(ca_file), "-f", "json")
+    res = run_main(
+        capsys,
+        "winrm",
+        "audit",
+        fake.target,
+        "-u",
+        USER,
+        "--password-file",
+        str(pw),
+        "--ca-file",
+        str(ca_file),
+        "-f",
+        "json",
+    )
     checks = {c["id"]: c for c in json.loads(res.out)["checks"]}
     assert checks["winrm.audit.login"]["status"] == "OK", checks["winrm.audit.login"]["summary"]
     assert PASSWORD not in res.out + res.err
@@ -113,24 +158,29 @@ def test_wrong_password_exit_2_clean_message(peer, capsys, monkeypatch) -> None:
 def test_no_password_non_interactive_exit_3(capsys) -> None:  # type: ignore[no-untyped-def]
     res = run_main(capsys, "winrm", "audit", "127.0.0.1", "-u", USER)
     assert res.code == 3
-    assert res.err.strip() == ("opsbook: error: no password: set OPSBOOK_WINRM_PASSWORD, give --password-file, "
-                               "or run on a terminal to be asked")
+    assert res.err.strip() == (
+        "opsbook: error: no password: set OPSBOOK_WINRM_PASSWORD, give --password-file, "
+        "or run on a terminal to be asked"
+    )
     assert res.out == ""
 
 
-@pytest.mark.parametrize("args, message", [
-    (["127.0.0.1"], "--username is required"),
-    (["127.0.0.1", "--transport", "certificate"], "--cert-pem"),
-    (["127.0.0.1", "-u", "x", "--password-file", "/nonexistent/pw"], "cannot read secret file"),
-    (["127.0.0.1", "-u", "x", "--transport", "basic"], "Invalid value"),
-    (["127.0.0.1:99999", "-u", "x"], "invalid port"),
-    ([], "no hosts"),
-    (["a..corp.test", "-u", "x"], "invalid host name 'a..corp.test': label empty or too long"),
-    (["127.0.0.1", "-u", "x", "--ca-file", __file__], "cannot load --ca-file"),  # not PEM
-    (["127.0.0.1", "-u", "x", "--template", " "], "--template must not be empty"),
-    (["127.0.0.1", "-u", "x", "--resolve", "srv1.corp.test"], "invalid --resolve"),
-    (["127.0.0.1", "-u", "x", "--resolve", "srv1.corp.test:not-an-ip"], "is not an IP address"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["127.0.0.1"], "--username is required"),
+        (["127.0.0.1", "--transport", "certificate"], "--cert-pem"),
+        (["127.0.0.1", "-u", "x", "--password-file", "/nonexistent/pw"], "cannot read secret file"),
+        (["127.0.0.1", "-u", "x", "--transport", "basic"], "Invalid value"),
+        (["127.0.0.1:99999", "-u", "x"], "invalid port"),
+        ([], "no hosts"),
+        (["a..corp.test", "-u", "x"], "invalid host name 'a..corp.test': label empty or too long"),
+        (["127.0.0.1", "-u", "x", "--ca-file", __file__], "cannot load --ca-file"),  # not PEM
+        (["127.0.0.1", "-u", "x", "--template", " "], "--template must not be empty"),
+        (["127.0.0.1", "-u", "x", "--resolve", "srv1.corp.test"], "invalid --resolve"),
+        (["127.0.0.1", "-u", "x", "--resolve", "srv1.corp.test:not-an-ip"], "is not an IP address"),
+    ],
+)
 def test_bad_input_exit_3(capsys, monkeypatch, args, message) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("OPSBOOK_WINRM_PASSWORD", "x-pass")
     res = run_main(capsys, "winrm", "audit", *args)
@@ -180,7 +230,16 @@ def test_build_report_takes_the_typer_parameters_by_name() -> None:
 def test_help_lists_options_and_examples(capsys) -> None:  # type: ignore[no-untyped-def]
     res = run_main(capsys, "winrm", "audit", "--help")
     assert res.code == 0
-    for needle in ("--username", "--password-file", "--transport", "--ca-file", "--cert-pem", "--cert-key-pem",
-                   "--timeout", "--port", "Examples:"):
+    for needle in (
+        "--username",
+        "--password-file",
+        "--transport",
+        "--ca-file",
+        "--cert-pem",
+        "--cert-key-pem",
+        "--timeout",
+        "--port",
+        "Examples:",
+    ):
         assert needle in res.out
     assert "--password " not in res.out  # never a password flag

@@ -42,8 +42,9 @@ def target(srv: TlsServer) -> list[str]:
 
 def test_healthy_listener_exits_0_with_json(capsys, listener, cli_ca) -> None:
     srv = listener()
-    res = run_main(capsys, "winrm", "check", *target(srv), "--ca-file", str(cli_ca[1]), "-f", "json",
-                   "--issuer", "Corp WinRM")
+    res = run_main(
+        capsys, "winrm", "check", *target(srv), "--ca-file", str(cli_ca[1]), "-f", "json", "--issuer", "Corp WinRM"
+    )
     assert res.code == 0, res.out + res.err
     doc = json.loads(res.out)
     assert doc["command"] == "winrm check" and doc["status"] == "OK"
@@ -67,8 +68,20 @@ def test_exit_code_follows_the_worst_check(capsys, listener, cli_ca, kind: str, 
 
 
 def test_nagios_perfdata_has_lower_is_worse_ranges(capsys, listener, cli_ca) -> None:
-    res = run_main(capsys, "winrm", "check", *target(listener("expiring")), "--ca-file", str(cli_ca[1]),
-                   "-f", "nagios", "--warn-days", "20", "--crit-days", "5")
+    res = run_main(
+        capsys,
+        "winrm",
+        "check",
+        *target(listener("expiring")),
+        "--ca-file",
+        str(cli_ca[1]),
+        "-f",
+        "nagios",
+        "--warn-days",
+        "20",
+        "--crit-days",
+        "5",
+    )
     assert res.code == 1
     assert "days_left'=10;20:;5:" in res.out.splitlines()[0]
     assert "WARNING: " in res.out and "certificate expires in 10 days" in res.out
@@ -80,16 +93,36 @@ def test_hosts_file_prometheus_textfile_and_unreachable_hosts(capsys, listener, 
     hosts = tmp_path / "hosts.txt"
     hosts.write_text(f"# fleet\n{NAME}:{srv.port}\n127.0.0.1:{closed}   # decommissioned\n")
     prom = tmp_path / "winrm.prom"
-    res = run_main(capsys, "winrm", "check", "--hosts-file", str(hosts), "--resolve", f"{NAME}:{srv.host}",
-                   "--ca-file", str(cli_ca[1]), "-f", "prometheus", "--textfile", str(prom), "--timeout", "1")
+    res = run_main(
+        capsys,
+        "winrm",
+        "check",
+        "--hosts-file",
+        str(hosts),
+        "--resolve",
+        f"{NAME}:{srv.host}",
+        "--ca-file",
+        str(cli_ca[1]),
+        "-f",
+        "prometheus",
+        "--textfile",
+        str(prom),
+        "--timeout",
+        "1",
+    )
     assert res.code == 2
+
     def series(text: str) -> list[str]:
         return [line for line in text.splitlines() if "last_run_timestamp" not in line]
 
     assert series(prom.read_text()) == series(res.out)
+
     def status_of(check: str, where: str) -> list[str]:
-        return [line.rsplit(" ", 1)[1] for line in res.out.splitlines()
-                if line.startswith("opsbook_check_status{") and f'check="{check}"' in line and f'target="{where}"' in line]
+        return [
+            line.rsplit(" ", 1)[1]
+            for line in res.out.splitlines()
+            if line.startswith("opsbook_check_status{") and f'check="{check}"' in line and f'target="{where}"' in line
+        ]
 
     assert status_of("winrm.tcp", f"127.0.0.1:{closed}") == ["2"]
     # The unreachable host is one CRITICAL check, not a pile of dependent failures.
@@ -100,8 +133,20 @@ def test_hosts_file_prometheus_textfile_and_unreachable_hosts(capsys, listener, 
 
 def test_unwritable_textfile_is_bad_input_not_an_internal_error(capsys, listener, cli_ca, tmp_path: Path) -> None:
     srv = listener()
-    res = run_main(capsys, "winrm", "check", f"{NAME}:{srv.port}", "--resolve", f"{NAME}:{srv.host}",
-                   "--ca-file", str(cli_ca[1]), "-f", "prometheus", "--textfile", str(tmp_path / "no-dir" / "w.prom"))
+    res = run_main(
+        capsys,
+        "winrm",
+        "check",
+        f"{NAME}:{srv.port}",
+        "--resolve",
+        f"{NAME}:{srv.host}",
+        "--ca-file",
+        str(cli_ca[1]),
+        "-f",
+        "prometheus",
+        "--textfile",
+        str(tmp_path / "no-dir" / "w.prom"),
+    )
     assert res.code == 3
     assert res.err.startswith("opsbook: error: cannot write --textfile ") and res.err.count("\n") == 1
     assert "internal error" not in res.err and "Traceback" not in res.err
@@ -145,8 +190,20 @@ def test_bad_input_is_one_line_and_exit_3(capsys, args: list[str], message: str)
 def test_help_has_examples_and_every_contract_option() -> None:
     res = run_cli("winrm", "check", "--help")
     assert res.code == 0
-    for option in ("--hosts-file", "--port", "--ca-file", "--issuer", "--warn-days", "--crit-days", "--timeout",
-                   "--concurrency", "--resolve", "--format", "--textfile", "Examples:"):
+    for option in (
+        "--hosts-file",
+        "--port",
+        "--ca-file",
+        "--issuer",
+        "--warn-days",
+        "--crit-days",
+        "--timeout",
+        "--concurrency",
+        "--resolve",
+        "--format",
+        "--textfile",
+        "Examples:",
+    ):
         assert option in res.out
 
 
@@ -158,8 +215,9 @@ def test_build_report_takes_the_command_parameters_by_name() -> None:
 
 def test_build_report_directly(listener, cli_ca) -> None:
     srv = listener(mode="identify")
-    report = winrm_check.build_report(hosts=[f"{NAME}:{srv.port}"], resolve=[f"{NAME}:{srv.host}"],
-                                      ca_file=cli_ca[1], timeout=2)
+    report = winrm_check.build_report(
+        hosts=[f"{NAME}:{srv.port}"], resolve=[f"{NAME}:{srv.host}"], ca_file=cli_ca[1], timeout=2
+    )
     assert report.command == "winrm check"
     assert report.status.value == "OK"
     assert any(c.id == "winrm.wsman" and "IdentifyResponse" in c.summary for c in report.checks)
@@ -205,8 +263,18 @@ def test_textfile_in_a_missing_folder_is_refused_before_any_check(capsys, tmp_pa
 
     with HangServer() as hang:
         start = time.perf_counter()
-        res = run_main(capsys, "winrm", "check", hang.target, "--timeout", "3", "-f", "prometheus",
-                       "--textfile", str(tmp_path / "no-dir" / "w.prom"))
+        res = run_main(
+            capsys,
+            "winrm",
+            "check",
+            hang.target,
+            "--timeout",
+            "3",
+            "-f",
+            "prometheus",
+            "--textfile",
+            str(tmp_path / "no-dir" / "w.prom"),
+        )
         elapsed = time.perf_counter() - start
     assert res.code == 3
     assert res.err.startswith("opsbook: error: cannot write --textfile ") and "does not exist" in res.err

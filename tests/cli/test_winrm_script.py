@@ -32,18 +32,31 @@ def test_output_file_atomic_refuses_overwrite_then_force(tmp_path: Path, capsys:
     res = run_main(capsys, "winrm", "script", "--root-ca", "Other CA", "--output", str(out))
     assert res.code == 3 and "already exists" in res.err and "--force" in res.err
     assert out.read_bytes() == first
-    res = run_main(capsys, "winrm", "script", "--root-ca", "Other CA", "--output", str(out), "--force",
-                   "--register-renewal-task", "--log-dir", "D:\\Logs")
+    res = run_main(
+        capsys,
+        "winrm",
+        "script",
+        "--root-ca",
+        "Other CA",
+        "--output",
+        str(out),
+        "--force",
+        "--register-renewal-task",
+        "--log-dir",
+        "D:\\Logs",
+    )
     assert res.code == 0
     text = out.read_bytes().decode("utf-8-sig")
     assert "'Other CA'" in text and "Register-ScheduledTask" in text and "'D:\\Logs'" in text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["Bind-WinRMHttps.ps1"]  # no temp file left
 
 
-@pytest.mark.parametrize("args", [["--root-ca", "bad\nname"], ["--root-ca", "ok", "--log-dir", "C:\\x\x07"],
-                                  ["--root-ca", ""]])
-def test_unsafe_values_exit_3_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                 args: list[str]) -> None:
+@pytest.mark.parametrize(
+    "args", [["--root-ca", "bad\nname"], ["--root-ca", "ok", "--log-dir", "C:\\x\x07"], ["--root-ca", ""]]
+)
+def test_unsafe_values_exit_3_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str]
+) -> None:
     out = tmp_path / "s.ps1"
     res = run_main(capsys, "winrm", "script", *args, "--output", str(out))
     assert res.code == 3

@@ -74,9 +74,9 @@ def _first_tlv(data: bytes) -> tuple[int, bytes, int]:
         length = first
     else:
         count = first & 0x7F
-        length = int.from_bytes(data[2:2 + count], "big")
+        length = int.from_bytes(data[2 : 2 + count], "big")
         pos += count
-    return tag, data[pos:pos + length], pos + length
+    return tag, data[pos : pos + length], pos + length
 
 
 def ldap_message_id(request: bytes) -> int:
@@ -163,8 +163,10 @@ class AdDc:
         now = self.now()
         stime = now.strftime("%Y%m%d%H%M%SZ").encode()
         fields = (
-            tlv(0xA0, integer(5)) + tlv(0xA1, integer(30))
-            + tlv(0xA4, tlv(0x18, stime)) + tlv(0xA5, integer(now.microsecond))
+            tlv(0xA0, integer(5))
+            + tlv(0xA1, integer(30))
+            + tlv(0xA4, tlv(0x18, stime))
+            + tlv(0xA5, integer(now.microsecond))
             + tlv(0xA6, integer(25))  # KDC_ERR_PREAUTH_REQUIRED
             + tlv(0xA9, tlv(0x1B, b"CORP.TEST"))
             + tlv(0xAA, tlv(0x30, tlv(0xA0, integer(2)) + tlv(0xA1, tlv(0x30, tlv(0x1B, b"krbtgt")))))

@@ -35,8 +35,11 @@ DEFAULT_TCP = (53, 88, 135, 389, 445, 636, 3268)
 DEFAULT_UDP = (53, 88, 389)
 
 
-def namespace_setup(drops: Sequence[tuple[str, str, int]], rejects: Sequence[Sequence[Any]] = (),
-                    local_drops: Sequence[Sequence[Any]] = ()) -> None:
+def namespace_setup(
+    drops: Sequence[tuple[str, str, int]],
+    rejects: Sequence[Sequence[Any]] = (),
+    local_drops: Sequence[Sequence[Any]] = (),
+) -> None:
     """Bring lo up and add the firewall — call only inside a namespace of our own.
 
     *drops*: (address, proto, port) dropped inbound (no answer). *rejects*: (address, proto, port,
@@ -77,8 +80,16 @@ def lab(spec: dict[str, Any]) -> Iterator[None]:
         for name, address in dcs.items():
             tcp = [p for p in DEFAULT_TCP if (address, "tcp", p) not in filtered]
             udp = [p for p in DEFAULT_UDP if (address, "udp", p) not in filtered]
-            stack.enter_context(AdDc(address, tcp_ports=tcp, udp_ports=udp, name=name, modes=modes.get(address),
-                                     tls_leaf=dc_leaf(name, address)))
+            stack.enter_context(
+                AdDc(
+                    address,
+                    tcp_ports=tcp,
+                    udp_ports=udp,
+                    name=name,
+                    modes=modes.get(address),
+                    tls_leaf=dc_leaf(name, address),
+                )
+            )
         yield
 
 
@@ -97,8 +108,11 @@ def run_check(args: Sequence[str]) -> tuple[int, float, dict[str, Any]]:
 def main(argv: Sequence[str]) -> int:
     """Entry point inside the namespace: SPEC.json holds domain, dcs, dns, drops and args."""
     spec = json.loads(Path(argv[0]).read_text())
-    namespace_setup([tuple(d) for d in spec.get("drops", [])],  # type: ignore[misc]
-                    spec.get("rejects", []), spec.get("local_drops", []))
+    namespace_setup(
+        [tuple(d) for d in spec.get("drops", [])],  # type: ignore[misc]
+        spec.get("rejects", []),
+        spec.get("local_drops", []),
+    )
     with lab(spec):
         code, wall, report = run_check(spec["args"])
     sys.__stdout__.write(json.dumps({"code": code, "wall_s": wall, "report": report}) + "\n")

@@ -71,8 +71,11 @@ class ContainerdPeer:
         self.dir = Path(tempfile.mkdtemp(prefix="octd", dir="/tmp"))
         self.root = self.dir / "root"
         self.root.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2g,mode=0711", "opsbook-test", str(self.root)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=2g,mode=0711", "opsbook-test", str(self.root)],
+            check=True,
+            capture_output=True,
+        )
         self.config = self.dir / "config.toml"
         self.config.write_text(CONFIG.format(d=self.dir))
         self.config.chmod(0o640)
@@ -88,8 +91,14 @@ class ContainerdPeer:
 
     def options(self) -> list[str]:
         """The opsbook options pointing at this containerd."""
-        return ["--containerd-config", str(self.config), "--containerd-stop-command", str(self.stop_script),
-                "--containerd-start-command", str(self.start_script)]
+        return [
+            "--containerd-config",
+            str(self.config),
+            "--containerd-stop-command",
+            str(self.stop_script),
+            "--containerd-start-command",
+            str(self.start_script),
+        ]
 
     def start(self) -> None:
         """Start containerd and wait until it answers."""
@@ -97,8 +106,9 @@ class ContainerdPeer:
 
     def ctr(self, *args: str, ns: str = "default", check: bool = True) -> str:
         """Run ctr against this containerd."""
-        out = subprocess.run(["ctr", "-a", self.socket, "-n", ns, *args], capture_output=True, text=True,
-                             timeout=60, check=False)
+        out = subprocess.run(
+            ["ctr", "-a", self.socket, "-n", ns, *args], capture_output=True, text=True, timeout=60, check=False
+        )
         if check and out.returncode != 0:
             raise RuntimeError(f"ctr {' '.join(args)}: {out.stderr.strip()}")
         return out.stdout
@@ -107,19 +117,32 @@ class ContainerdPeer:
         """An imported image, a running container (active snapshot + task), a stopped one."""
         tar = oci_image.build(self.dir / "image.tar")
         self.ctr("images", "import", "--all-platforms", str(tar), ns=ns)
-        self.ctr("run", "-d", "docker.io/opsbook/bb:1", self.runner, "sh", "-c",
-                 "trap 'exit 0' TERM; echo written > /data/w; while true; do sleep 0.2; done", ns=ns)
+        self.ctr(
+            "run",
+            "-d",
+            "docker.io/opsbook/bb:1",
+            self.runner,
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; echo written > /data/w; while true; do sleep 0.2; done",
+            ns=ns,
+        )
         self.ctr("containers", "create", "docker.io/opsbook/bb:1", f"idle-{self.dir.name}", "echo", "hi", ns=ns)
 
     def state(self, ns: str = "default") -> dict[str, object]:
         """Blobs, images, snapshots, containers and running tasks of namespace *ns*."""
+
         def col(text: str, i: int = 0) -> list[str]:
             return sorted(line.split()[i] for line in text.splitlines()[1:] if line.strip())
+
         tasks = [line.split() for line in self.ctr("tasks", "ls", ns=ns).splitlines()[1:] if line.strip()]
-        return {"content": col(self.ctr("content", "ls", ns=ns)), "images": col(self.ctr("images", "ls", ns=ns)),
-                "snapshots": col(self.ctr("snapshots", "ls", ns=ns)),
-                "containers": col(self.ctr("containers", "ls", ns=ns)),
-                "running": sorted(t[0] for t in tasks if t[2] == "RUNNING")}
+        return {
+            "content": col(self.ctr("content", "ls", ns=ns)),
+            "images": col(self.ctr("images", "ls", ns=ns)),
+            "snapshots": col(self.ctr("snapshots", "ls", ns=ns)),
+            "containers": col(self.ctr("containers", "ls", ns=ns)),
+            "running": sorted(t[0] for t in tasks if t[2] == "RUNNING"),
+        }
 
     def close(self) -> None:
         """Kill the tasks, containerd and its shims, unmount, delete the folder."""

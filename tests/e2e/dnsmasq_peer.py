@@ -40,8 +40,11 @@ def healthy_zone(domain: str, dcs: dict[str, str]) -> list[str]:
     args.append(f"--host-record={domain},{first_ip}")
     for name, ip in dcs.items():
         args.append(f"--host-record={name},{ip}")
-        for srv, port in ((f"_ldap._tcp.dc._msdcs.{domain}", 389), (f"_kerberos._tcp.{domain}", 88),
-                          (f"_gc._tcp.{domain}", 3268)):
+        for srv, port in (
+            (f"_ldap._tcp.dc._msdcs.{domain}", 389),
+            (f"_kerberos._tcp.{domain}", 88),
+            (f"_gc._tcp.{domain}", 3268),
+        ):
             args.append(f"--srv-host={srv},{name},{port},0,100")
     return args
 
@@ -49,8 +52,7 @@ def healthy_zone(domain: str, dcs: dict[str, str]) -> list[str]:
 def brownout_zone(domain: str, names: Sequence[str] = ()) -> list[str]:
     """dnsmasq arguments for the same zone holding only TXT records: every question gets NOERROR, no data."""
     args = [f"--local=/{domain}/"]
-    for name in (domain, f"_ldap._tcp.dc._msdcs.{domain}", f"_kerberos._tcp.{domain}", f"_gc._tcp.{domain}",
-                 *names):
+    for name in (domain, f"_ldap._tcp.dc._msdcs.{domain}", f"_kerberos._tcp.{domain}", f"_gc._tcp.{domain}", *names):
         args.append(f"--txt-record={name},brown-out")
     return args
 
@@ -78,8 +80,9 @@ def _answers(address: str, port: int) -> bool:
 
 
 @contextlib.contextmanager
-def dnsmasq(address: str, port: int, zone_args: Sequence[str], startup_s: float = 10.0,
-            paused: bool = False) -> Iterator[str]:
+def dnsmasq(
+    address: str, port: int, zone_args: Sequence[str], startup_s: float = 10.0, paused: bool = False
+) -> Iterator[str]:
     """Run dnsmasq on *address*:*port* (loopback) with *zone_args*; yield ``address:port``.
 
     ``paused=True`` stops the process (SIGSTOP) once it answers: a real DNS server that is
@@ -90,9 +93,21 @@ def dnsmasq(address: str, port: int, zone_args: Sequence[str], startup_s: float 
         raise RuntimeError("dnsmasq is not installed")
     workdir = Path(tempfile.mkdtemp(prefix="opsbook-dnsmasq-"))
     cmd = [
-        binary, "-k", "--conf-file=/dev/null", f"--pid-file={workdir / 'pid'}", "--user=root", "--group=root",
-        f"--port={port}", f"--listen-address={address}", "--bind-interfaces", "--no-resolv", "--no-hosts",
-        "--no-poll", "--cache-size=0", f"--log-facility={workdir / 'log'}", *zone_args,
+        binary,
+        "-k",
+        "--conf-file=/dev/null",
+        f"--pid-file={workdir / 'pid'}",
+        "--user=root",
+        "--group=root",
+        f"--port={port}",
+        f"--listen-address={address}",
+        "--bind-interfaces",
+        "--no-resolv",
+        "--no-hosts",
+        "--no-poll",
+        "--cache-size=0",
+        f"--log-facility={workdir / 'log'}",
+        *zone_args,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -228,8 +243,12 @@ class TcpListeners:
 
 
 @contextlib.contextmanager
-def domain_controller(address: str, tcp_ports: Sequence[int] = (53, 88, 135, 389, 445, 636, 3268),
-                      udp_ports: Sequence[int] = (53, 88, 389), **kwargs: object) -> Iterator[object]:
+def domain_controller(
+    address: str,
+    tcp_ports: Sequence[int] = (53, 88, 135, 389, 445, 636, 3268),
+    udp_ports: Sequence[int] = (53, 88, 389),
+    **kwargs: object,
+) -> Iterator[object]:
     """A fake DC on *address* whose ports speak the real protocols (:class:`tests.e2e.ad_peer.AdDc`)."""
     from tests.e2e.ad_peer import AdDc, dc_leaf
 
@@ -249,8 +268,9 @@ class ZoneServer:
     keeps the (name, type) of every query received, so tests can assert "nothing was asked".
     """
 
-    def __init__(self, address: str, records: dict[tuple[str, str], list[str]] | None = None,
-                 mode: str = "zone", port: int = 0) -> None:
+    def __init__(
+        self, address: str, records: dict[tuple[str, str], list[str]] | None = None, mode: str = "zone", port: int = 0
+    ) -> None:
         self.records = {(n.rstrip(".").lower(), t.upper()): v for (n, t), v in (records or {}).items()}
         self.mode = mode
         self.queries: list[tuple[str, str]] = []
@@ -269,8 +289,10 @@ class ZoneServer:
         self.tcp.listen(16)
         self.udp.settimeout(0.1)
         self.tcp.settimeout(0.1)
-        self._threads = [threading.Thread(target=self._udp_loop, daemon=True),
-                         threading.Thread(target=self._tcp_loop, daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._udp_loop, daemon=True),
+            threading.Thread(target=self._tcp_loop, daemon=True),
+        ]
 
     @property
     def label(self) -> str:
@@ -308,8 +330,11 @@ class ZoneServer:
             if not any(n == name for n, _ in self.records):
                 response.set_rcode(dns.rcode.NXDOMAIN)
             elif (name, rdtype) in self.records:
-                response.answer.append(dns.rrset.from_text_list(
-                    question.name, 300, dns.rdataclass.IN, question.rdtype, self.records[(name, rdtype)]))
+                response.answer.append(
+                    dns.rrset.from_text_list(
+                        question.name, 300, dns.rdataclass.IN, question.rdtype, self.records[(name, rdtype)]
+                    )
+                )
         return response.to_wire()
 
     def _udp_loop(self) -> None:
@@ -366,8 +391,11 @@ class ZoneServer:
 def ad_records(domain: str, dcs: dict[str, str]) -> dict[tuple[str, str], list[str]]:
     """The records :class:`ZoneServer` needs to play an AD zone (A of the domain and DCs, locator SRVs)."""
     records: dict[tuple[str, str], list[str]] = {(domain, "A"): [next(iter(dcs.values()))]}
-    for srv, port in ((f"_ldap._tcp.dc._msdcs.{domain}", 389), (f"_kerberos._tcp.{domain}", 88),
-                      (f"_gc._tcp.{domain}", 3268)):
+    for srv, port in (
+        (f"_ldap._tcp.dc._msdcs.{domain}", 389),
+        (f"_kerberos._tcp.{domain}", 88),
+        (f"_gc._tcp.{domain}", 3268),
+    ):
         records[(srv, "SRV")] = [f"0 100 {port} {name}." for name in dcs]
     for name, ip in dcs.items():
         records[(name, "A")] = [ip]

@@ -56,8 +56,11 @@ class DockerdPeer:
             # The data-root on a disk of its own (a tmpfs), as on a host that moves it to another disk:
             # a TARGET next to it is then on another filesystem.
             self.root.mkdir()
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4g,mode=0710", "opsbook-test", str(self.root)],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=4g,mode=0710", "opsbook-test", str(self.root)],
+                check=True,
+                capture_output=True,
+            )
         self.daemon_json = self.dir / "daemon.json"
         self.state_dir = self.dir / "state"
         self.socket = self.dir / "d.sock"
@@ -77,17 +80,25 @@ class DockerdPeer:
         """An empty folder with a filesystem of its own (a tmpfs), as a new disk for TARGET."""
         path = self.dir / name
         path.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "opsbook-test", str(path)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "opsbook-test", str(path)], check=True, capture_output=True
+        )
         return path
 
     # ---------------------------------------------------------------- engine
     def options(self) -> list[str]:
         """The shared opsbook options pointing at this peer."""
         return [
-            "--daemon-json", str(self.daemon_json), "--docker-host", self.host,
-            "--stop-command", str(self.stop_script), "--start-command", str(self.start_script),
-            "--state-dir", str(self.state_dir),
+            "--daemon-json",
+            str(self.daemon_json),
+            "--docker-host",
+            self.host,
+            "--stop-command",
+            str(self.stop_script),
+            "--start-command",
+            str(self.start_script),
+            "--state-dir",
+            str(self.state_dir),
         ]
 
     def start(self) -> None:
@@ -152,8 +163,9 @@ class DockerdPeer:
 
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run the docker CLI against this peer."""
-        return subprocess.run(["docker", "-H", self.host, *args], capture_output=True, text=True, timeout=60,
-                              check=check)
+        return subprocess.run(
+            ["docker", "-H", self.host, *args], capture_output=True, text=True, timeout=60, check=check
+        )
 
     def info(self, fmt: str) -> str:
         """``docker info --format FMT``."""
@@ -172,11 +184,34 @@ class DockerdPeer:
         subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
         self.docker("import", "--change", 'CMD ["/bin/sh"]', str(tar), "opsbook-bb:1")
         self.docker("volume", "create", "odata")
-        self.docker("run", "--rm", "--network", "none", "-v", "odata:/data", "opsbook-bb:1", "sh", "-c",
-                    "echo precious > /data/file.txt; dd if=/dev/urandom of=/data/blob bs=1k count=64 2>/dev/null")
-        self.docker("run", "-d", "--name", "runner", "--network", "none", "--stop-timeout", "1",
-                    "-v", "odata:/data", "opsbook-bb:1", "sh", "-c",
-                    "trap 'exit 0' TERM; while true; do sleep 0.2; done")
+        self.docker(
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            "odata:/data",
+            "opsbook-bb:1",
+            "sh",
+            "-c",
+            "echo precious > /data/file.txt; dd if=/dev/urandom of=/data/blob bs=1k count=64 2>/dev/null",
+        )
+        self.docker(
+            "run",
+            "-d",
+            "--name",
+            "runner",
+            "--network",
+            "none",
+            "--stop-timeout",
+            "1",
+            "-v",
+            "odata:/data",
+            "opsbook-bb:1",
+            "sh",
+            "-c",
+            "trap 'exit 0' TERM; while true; do sleep 0.2; done",
+        )
         self.docker("create", "--name", "stopped", "--network", "none", "opsbook-bb:1", "echo", "hi")
 
     def state(self) -> dict[str, object]:
@@ -189,8 +224,9 @@ class DockerdPeer:
 
     def volume_file(self) -> str:
         """The content of file.txt in the volume, read through a container."""
-        return self.docker("run", "--rm", "--network", "none", "-v", "odata:/data", "opsbook-bb:1",
-                           "cat", "/data/file.txt").stdout
+        return self.docker(
+            "run", "--rm", "--network", "none", "-v", "odata:/data", "opsbook-bb:1", "cat", "/data/file.txt"
+        ).stdout
 
     # ---------------------------------------------------------------- teardown
     def close(self) -> None:

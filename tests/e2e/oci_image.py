@@ -45,27 +45,47 @@ def build(path: Path, ref: str = "docker.io/opsbook/bb:1") -> Path:
     layer_digest = hashlib.sha256(layer).hexdigest()
     with tarfile.open(path, "w") as tar:
         _blob(tar, layer)
-        config = json.dumps({
-            "architecture": "amd64", "os": "linux",
-            "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
-            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_digest}"]},
-        }).encode()
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {"Cmd": ["/bin/sh"], "Env": ["PATH=/bin"]},
+                "rootfs": {"type": "layers", "diff_ids": [f"sha256:{layer_digest}"]},
+            }
+        ).encode()
         config_digest = _blob(tar, config)
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": f"sha256:{config_digest}", "size": len(config)},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
-                        "digest": f"sha256:{layer_digest}", "size": len(layer)}],
-        }).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": f"sha256:{config_digest}",
+                    "size": len(config),
+                },
+                "layers": [
+                    {
+                        "mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": f"sha256:{layer_digest}",
+                        "size": len(layer),
+                    }
+                ],
+            }
+        ).encode()
         manifest_digest = _blob(tar, manifest)
-        index = json.dumps({
-            "schemaVersion": 2,
-            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                           "digest": f"sha256:{manifest_digest}", "size": len(manifest),
-                           "annotations": {"org.opencontainers.image.ref.name": ref,
-                                           "io.containerd.image.name": ref}}],
-        }).encode()
+        index = json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                        "digest": f"sha256:{manifest_digest}",
+                        "size": len(manifest),
+                        "annotations": {"org.opencontainers.image.ref.name": ref, "io.containerd.image.name": ref},
+                    }
+                ],
+            }
+        ).encode()
         for name, data in (("index.json", index), ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}')):
             info = tarfile.TarInfo(name)
             info.size = len(data)

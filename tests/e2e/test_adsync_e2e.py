@@ -74,8 +74,21 @@ def test_dns_query_classifies_each_real_server(dns_peers: None) -> None:
 
 def test_brownout_primary_is_critical_and_predicts_no_failover(dns_peers: None, capsys) -> None:
     with domain_controller("127.0.20.11"), domain_controller("127.0.20.12"):
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", BROWNOUT, "--dns", HEALTHY,
-                     "--timeout", "1", "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            BROWNOUT,
+            "--dns",
+            HEALTHY,
+            "--timeout",
+            "1",
+            "-f",
+            "json",
+        )
     assert r.code == 2, r.out + r.err
     checks = _checks(r.out)
     primary = checks[("adsync.dns.records", BROWNOUT)]
@@ -96,8 +109,21 @@ def test_brownout_primary_is_critical_and_predicts_no_failover(dns_peers: None, 
 
 def test_healthy_primary_and_dead_secondary(dns_peers: None, capsys) -> None:
     with domain_controller("127.0.20.11"), domain_controller("127.0.20.12"):
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", HEALTHY, "--dns", DEAD,
-                     "--timeout", "0.5", "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            HEALTHY,
+            "--dns",
+            DEAD,
+            "--timeout",
+            "0.5",
+            "-f",
+            "json",
+        )
     checks = _checks(r.out)
     assert checks[("adsync.dns.failover", DOMAIN)]["status"] == "OK"
     assert checks[("adsync.dns.records", DEAD)]["status"] == "WARNING"
@@ -106,8 +132,25 @@ def test_healthy_primary_and_dead_secondary(dns_peers: None, capsys) -> None:
 
 
 def test_dead_primary_warns_about_failover_delay(dns_peers: None, capsys) -> None:
-    r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", DEAD, "--dns", HEALTHY,
-                 "--dc", "127.0.20.11", "--ports", "389/tcp", "--timeout", "0.5", "-f", "json")
+    r = run_main(
+        capsys,
+        "adsync",
+        "check",
+        "--domain",
+        DOMAIN,
+        "--dns",
+        DEAD,
+        "--dns",
+        HEALTHY,
+        "--dc",
+        "127.0.20.11",
+        "--ports",
+        "389/tcp",
+        "--timeout",
+        "0.5",
+        "-f",
+        "json",
+    )
     failover = _checks(r.out)[("adsync.dns.failover", DOMAIN)]
     assert failover["status"] == "WARNING"
     assert f"primary {DEAD} does not answer" in failover["summary"]
@@ -118,8 +161,27 @@ def test_dead_primary_warns_about_failover_delay(dns_peers: None, capsys) -> Non
 
 
 def test_servfail_primary_failover_uncertain_and_refused(dns_peers: None, capsys) -> None:
-    r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", SERVFAIL, "--dns", REFUSED,
-                 "--dns", HEALTHY, "--dc", "127.0.20.11", "--ports", "389/tcp", "--timeout", "0.5", "-f", "json")
+    r = run_main(
+        capsys,
+        "adsync",
+        "check",
+        "--domain",
+        DOMAIN,
+        "--dns",
+        SERVFAIL,
+        "--dns",
+        REFUSED,
+        "--dns",
+        HEALTHY,
+        "--dc",
+        "127.0.20.11",
+        "--ports",
+        "389/tcp",
+        "--timeout",
+        "0.5",
+        "-f",
+        "json",
+    )
     checks = _checks(r.out)
     failover = checks[("adsync.dns.failover", DOMAIN)]
     assert failover["status"] == "WARNING"
@@ -152,8 +214,9 @@ def _in_namespace(spec: dict, tmp_path: Path) -> dict:
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     lab = Path(__file__).with_name("adsync_lab.py")
-    proc = subprocess.run(["unshare", "-n", sys.executable, str(lab), str(path)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        ["unshare", "-n", sys.executable, str(lab), str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -165,15 +228,28 @@ def test_filtered_ports_in_a_namespace(tmp_path: Path) -> None:
         "dcs": dcs,
         "dns": [{"kind": "healthy", "address": "127.0.21.53", "port": 53}],
         "drops": [["127.0.21.11", "tcp", 445], ["127.0.21.11", "udp", 389], ["127.0.21.11", "tcp", 60000]],
-        "args": ["--domain", DOMAIN, "--dns", "127.0.21.53", "--timeout", "0.5",
-                 "--ports", "53/udp,88/udp,389/tcp,389/udp,445/tcp,60000-60001/tcp"],
+        "args": [
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.21.53",
+            "--timeout",
+            "0.5",
+            "--ports",
+            "53/udp,88/udp,389/tcp,389/udp,445/tcp,60000-60001/tcp",
+        ],
     }
     result = _in_namespace(spec, tmp_path)
     checks = {(c["id"], c["target"]): c for c in result["report"]["checks"]}
     ports = checks[("adsync.dc.ports", "dc1.corp.test")]
     states = {f"{p['port']}/{p['proto']}": p["state"] for p in ports["details"]["ports"]}
-    assert states == {"53/udp": "open", "88/udp": "open", "389/tcp": "open", "389/udp": "filtered",
-                      "445/tcp": "filtered"}
+    assert states == {
+        "53/udp": "open",
+        "88/udp": "open",
+        "389/tcp": "open",
+        "389/udp": "filtered",
+        "445/tcp": "filtered",
+    }
     assert "Seamless SSO" in next(p for p in ports["details"]["ports"] if p["port"] == 445)["breaks"]
     rpc = ports["details"]["rpc_dynamic"]
     assert (rpc["probed"], rpc["filtered_count"], rpc["closed_count"]) == (2, 1, 1)
@@ -198,8 +274,23 @@ def test_ipv6_dns_server_with_port(capsys) -> None:
     with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as dead:
         dead.bind(("::1", 0))
         port = dead.getsockname()[1]
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", f"[::1]:{port}", "--dc", "::1",
-                     "--ports", "1/tcp", "--timeout", "0.3", "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            f"[::1]:{port}",
+            "--dc",
+            "::1",
+            "--ports",
+            "1/tcp",
+            "--timeout",
+            "0.3",
+            "-f",
+            "json",
+        )
     checks = _checks(r.out)
     server = checks[("adsync.dns.records", f"[::1]:{port}")]
     assert server["details"]["answers"][0]["outcome"] == "timeout"
@@ -211,8 +302,15 @@ def test_ipv6_dns_server_with_port(capsys) -> None:
 # does not answer is skipped, SERVFAIL/REFUSED is "uncertain" only when it decides the outcome); the
 # exit code (the worst of every check: a brown-out secondary behind a working primary is a WARNING).
 P, S, T = "{P}", "{S}", "{T}"
-KIND = {HEALTHY: "data", BROWNOUT: "nodata", NXDOMAIN: "nxdomain", REFUSED: "refused", SERVFAIL: "servfail",
-        HUNG: "hung", DEAD: "dead"}
+KIND = {
+    HEALTHY: "data",
+    BROWNOUT: "nodata",
+    NXDOMAIN: "nxdomain",
+    REFUSED: "refused",
+    SERVFAIL: "servfail",
+    HUNG: "hung",
+    DEAD: "dead",
+}
 KB_MATRIX = [
     ((BROWNOUT, HEALTHY), "CRITICAL", [f"primary {P} answers NODATA", f"Windows will not fail over to {S}"], 2),
     ((NXDOMAIN, HEALTHY), "CRITICAL", [f"primary {P} answers NXDOMAIN", f"Windows will not fail over to {S}"], 2),
@@ -226,30 +324,59 @@ KB_MATRIX = [
     ((HEALTHY, HUNG), "OK", [f"through the primary {P} without failover"], 1),
     ((BROWNOUT, NXDOMAIN), "CRITICAL", [f"primary {P} answers NODATA", "no other DNS server has the data either"], 2),
     ((BROWNOUT, HUNG), "CRITICAL", [f"primary {P} answers NODATA", f"({S}: no answer)"], 2),
-    ((REFUSED, BROWNOUT), "CRITICAL", [f"DNS server {S} answers NODATA", f"primary {P} answers REFUSED",
-                                       "fails whether or not Windows moves past"], 2),
+    (
+        (REFUSED, BROWNOUT),
+        "CRITICAL",
+        [f"DNS server {S} answers NODATA", f"primary {P} answers REFUSED", "fails whether or not Windows moves past"],
+        2,
+    ),
     ((SERVFAIL, NXDOMAIN), "CRITICAL", [f"DNS server {S} answers NXDOMAIN", "fails whether or not"], 2),
     ((HUNG, BROWNOUT), "CRITICAL", [f"DNS server {S} answers NODATA", f"({P}: no answer)"], 2),
     ((HUNG, DEAD), "CRITICAL", ["no DNS server answers"], 2),
     ((REFUSED, HUNG), "CRITICAL", ["with data (REFUSED)"], 2),
-    ((SERVFAIL, BROWNOUT, HEALTHY), "CRITICAL", [f"DNS server {S} answers NODATA", f"Windows will not fail over to {T}",
-                                                 "fails whether or not"], 2),
-    ((HUNG, BROWNOUT, HEALTHY), "CRITICAL", [f"DNS server {S} answers NODATA", f"Windows will not fail over to {T}"], 2),
+    (
+        (SERVFAIL, BROWNOUT, HEALTHY),
+        "CRITICAL",
+        [f"DNS server {S} answers NODATA", f"Windows will not fail over to {T}", "fails whether or not"],
+        2,
+    ),
+    (
+        (HUNG, BROWNOUT, HEALTHY),
+        "CRITICAL",
+        [f"DNS server {S} answers NODATA", f"Windows will not fail over to {T}"],
+        2,
+    ),
     ((REFUSED, HUNG, HEALTHY), "WARNING", [f"primary {P} answers REFUSED", "failover uncertain", f"move on to {T}"], 1),
 ]
 
 
-@pytest.mark.parametrize(("servers", "status", "words", "code"), KB_MATRIX,
-                         ids=["-".join(KIND[s] for s in row[0]) for row in KB_MATRIX])
-def test_kb2834226_matrix_with_real_dnsmasq(dns_peers: None, capsys, servers: tuple[str, ...], status: str,
-                                            words: list[str], code: int) -> None:
+@pytest.mark.parametrize(
+    ("servers", "status", "words", "code"), KB_MATRIX, ids=["-".join(KIND[s] for s in row[0]) for row in KB_MATRIX]
+)
+def test_kb2834226_matrix_with_real_dnsmasq(
+    dns_peers: None, capsys, servers: tuple[str, ...], status: str, words: list[str], code: int
+) -> None:
     """Every primary/secondary combination of healthy, NODATA, NXDOMAIN, REFUSED, SERVFAIL and hung servers."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as dc:  # one open "DC" port: only DNS decides
         dc.bind(("127.0.20.11", 0))
         dc.listen(8)
         args = [a for server in servers for a in ("--dns", server)]
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, *args, "--dc", "127.0.20.11",
-                     "--ports", f"{dc.getsockname()[1]}/tcp", "--timeout", "0.5", "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            *args,
+            "--dc",
+            "127.0.20.11",
+            "--ports",
+            f"{dc.getsockname()[1]}/tcp",
+            "--timeout",
+            "0.5",
+            "-f",
+            "json",
+        )
     checks = _checks(r.out)
     failover = checks[("adsync.dns.failover", DOMAIN)]
     names = dict(zip((P, S, T), servers, strict=False))

@@ -44,11 +44,28 @@ def test_stale_srv_on_the_secondary_is_not_a_critical_of_the_primary(capsys) -> 
     need_binary("dnsmasq")
     primary_dcs = {"dc1.corp.test": "127.0.22.11"}
     stale = {**primary_dcs, "dc4.corp.test": "127.0.22.14"}
-    with dnsmasq("127.0.22.1", 5353, healthy_zone(DOMAIN, primary_dcs)), \
-            dnsmasq("127.0.22.2", 5353, healthy_zone(DOMAIN, stale)), \
-            AdDc("127.0.22.11", tcp_ports=(389,), udp_ports=()):
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", "127.0.22.1:5353",
-                     "--dns", "127.0.22.2:5353", "--ports", "389/tcp", "--timeout", "0.5", "-f", "json")
+    with (
+        dnsmasq("127.0.22.1", 5353, healthy_zone(DOMAIN, primary_dcs)),
+        dnsmasq("127.0.22.2", 5353, healthy_zone(DOMAIN, stale)),
+        AdDc("127.0.22.11", tcp_ports=(389,), udp_ports=()),
+    ):
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.22.1:5353",
+            "--dns",
+            "127.0.22.2:5353",
+            "--ports",
+            "389/tcp",
+            "--timeout",
+            "0.5",
+            "-f",
+            "json",
+        )
     checks = _checks(r.out)
     primary = checks[("adsync.dns.records", "127.0.22.1:5353")]
     assert primary["status"] == "OK", primary["summary"]
@@ -67,8 +84,23 @@ def test_srv_answers_are_capped(capsys) -> None:
     need_binary("dnsmasq")
     many = {f"dc{i:02d}.{DOMAIN}": f"127.0.23.{10 + i}" for i in range(12)}
     with dnsmasq("127.0.23.1", 5353, healthy_zone(DOMAIN, many)):
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", "127.0.23.1:5353", "--max-dcs", "5",
-                     "--ports", "1/tcp", "--timeout", "0.5", "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.23.1:5353",
+            "--max-dcs",
+            "5",
+            "--ports",
+            "1/tcp",
+            "--timeout",
+            "0.5",
+            "-f",
+            "json",
+        )
     checks = _checks(r.out)
     discovery = checks[("adsync.dc.discovery", DOMAIN)]
     assert discovery["metrics"]["dcs"] == 5
@@ -85,8 +117,23 @@ def test_site_aware_discovery_asks_the_site_srv(capsys) -> None:
     zone.append(f"--srv-host=_ldap._tcp.Paris._sites.dc._msdcs.{DOMAIN},dc7.corp.test,389,0,100")
     zone.append("--host-record=dc7.corp.test,127.0.24.17")
     with dnsmasq("127.0.24.1", 5353, zone):
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", "127.0.24.1:5353", "--site", "Paris",
-                     "--ports", "1/tcp", "--timeout", "0.5", "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.24.1:5353",
+            "--site",
+            "Paris",
+            "--ports",
+            "1/tcp",
+            "--timeout",
+            "0.5",
+            "-f",
+            "json",
+        )
     checks = _checks(r.out)
     discovery = checks[("adsync.dc.discovery", DOMAIN)]
     assert [d["dc"] for d in discovery["details"]["dcs"]] == ["dc7.corp.test"]
@@ -94,10 +141,16 @@ def test_site_aware_discovery_asks_the_site_srv(capsys) -> None:
 
 
 def test_junk_udp_replies_are_open_but_not_the_protocol() -> None:
-    with AdDc("127.0.25.11", tcp_ports=(389,), udp_ports=(53, 88, 389),
-              modes={"53/udp": "junk", "88/udp": "junk", "389/udp": "junk", "389/tcp": "silent"}):
-        probes = {p: probe_port("127.0.25.11", PortSpec(*p), DOMAIN, 0.5)
-                  for p in ((53, "udp"), (88, "udp"), (389, "udp"), (389, "tcp"))}
+    with AdDc(
+        "127.0.25.11",
+        tcp_ports=(389,),
+        udp_ports=(53, 88, 389),
+        modes={"53/udp": "junk", "88/udp": "junk", "389/udp": "junk", "389/tcp": "silent"},
+    ):
+        probes = {
+            p: probe_port("127.0.25.11", PortSpec(*p), DOMAIN, 0.5)
+            for p in ((53, "udp"), (88, "udp"), (389, "udp"), (389, "tcp"))
+        }
     for key, probe in probes.items():
         assert probe.state is PortState.OPEN, key
         assert probe.answer is not None and not probe.answer.speaks, key
@@ -108,10 +161,29 @@ def test_junk_udp_replies_are_open_but_not_the_protocol() -> None:
 
 
 def test_junk_ports_are_warnings_not_ok(capsys) -> None:
-    with AdDc("127.0.25.12", tcp_ports=(389,), udp_ports=(88, 389),
-              modes={"88/udp": "junk", "389/udp": "junk", "389/tcp": "silent"}):
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", "127.0.25.99:5353",
-                     "--dc", "127.0.25.12", "--ports", "88/udp,389/udp,389/tcp", "--timeout", "0.5", "-f", "json")
+    with AdDc(
+        "127.0.25.12",
+        tcp_ports=(389,),
+        udp_ports=(88, 389),
+        modes={"88/udp": "junk", "389/udp": "junk", "389/tcp": "silent"},
+    ):
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.25.99:5353",
+            "--dc",
+            "127.0.25.12",
+            "--ports",
+            "88/udp,389/udp,389/tcp",
+            "--timeout",
+            "0.5",
+            "-f",
+            "json",
+        )
     ports = _checks(r.out)[("adsync.dc.ports", "127.0.25.12")]
     assert ports["status"] == "WARNING", ports["summary"]
     assert "389/udp open, not CLDAP" in ports["summary"]
@@ -124,9 +196,23 @@ def test_junk_ports_are_warnings_not_ok(capsys) -> None:
 
 def test_real_protocol_answers_give_ldap_rootdse_and_clock(capsys) -> None:
     with AdDc("127.0.26.11", tcp_ports=(88, 389), udp_ports=(88, 389, 123), name="dc1.corp.test") as dc:
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", "127.0.26.99:5353",
-                     "--dc", "127.0.26.11", "--ports", "88/tcp,88/udp,389/tcp,389/udp,123/udp", "--timeout", "1",
-                     "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.26.99:5353",
+            "--dc",
+            "127.0.26.11",
+            "--ports",
+            "88/tcp,88/udp,389/tcp,389/udp,123/udp",
+            "--timeout",
+            "1",
+            "-f",
+            "json",
+        )
     checks = _checks(r.out)
     ports = checks[("adsync.dc.ports", "127.0.26.11")]
     assert ports["status"] == "OK", ports["summary"]
@@ -144,17 +230,35 @@ def test_real_protocol_answers_give_ldap_rootdse_and_clock(capsys) -> None:
     assert dc.received[389][0] == cldap_payload()  # the CLDAP rootDSE search, asking for currentTime
 
 
-@pytest.mark.parametrize(("offset", "ports", "status", "source"), [
-    (600, "389/udp", "CRITICAL", "CLDAP on 389/udp"),
-    (-150, "88/udp", "WARNING", "Kerberos on 88/udp"),
-    (600, "389/tcp,88/tcp", "CRITICAL", "Kerberos on 88/tcp"),
-])
+@pytest.mark.parametrize(
+    ("offset", "ports", "status", "source"),
+    [
+        (600, "389/udp", "CRITICAL", "CLDAP on 389/udp"),
+        (-150, "88/udp", "WARNING", "Kerberos on 88/udp"),
+        (600, "389/tcp,88/tcp", "CRITICAL", "Kerberos on 88/tcp"),
+    ],
+)
 def test_clock_skew_from_cldap_and_krb_error(capsys, offset: float, ports: str, status: str, source: str) -> None:
     tcp = tuple(int(p.split("/")[0]) for p in ports.split(",") if p.endswith("tcp"))
     udp = tuple(int(p.split("/")[0]) for p in ports.split(",") if p.endswith("udp"))
     with AdDc("127.0.27.11", tcp_ports=tcp, udp_ports=udp, clock_offset_s=offset):
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", "127.0.27.99:5353",
-                     "--dc", "127.0.27.11", "--ports", ports, "--timeout", "1", "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.27.99:5353",
+            "--dc",
+            "127.0.27.11",
+            "--ports",
+            ports,
+            "--timeout",
+            "1",
+            "-f",
+            "json",
+        )
     clock = _checks(r.out)[("adsync.dc.clock", "127.0.27.11")]
     assert clock["status"] == status, clock["summary"]
     assert clock["details"]["source"] == source
@@ -166,9 +270,25 @@ def test_clock_skew_from_cldap_and_krb_error(capsys, offset: float, ports: str, 
 
 def test_skew_thresholds_are_configurable(capsys) -> None:
     with AdDc("127.0.27.12", tcp_ports=(), udp_ports=(389,), clock_offset_s=40):
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", "127.0.27.99:5353",
-                     "--dc", "127.0.27.12", "--ports", "389/udp", "--max-skew", "30s,1m", "--timeout", "1",
-                     "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.27.99:5353",
+            "--dc",
+            "127.0.27.12",
+            "--ports",
+            "389/udp",
+            "--max-skew",
+            "30s,1m",
+            "--timeout",
+            "1",
+            "-f",
+            "json",
+        )
     assert _checks(r.out)[("adsync.dc.clock", "127.0.27.12")]["status"] == "WARNING"
     bad = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dc", "127.0.27.12", "--max-skew", "5m,2m")
     assert bad.code == 3 and "--max-skew" in bad.err and "Traceback" not in bad.err
@@ -180,14 +300,43 @@ def test_ldaps_checked_like_a_winrm_listener(capsys, tmp_path: Path) -> None:
     good = ca.issue("dc1.corp.test", names=["dc1.corp.test"])
     expired = make_leaf("expired", ca, "dc2.corp.test")
     other = make_leaf("wrong_ca", ca, "wrong.corp.test", names=["wrong.corp.test"])
-    resolve = ["--resolve", "dc1.corp.test:127.0.28.11", "--resolve", "dc2.corp.test:127.0.28.12",
-               "--resolve", "dc3.corp.test:127.0.28.13"]
-    with AdDc("127.0.28.11", tcp_ports=(636,), udp_ports=(), tls_leaf=good), \
-            AdDc("127.0.28.12", tcp_ports=(636,), udp_ports=(), tls_leaf=expired), \
-            AdDc("127.0.28.13", tcp_ports=(636,), udp_ports=(), tls_leaf=other):
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", "127.0.28.99:5353", *resolve,
-                     "--dc", "dc1.corp.test", "--dc", "dc2.corp.test", "--dc", "dc3.corp.test",
-                     "--ports", "636/tcp", "--ca-file", str(ca_file), "--timeout", "1", "-f", "json")
+    resolve = [
+        "--resolve",
+        "dc1.corp.test:127.0.28.11",
+        "--resolve",
+        "dc2.corp.test:127.0.28.12",
+        "--resolve",
+        "dc3.corp.test:127.0.28.13",
+    ]
+    with (
+        AdDc("127.0.28.11", tcp_ports=(636,), udp_ports=(), tls_leaf=good),
+        AdDc("127.0.28.12", tcp_ports=(636,), udp_ports=(), tls_leaf=expired),
+        AdDc("127.0.28.13", tcp_ports=(636,), udp_ports=(), tls_leaf=other),
+    ):
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.28.99:5353",
+            *resolve,
+            "--dc",
+            "dc1.corp.test",
+            "--dc",
+            "dc2.corp.test",
+            "--dc",
+            "dc3.corp.test",
+            "--ports",
+            "636/tcp",
+            "--ca-file",
+            str(ca_file),
+            "--timeout",
+            "1",
+            "-f",
+            "json",
+        )
     checks = _checks(r.out)
     ok = checks[("adsync.dc.ldaps", "dc1.corp.test:636")]
     assert ok["status"] == "OK", ok["summary"]
@@ -225,8 +374,23 @@ def test_truncated_garbage_then_tcp_reset_says_what_each_transport_did(capsys) -
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        r = run_main(capsys, "adsync", "check", "--domain", DOMAIN, "--dns", "127.0.29.1:5353",
-                     "--dc", "127.0.29.11", "--ports", "1/tcp", "--timeout", "0.5", "-f", "json")
+        r = run_main(
+            capsys,
+            "adsync",
+            "check",
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.29.1:5353",
+            "--dc",
+            "127.0.29.11",
+            "--ports",
+            "1/tcp",
+            "--timeout",
+            "0.5",
+            "-f",
+            "json",
+        )
     finally:
         stop.set()
         thread.join(2)
@@ -248,8 +412,9 @@ def _in_namespace(spec: dict, tmp_path: Path) -> dict:
     path = tmp_path / "spec.json"
     path.write_text(json.dumps(spec))
     lab = Path(__file__).with_name("adsync_lab.py")
-    proc = subprocess.run(["unshare", "-n", sys.executable, str(lab), str(path)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        ["unshare", "-n", sys.executable, str(lab), str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -260,11 +425,22 @@ def test_reject_admin_prohibited_and_local_eperm_are_filtered_not_closed(tmp_pat
         "domain": DOMAIN,
         "dcs": {"dc1.corp.test": address},
         "dns": [{"kind": "healthy", "address": "127.0.31.53", "port": 53}],
-        "rejects": [[address, "tcp", 445, "admin-prohibited"], [address, "udp", 389, "admin-prohibited"],
-                    [address, "tcp", 135, "host-unreachable"]],
+        "rejects": [
+            [address, "tcp", 445, "admin-prohibited"],
+            [address, "udp", 389, "admin-prohibited"],
+            [address, "tcp", 135, "host-unreachable"],
+        ],
         "local_drops": [[address, "udp", 88]],
-        "args": ["--domain", DOMAIN, "--dns", "127.0.31.53", "--timeout", "1",
-                 "--ports", "88/udp,135/tcp,389/tcp,389/udp,445/tcp,5555/tcp"],
+        "args": [
+            "--domain",
+            DOMAIN,
+            "--dns",
+            "127.0.31.53",
+            "--timeout",
+            "1",
+            "--ports",
+            "88/udp,135/tcp,389/tcp,389/udp,445/tcp,5555/tcp",
+        ],
     }
     result = _in_namespace(spec, tmp_path)
     checks = {(c["id"], c["target"]): c for c in result["report"]["checks"]}
@@ -273,8 +449,14 @@ def test_reject_admin_prohibited_and_local_eperm_are_filtered_not_closed(tmp_pat
     states = {k: v["state"] for k, v in rows.items()}
     # nmap agrees: an ICMP admin-prohibited / host-unreachable and a local EPERM are "filtered";
     # "closed" means the DC itself answered that nothing listens (5555/tcp: RST).
-    assert states == {"88/udp": "filtered", "135/tcp": "filtered", "389/tcp": "open", "389/udp": "filtered",
-                      "445/tcp": "filtered", "5555/tcp": "closed"}, states
+    assert states == {
+        "88/udp": "filtered",
+        "135/tcp": "filtered",
+        "389/tcp": "open",
+        "389/udp": "filtered",
+        "445/tcp": "filtered",
+        "5555/tcp": "closed",
+    }, states
     assert "No route to host" in rows["445/tcp"]["error"] or "unreachable" in rows["445/tcp"]["error"].lower()
     assert "not permitted" in rows["88/udp"]["error"]
     # Rejected at once, not after the timeout.

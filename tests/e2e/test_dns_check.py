@@ -71,8 +71,12 @@ def test_a_canary_no_server_resolves_is_a_warning(lab: None) -> None:
 
 
 def test_bad_input_is_one_line_exit_3() -> None:
-    for args in (["--dns", "dns.example.com"], ["--dns", "127.0.0.1", "--dns", "127.0.0.1"],
-                 ["--dns", "127.0.0.1", "--name", "bad name!"], ["--dns", "127.0.0.1", "--host-name", ""]):
+    for args in (
+        ["--dns", "dns.example.com"],
+        ["--dns", "127.0.0.1", "--dns", "127.0.0.1"],
+        ["--dns", "127.0.0.1", "--name", "bad name!"],
+        ["--dns", "127.0.0.1", "--host-name", ""],
+    ):
         result = run_cli("dns", "check", *args)
         assert result.code == 3, (args, result.out, result.err)
         assert result.err.count("\n") == 1 and result.err.startswith("opsbook: error:"), result.err

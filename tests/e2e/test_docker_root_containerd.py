@@ -63,8 +63,18 @@ def _moved(result: Result) -> bool:
 
 def test_status_and_plan_show_the_system_containerd(peers: tuple[DockerdPeer, ContainerdPeer]) -> None:
     dockerd, ctd = peers
-    status = run_cli("docker-root", "status", "--daemon-json", str(dockerd.daemon_json), "--docker-host",
-                     dockerd.host, "--containerd-config", str(ctd.config), "-f", "json")
+    status = run_cli(
+        "docker-root",
+        "status",
+        "--daemon-json",
+        str(dockerd.daemon_json),
+        "--docker-host",
+        dockerd.host,
+        "--containerd-config",
+        str(ctd.config),
+        "-f",
+        "json",
+    )
     check = _checks(status)["docker_root.containerd"]
     assert check["details"]["kind"] == "system" and check["details"]["root"] == str(ctd.root)
     assert check["details"]["namespaces"] == ["default", "moby"]
@@ -81,8 +91,9 @@ def test_status_and_plan_show_the_system_containerd(peers: tuple[DockerdPeer, Co
     c = doc["plan"]["containerd"]
     assert c["kind"] == "system" and c["target"] == str(target.parent / "containerd")
     assert "+root = " in c["config_diff"] and "-root = " in c["config_diff"]
-    assert [s["name"] for s in doc["steps"]].index("containerd-config") < \
-        [s["name"] for s in doc["steps"]].index("daemon-json")
+    assert [s["name"] for s in doc["steps"]].index("containerd-config") < [s["name"] for s in doc["steps"]].index(
+        "daemon-json"
+    )
 
 
 def test_k8s_namespace_blocks_without_the_option(peers: tuple[DockerdPeer, ContainerdPeer]) -> None:
@@ -110,8 +121,9 @@ def test_move_takes_containerd_root_along(peers: tuple[DockerdPeer, ContainerdPe
     text = ctd.config.read_text()
     assert f'root = "{ctarget}"' in text
     # Every other line (comments, tables, sockets) kept as it was.
-    assert [line for line in text.splitlines() if not line.startswith("root")] == \
-        [line for line in config_before.splitlines() if not line.startswith("root")]
+    assert [line for line in text.splitlines() if not line.startswith("root")] == [
+        line for line in config_before.splitlines() if not line.startswith("root")
+    ]
     assert "# where images and snapshots live" not in text or "root" in text
     backups = list((dockerd.state_dir / "docker-root").glob("config.toml.*.bak"))
     assert len(backups) == 1 and backups[0].read_text() == config_before
@@ -126,12 +138,15 @@ def test_containerd_refusing_the_new_root_rolls_back_both_files(peers: tuple[Doc
     config, daemon_json = ctd.config.read_bytes(), dockerd.daemon_json.read_bytes()
     marker = ctd.dir / "failed-once"
     failing = ctd.dir / "start-failing-once.sh"
-    failing.write_text(f"#!/bin/sh\nif [ ! -e {marker} ]; then touch {marker}; echo 'bad root' >&2; exit 1; fi\n"
-                       f"exec {ctd.start_script}\n")
+    failing.write_text(
+        f"#!/bin/sh\nif [ ! -e {marker} ]; then touch {marker}; echo 'bad root' >&2; exit 1; fi\n"
+        f"exec {ctd.start_script}\n"
+    )
     failing.chmod(0o755)
     target = dockerd.new_disk("new") / "docker"
-    result = opsbook(dockerd, ctd, "move", str(target), "--yes", "--allow-other-containerd-clients",
-                     ctd_start=str(failing))
+    result = opsbook(
+        dockerd, ctd, "move", str(target), "--yes", "--allow-other-containerd-clients", ctd_start=str(failing)
+    )
     assert result.code == 2, result.out + result.err
     doc = json.loads(result.out)
     assert "rolled back automatically" in doc["checks"][-1]["summary"], doc["checks"][-1]
@@ -153,8 +168,20 @@ def test_kill_9_during_the_final_copy_then_rollback_and_rerun(peers: tuple[Docke
             (sub / f"f{k}").write_bytes(b"x" * (k % 64))
     target = dockerd.new_disk("new") / "docker"
     journal = dockerd.state_dir / "docker-root" / "journal.json"
-    cmd = [sys.executable, "-m", "opsbook", "docker-root", "move", str(target), "--yes",
-           "--allow-other-containerd-clients", *dockerd.options(), *ctd.options(), "-f", "json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "opsbook",
+        "docker-root",
+        "move",
+        str(target),
+        "--yes",
+        "--allow-other-containerd-clients",
+        *dockerd.options(),
+        *ctd.options(),
+        "-f",
+        "json",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120

@@ -24,10 +24,10 @@ pytestmark = pytest.mark.e2e
 #: The counter is kept twice: in a volume and in the container's own writable layer (/c),
 #: which the old volume-checksum sample never looked at.
 WRITER = (
-    'n=$(cat /c 2>/dev/null || echo 00000000); m=$(cat /data/c 2>/dev/null || echo 00000000); '
+    "n=$(cat /c 2>/dev/null || echo 00000000); m=$(cat /data/c 2>/dev/null || echo 00000000); "
     'echo "start $n" >> /starts; echo "start $m" >> /data/starts; '
     "i=$((1$n - 100000000)); "
-    'w() { printf %08d $i > /c; printf %08d $i > /data/c; }; '
+    "w() { printf %08d $i > /c; printf %08d $i > /data/c; }; "
     "trap 'i=$((i+1)); w; exit 0' TERM; "
     "while true; do i=$((i+1)); w; sleep 0.05; done"
 )
@@ -42,8 +42,24 @@ def busy() -> Iterator[DockerdPeer]:
         p.start()
         p.populate()
         p.docker("volume", "create", "counter")
-        p.docker("run", "-d", "--name", "writer", "--network", "none", "--stop-timeout", "5",
-                 "--restart", "unless-stopped", "-v", "counter:/data", "opsbook-bb:1", "sh", "-c", WRITER)
+        p.docker(
+            "run",
+            "-d",
+            "--name",
+            "writer",
+            "--network",
+            "none",
+            "--stop-timeout",
+            "5",
+            "--restart",
+            "unless-stopped",
+            "-v",
+            "counter:/data",
+            "opsbook-bb:1",
+            "sh",
+            "-c",
+            WRITER,
+        )
         yield p
     finally:
         p.close()
@@ -85,12 +101,14 @@ def test_continuous_writer_keeps_its_last_write_across_moves(busy: DockerdPeer) 
         _wait_restarted(target, n + 1)
         assert _last_start(target) == f"start {truth}", (
             f"move {n}: the writer found an older counter on the new root than the old root holds "
-            f"(old root {truth}); report said: {doc['checks'][-1]['summary']}")
+            f"(old root {truth}); report said: {doc['checks'][-1]['summary']}"
+        )
         layer_truth = (upper / "c").read_text()
         layer_seen = peer.docker("exec", "writer", "cat", "/starts").stdout.splitlines()[-1]
         assert layer_seen == f"start {layer_truth}", (
             f"move {n}: the container's writable layer on the new root is older than the old root's "
-            f"({layer_seen!r}, old root {layer_truth}); report said: {doc['checks'][-1]['summary']}")
+            f"({layer_seen!r}, old root {layer_truth}); report said: {doc['checks'][-1]['summary']}"
+        )
         roots.append(target)
         # The journal of this move is archived by the next one; let the writer run a bit.
         time.sleep(0.7)

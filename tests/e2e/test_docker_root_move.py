@@ -38,8 +38,9 @@ def _need_peer() -> None:
 def peer() -> Iterator[DockerdPeer]:
     """A running engine with content (images, volume data, running and stopped containers)."""
     _need_peer()
-    p = DockerdPeer({"labels": ["keep=me"], "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 4096,
-                                                                            "Hard": 8192}}})
+    p = DockerdPeer(
+        {"labels": ["keep=me"], "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 4096, "Hard": 8192}}}
+    )
     try:
         p.start()
         p.populate()
@@ -61,8 +62,15 @@ def on_terminal(peer: DockerdPeer, answer: str, *args: str) -> subprocess.Comple
     controller, terminal = pty.openpty()
     try:
         os.write(controller, answer.encode() + b"\n")
-        return subprocess.run([sys.executable, "-m", "opsbook", "docker-root", *args, *peer.options(), "-f", "json"],
-                              cwd=REPO, stdin=terminal, capture_output=True, text=True, timeout=240, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "opsbook", "docker-root", *args, *peer.options(), "-f", "json"],
+            cwd=REPO,
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
     finally:
         os.close(controller)
         os.close(terminal)
@@ -105,8 +113,17 @@ def test_move_keeps_everything_then_cleanup(peer: DockerdPeer) -> None:
     assert doc["dry_run"] is True and doc["changed"] is False
     assert doc["plan"]["blockers"] == []
     assert f'+  "data-root": "{target}"' in doc["plan"]["daemon_json_diff"]
-    assert [s["name"] for s in doc["steps"]] == ["inventory", "warm-copy", "stop", "final-copy", "verify-copy",
-                                                "backup", "daemon-json", "start", "verify"]
+    assert [s["name"] for s in doc["steps"]] == [
+        "inventory",
+        "warm-copy",
+        "stop",
+        "final-copy",
+        "verify-copy",
+        "backup",
+        "daemon-json",
+        "start",
+        "verify",
+    ]
     assert not peer.state_dir.exists() and not target.exists()
     assert peer.daemon_json.read_bytes() == original
 
@@ -128,9 +145,17 @@ def test_move_keeps_everything_then_cleanup(peer: DockerdPeer) -> None:
     assert moved.code == 0, moved.out + moved.err
     # On a pipe: one time-stamped line per phase on stderr, nothing else.
     phases = [line.split(" ", 2)[2].split(":")[0] for line in moved.err.splitlines()]
-    assert phases == ["inventory", "warm copy", "stopping the engine", "final copy", "verifying the copy",
-                      "backing up daemon.json", "writing daemon.json", "starting the engine",
-                      "verifying the engine"], moved.err
+    assert phases == [
+        "inventory",
+        "warm copy",
+        "stopping the engine",
+        "final copy",
+        "verifying the copy",
+        "backing up daemon.json",
+        "writing daemon.json",
+        "starting the engine",
+        "verifying the engine",
+    ], moved.err
     assert all(line.startswith("opsbook: ") for line in moved.err.splitlines())
     doc = json.loads(moved.out)
     assert doc["status"] == "OK" and doc["changed"] is True and doc["dry_run"] is False
@@ -198,8 +223,24 @@ def test_graph_key_is_replaced_by_data_root(peer: DockerdPeer) -> None:
     controller, terminal = pty.openpty()
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "opsbook", "docker-root", "move", str(target), "--yes", *peer.options(), "-f", "json"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=terminal, stdin=subprocess.DEVNULL, timeout=240, check=False,
+            [
+                sys.executable,
+                "-m",
+                "opsbook",
+                "docker-root",
+                "move",
+                str(target),
+                "--yes",
+                *peer.options(),
+                "-f",
+                "json",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            stdin=subprocess.DEVNULL,
+            timeout=240,
+            check=False,
         )
         os.set_blocking(controller, False)
         shown = b""
@@ -408,8 +449,18 @@ def test_live_restore_containers_are_stopped_and_moved_too() -> None:
 def test_sigterm_after_the_stop_rolls_back(peer: DockerdPeer) -> None:
     before = snapshot(peer)
     original = peer.daemon_json.read_bytes()
-    args = [sys.executable, "-m", "opsbook", "docker-root", "move", str(peer.dir / "new-root"), "--yes",
-            *peer.options(), "-f", "json"]
+    args = [
+        sys.executable,
+        "-m",
+        "opsbook",
+        "docker-root",
+        "move",
+        str(peer.dir / "new-root"),
+        "--yes",
+        *peer.options(),
+        "-f",
+        "json",
+    ]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     path = peer.state_dir / "docker-root" / "journal.json"
     deadline = time.monotonic() + 60

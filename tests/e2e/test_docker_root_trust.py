@@ -65,7 +65,9 @@ def test_a_disk_mounted_inside_the_data_root_blocks_the_plan(peer: DockerdPeer) 
 def test_the_engines_own_mounts_do_not_block(peer: DockerdPeer) -> None:
     # a running container (overlay mount) and a tmpfs volume the engine mounts itself
     peer.docker("volume", "create", "--opt", "type=tmpfs", "--opt", "device=tmpfs", "scratch")
-    peer.docker("run", "-d", "--name", "scratcher", "--network", "none", "-v", "scratch:/s", "opsbook-bb:1", "sleep", "600")
+    peer.docker(
+        "run", "-d", "--name", "scratcher", "--network", "none", "-v", "scratch:/s", "opsbook-bb:1", "sleep", "600"
+    )
     dry = opsbook(peer, "move", str(peer.dir / "new-root"), "--dry-run")
     assert dry.code == 0, dry.out
     checks = {c["id"].rsplit(".", 1)[1]: c for c in json.loads(dry.out)["checks"]}
@@ -113,9 +115,13 @@ def test_daemon_json_that_dockerd_refuses(peer: DockerdPeer) -> None:
 
 def test_daemon_json_changed_after_the_plan_refuses_with_nothing_done(peer: DockerdPeer) -> None:
     target = peer.dir / "new-root"
-    opts = mv.MoveOptions(target=str(target), daemon_json=str(peer.daemon_json), docker_host=peer.host,
-                          state_dir=str(peer.state_dir),
-                          control=EngineControl(peer.host, str(peer.stop_script), str(peer.start_script)))
+    opts = mv.MoveOptions(
+        target=str(target),
+        daemon_json=str(peer.daemon_json),
+        docker_host=peer.host,
+        state_dir=str(peer.state_dir),
+        control=EngineControl(peer.host, str(peer.stop_script), str(peer.start_script)),
+    )
     planned = mv.make_plan(opts)
     assert not planned.blockers
     peer.daemon_json.write_text(peer.daemon_json.read_text().replace('"warn"', '"info"'))
@@ -133,9 +139,18 @@ def _planted_journal(peer: DockerdPeer, marker: Path) -> Path:
     """A journal that would make rollback run a command of the attacker's choice."""
     folder = peer.state_dir / "docker-root"
     folder.mkdir(parents=True)
-    data = {"version": 1, "id": "x", "status": "in-progress", "steps": [], "old_root": str(peer.root),
-            "target": str(peer.dir / "t"), "daemon_json": str(peer.daemon_json), "docker_host": peer.host,
-            "stop_command": f"touch {marker}", "start_command": f"touch {marker}"}
+    data = {
+        "version": 1,
+        "id": "x",
+        "status": "in-progress",
+        "steps": [],
+        "old_root": str(peer.root),
+        "target": str(peer.dir / "t"),
+        "daemon_json": str(peer.daemon_json),
+        "docker_host": peer.host,
+        "stop_command": f"touch {marker}",
+        "start_command": f"touch {marker}",
+    }
     path = folder / "journal.json"
     path.write_text(json.dumps(data))
     os.chmod(folder, 0o700)
@@ -143,8 +158,9 @@ def _planted_journal(peer: DockerdPeer, marker: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("how", ["state dir writable by others", "journal owned by another user",
-                                 "journal is a symlink"])
+@pytest.mark.parametrize(
+    "how", ["state dir writable by others", "journal owned by another user", "journal is a symlink"]
+)
 def test_untrusted_state_is_refused_with_nothing_run(peer: DockerdPeer, how: str) -> None:
     marker = peer.dir / "pwned"
     path = _planted_journal(peer, marker)
@@ -158,10 +174,27 @@ def test_untrusted_state_is_refused_with_nothing_run(peer: DockerdPeer, how: str
         path.symlink_to(real)
     args = [a for a in peer.options()]
     for cmd in (["rollback", "--yes"], ["move", str(peer.dir / "t"), "--yes"], ["cleanup", "--yes"]):
-        result = subprocess.run([sys.executable, "-m", "opsbook", "docker-root", *cmd,
-                                 *[a for a in args if a not in (str(peer.stop_script), str(peer.start_script),
-                                                                "--stop-command", "--start-command")],
-                                 "-f", "json"], cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "opsbook",
+                "docker-root",
+                *cmd,
+                *[
+                    a
+                    for a in args
+                    if a not in (str(peer.stop_script), str(peer.start_script), "--stop-command", "--start-command")
+                ],
+                "-f",
+                "json",
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert result.returncode == 3, (cmd, result.stdout, result.stderr)
         assert result.stderr.count("\n") == 1 and "refusing" in result.stderr, result.stderr
         assert not marker.exists(), f"{cmd[0]} ran a command from an untrusted journal"
@@ -188,8 +221,14 @@ def test_cleanup_holds_the_lock_through_its_prompt(peer: DockerdPeer) -> None:
     moved = opsbook(peer, "move", str(target), "--yes")
     assert moved.code == 0, moved.out + moved.err
     controller, terminal = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "opsbook", "docker-root", "cleanup", *peer.options(), "-f", "json"],
-                            cwd=REPO, stdin=terminal, stdout=subprocess.PIPE, stderr=terminal, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opsbook", "docker-root", "cleanup", *peer.options(), "-f", "json"],
+        cwd=REPO,
+        stdin=terminal,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        text=True,
+    )
     try:
         shown = _read_until(controller, b"Type ")
         assert b"Type " in shown, shown

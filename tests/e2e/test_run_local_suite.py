@@ -40,8 +40,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     resolv = folder / "resolv.conf"
     resolv.write_text(f"# written by the test\nsearch {DOMAIN}\nnameserver {HEALTHY}\nnameserver {BROWNOUT}\n")
     dcs = {f"dc1.{DOMAIN}": DC_ADDRESS}
-    with dnsmasq(HEALTHY, 53, healthy_zone(DOMAIN, dcs)), dnsmasq(BROWNOUT, 53, brownout_zone(DOMAIN, list(dcs))), \
-            domain_controller(DC_ADDRESS):
+    with (
+        dnsmasq(HEALTHY, 53, healthy_zone(DOMAIN, dcs)),
+        dnsmasq(BROWNOUT, 53, brownout_zone(DOMAIN, list(dcs))),
+        domain_controller(DC_ADDRESS),
+    ):
         yield resolv
 
 
@@ -67,16 +70,18 @@ def test_local_suite_checks_each_dns_server_of_the_host(lab: Path) -> None:
     docker_ran = any(c["source"] == "docker-root" for c in doc["checks"])
     assert docker_ran == (os.path.exists(DOCKER_SOCKET) or os.path.exists("/etc/docker/daemon.json"))
     if not docker_ran:
-        assert doc["skipped"] == [{"name": "docker-root",
-                                   "reason": f"none of {DOCKER_SOCKET}, /etc/docker/daemon.json exists"}]
+        assert doc["skipped"] == [
+            {"name": "docker-root", "reason": f"none of {DOCKER_SOCKET}, /etc/docker/daemon.json exists"}
+        ]
 
 
 def test_local_suite_in_every_format(lab: Path, tmp_path: Path) -> None:
     junit_file, textfile = tmp_path / "local.xml", tmp_path / "local.prom"
     outputs = {}
     for fmt in ("table", "json", "nagios", "junit", "prometheus"):
-        result = run_cli("run", LOCAL, "-f", fmt, "--junit-file", str(junit_file), "--textfile", str(textfile),
-                         env=env(lab))
+        result = run_cli(
+            "run", LOCAL, "-f", fmt, "--junit-file", str(junit_file), "--textfile", str(textfile), env=env(lab)
+        )
         assert result.code in (0, 1, 2), (fmt, result.err)
         assert "Traceback" not in result.out + result.err
         outputs[fmt] = result.out
@@ -89,7 +94,9 @@ def test_local_suite_in_every_format(lab: Path, tmp_path: Path) -> None:
     assert {s.labels["suite_check"] for s in families["opsbook_check_status"].samples} >= {"dns"}
     # the files of the last run parse too
     assert ET.parse(junit_file).getroot().tag == "testsuites"
-    assert "opsbook_last_run_timestamp_seconds" in {f.name for f in text_string_to_metric_families(textfile.read_text())}
+    assert "opsbook_last_run_timestamp_seconds" in {
+        f.name for f in text_string_to_metric_families(textfile.read_text())
+    }
 
 
 def test_local_suite_on_a_host_without_domain_or_docker_still_reports(tmp_path: Path) -> None:

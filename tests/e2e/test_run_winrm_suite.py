@@ -134,7 +134,9 @@ def test_suite_run_json_and_junit_file(capsys: pytest.CaptureFixture[str], tmp_p
     assert oct(stat.S_IMODE(os.stat(junit).st_mode)) == "0o644"
 
 
-def test_suite_run_prometheus_textfile_and_nagios(capsys: pytest.CaptureFixture[str], tmp_path: Path, peers: dict) -> None:
+def test_suite_run_prometheus_textfile_and_nagios(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, peers: dict
+) -> None:
     path = suite(tmp_path, peers)
     textfile = tmp_path / "opsbook.prom"
     started = time.time()
@@ -143,17 +145,25 @@ def test_suite_run_prometheus_textfile_and_nagios(capsys: pytest.CaptureFixture[
     first, *rest = result.out.splitlines()
     assert first.startswith("OPSBOOK CRITICAL - ")
     assert " checks: " in first and "critical" in first and "warning" in first and "unknown" in first
-    samples = [s.value for s in next(f for f in text_string_to_metric_families(textfile.read_text())
-                                     if f.name == "opsbook_check_status").samples]
+    samples = [
+        s.value
+        for s in next(
+            f for f in text_string_to_metric_families(textfile.read_text()) if f.name == "opsbook_check_status"
+        ).samples
+    ]
     n = {v: samples.count(v) for v in (1.0, 2.0, 3.0)}
     # the aggregate line, counted from the textfile of the same run (a parser we did not write)
     assert first.split(" | ")[0] == (
         f"OPSBOOK CRITICAL - {len(samples)} checks: {n[2.0]} critical, {n[3.0]} unknown, {n[1.0]} warning, 1 skipped"
     )
     perf = first.split(" | ")[1].split()
-    assert perf[:5] == [f"'checks'={len(samples)};;;0", f"'critical'={n[2.0]};;;0;{len(samples)}",
-                        f"'warning'={n[1.0]};;;0;{len(samples)}", f"'unknown'={n[3.0]};;;0;{len(samples)}",
-                        "'skipped'=1;;;0"]
+    assert perf[:5] == [
+        f"'checks'={len(samples)};;;0",
+        f"'critical'={n[2.0]};;;0;{len(samples)}",
+        f"'warning'={n[1.0]};;;0;{len(samples)}",
+        f"'unknown'={n[3.0]};;;0;{len(samples)}",
+        "'skipped'=1;;;0",
+    ]
     assert rest[-1] == "SKIPPED: docker: /nonexistent/opsbook-test/docker.sock does not exist"
     assert any(line.startswith("UNKNOWN: no-hosts: ") for line in rest)
     assert any(line.startswith("WARNING: expiring: ") for line in rest)

@@ -41,12 +41,24 @@ def test_shipped_prometheus_config_and_rules_pass_promtool(tmp_path: Path) -> No
     promtool = need_binary("promtool")
     for name in ("prometheus.yml", "opsbook-rules.yml"):
         shutil.copy(EXAMPLES / name, tmp_path / name)
-    config = subprocess.run([promtool, "check", "config", "prometheus.yml"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60, check=False)
+    config = subprocess.run(
+        [promtool, "check", "config", "prometheus.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert config.returncode == 0, config.stdout + config.stderr
     assert "1 rule files found" in config.stdout + config.stderr
-    rules = subprocess.run([promtool, "check", "rules", "opsbook-rules.yml"], cwd=tmp_path, capture_output=True,
-                           text=True, timeout=60, check=False)
+    rules = subprocess.run(
+        [promtool, "check", "rules", "opsbook-rules.yml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert rules.returncode == 0, rules.stdout + rules.stderr
     assert "6 rules found" in rules.stdout + rules.stderr
 
@@ -61,8 +73,15 @@ def test_shipped_module_file_validates(tmp_path: Path) -> None:
     assert "OK, 5 modules" in result.out
     web = tmp_path / "web.yaml"
     web.write_text("basic_auth_users:\n" + (EXAMPLES / "web.yaml").read_text().split("basic_auth_users:\n")[1])
-    result = run_cli("serve", "--config", str(config), "--web-config", str(web), "--validate",
-                     env={"CORP_WINRM_ISSUER": "Corp Issuing"})
+    result = run_cli(
+        "serve",
+        "--config",
+        str(config),
+        "--web-config",
+        str(web),
+        "--validate",
+        env={"CORP_WINRM_ISSUER": "Corp Issuing"},
+    )
     assert result.code == 0, result.err
 
 
@@ -95,9 +114,16 @@ def prometheus(config: Path, data: Path) -> Iterator[str]:
     binary = need_binary("prometheus")
     port = free_port(PROM)
     proc = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--storage.tsdb.path={data}", f"--web.listen-address={PROM}:{port}",
-         "--log.level=warn"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address={PROM}:{port}",
+            "--log.level=warn",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     url = f"http://{PROM}:{port}"
     try:
@@ -142,7 +168,9 @@ def test_prometheus_scrapes_the_exporter_through_the_example_relabelling(tmp_pat
             leaf = make_leaf(kind, ca, "srv.corp.test", names=["srv.corp.test", host])
             zoo[kind] = stack.enter_context(TlsServer(leaf, mode="identify", host=host)).target
         zoo["hung"] = stack.enter_context(HangServer("127.0.117.20")).target
-        stack.enter_context(dnsmasq(DNS, DNS_PORT, ["--local=/corp.test/", "--host-record=intranet.corp.test,10.1.2.3"]))
+        stack.enter_context(
+            dnsmasq(DNS, DNS_PORT, ["--local=/corp.test/", "--host-record=intranet.corp.test,10.1.2.3"])
+        )
         modules = tmp_path / "exporter.yaml"
         modules.write_text(f"""\
 version: 1
@@ -158,8 +186,7 @@ modules:
 """)
         served = stack.enter_context(serve(modules, listen=f"{HOST}:0"))
         exporter = served.url.removeprefix("http://")
-        targets = {"opsbook_winrm": list(zoo.values()),
-                   "opsbook_dns": ["intranet.corp.test", "missing.corp.test"]}
+        targets = {"opsbook_winrm": list(zoo.values()), "opsbook_dns": ["intranet.corp.test", "missing.corp.test"]}
         (tmp_path / "rules.yml").write_text((EXAMPLES / "opsbook-rules.yml").read_text())
         config = tmp_path / "prometheus.yml"
         config.write_text(yaml.safe_dump(prometheus_config(exporter, targets, tmp_path / "rules.yml")))
@@ -167,22 +194,28 @@ modules:
         expected = {(job, t) for job, ts in targets.items() for t in ts} | {("opsbook_exporter", exporter)}
 
         def state() -> dict[tuple[str, str], float]:
-            return {(r["metric"]["job"], r["metric"]["instance"]): float(r["value"][1])  # type: ignore[index]
-                    for r in query(url, 'up{job=~"opsbook_.*"}')}
+            return {
+                (r["metric"]["job"], r["metric"]["instance"]): float(r["value"][1])  # type: ignore[index]
+                for r in query(url, 'up{job=~"opsbook_.*"}')
+            }
 
         end = time.monotonic() + 40
         while time.monotonic() < end and (set(state()) != expected or not all(v == 1 for v in state().values())):
             time.sleep(0.5)
         assert set(state()) == expected and all(v == 1 for v in state().values()), (state(), served.log)
 
-        success = {r["metric"]["instance"]: float(r["value"][1])  # type: ignore[index]
-                   for r in query(url, "probe_success")}
+        success = {
+            r["metric"]["instance"]: float(r["value"][1])  # type: ignore[index]
+            for r in query(url, "probe_success")
+        }
         assert success[zoo["valid"]] == 1 and success[zoo["expiring"]] == 1  # WARNING still succeeds
         assert success[zoo["expired"]] == 0 and success[zoo["wrong_ca"]] == 0 and success[zoo["hung"]] == 0
         assert success["intranet.corp.test"] == 1
         assert success["missing.corp.test"] == 1  # a canary no server resolves is a WARNING (dns check)
-        status = {(r["metric"]["instance"], r["metric"]["check"]): float(r["value"][1])  # type: ignore[index]
-                  for r in query(url, "opsbook_check_status")}
+        status = {
+            (r["metric"]["instance"], r["metric"]["check"]): float(r["value"][1])  # type: ignore[index]
+            for r in query(url, "opsbook_check_status")
+        }
         assert status[(zoo["valid"], "winrm.cert.expiry")] == 0
         assert status[(zoo["expiring"], "winrm.cert.expiry")] == 1
         assert status[(zoo["expired"], "winrm.cert.expiry")] == 2

@@ -34,9 +34,14 @@ def test_cli_subprocess_against_fake_listener(tmp_path: Path) -> None:
     old = ca.issue(FQDN, names=[FQDN, "127.0.0.40"], days=5)
     new = ca.issue(FQDN, names=[FQDN, "127.0.0.40"], days=365)
     with FakeWinRM(old, host="127.0.0.40", users={USER: PASSWORD}) as fake:
-        fake.behaviour = canned(inventory(
-            [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
-            [cert_entry(old), cert_entry(new)], ssl_hash=old.thumbprint, port=fake.port))
+        fake.behaviour = canned(
+            inventory(
+                [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
+                [cert_entry(old), cert_entry(new)],
+                ssl_hash=old.thumbprint,
+                port=fake.port,
+            )
+        )
         env = {"OPSBOOK_WINRM_PASSWORD": PASSWORD, "NO_PROXY": "*", "PYTHONWARNINGS": "always"}
         res = run_cli("winrm", "audit", fake.target, "-u", USER, "--ca-file", str(ca_file), "-f", "json", env=env)
         assert res.code == 2, res.err
@@ -69,8 +74,15 @@ set +e
 echo $? > {tmp_path}/rc
 """
     start = time.monotonic()
-    proc = subprocess.run([unshare, "-n", "sh", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "OPSBOOK_WINRM_PASSWORD": PASSWORD}, check=False)
+    proc = subprocess.run(
+        [unshare, "-n", "sh", "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OPSBOOK_WINRM_PASSWORD": PASSWORD},
+        check=False,
+    )
     took = time.monotonic() - start
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "rc").read_text().strip() == "2"

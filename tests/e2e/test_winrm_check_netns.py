@@ -58,8 +58,9 @@ echo "$code $start $end" > {tmp_path}/rc
 """
     (tmp_path / "resolv.conf").write_text("nameserver 127.0.0.53\noptions timeout:5 attempts:2\n")
     flags = ["-n", "-m"] if dead_dns else ["-n"]
-    proc = subprocess.run(["unshare", *flags, "sh", "-c", script], cwd=REPO, capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        ["unshare", *flags, "sh", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     code, start, end = (tmp_path / "rc").read_text().split()
     return int(code), json.loads((tmp_path / "out.json").read_text()), float(end) - float(start)

@@ -31,7 +31,7 @@ from tests.powershell_grammar import parse
         ("o'brien", "'o''brien'"),
         ("\u2018q\u2019", "'\u2018\u2018q\u2019\u2019'"),
         ("a\u201ab\u201bc", "'a\u201a\u201ab\u201b\u201bc'"),
-        ("$(Get-Process) `n \"x\"", "'$(Get-Process) `n \"x\"'"),
+        ('$(Get-Process) `n "x"', "'$(Get-Process) `n \"x\"'"),
     ],
 )
 def test_quote_doubles_every_single_quote_character(value: str, expected: str) -> None:
@@ -111,7 +111,9 @@ def test_one_policy_for_both_generators(char: str) -> None:
     assert problem_with(value) == unsafe_character(value)
 
 
-@pytest.mark.parametrize("value", ["ka\u200dr", "a\u200cb", "Zo\u00eb \u00c5ngstr\u00f6m", "\u0928\u092e\u0938\u094d\u200d"])
+@pytest.mark.parametrize(
+    "value", ["ka\u200dr", "a\u200cb", "Zo\u00eb \u00c5ngstr\u00f6m", "\u0928\u092e\u0938\u094d\u200d"]
+)
 def test_joiners_and_visible_unicode_are_allowed_by_both(value: str) -> None:
     assert unsafe_character(value) is None
     assert quote(value) == f"'{value}'"

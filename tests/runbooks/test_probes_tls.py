@@ -30,8 +30,7 @@ def test_verified_handshake_reports_version_cipher_and_certificate(probe_ca: tup
     ca, ca_file = probe_ca
     leaf = make_leaf("valid", ca, HOST)
     with TlsServer(leaf) as srv:
-        probe = tls_probe(HOST, srv.port, address=srv.host, ca_file=ca_file, timeout=2,
-                          then=lambda s: s.version())
+        probe = tls_probe(HOST, srv.port, address=srv.host, ca_file=ca_file, timeout=2, then=lambda s: s.version())
         assert srv.sni_seen == [HOST]  # one handshake (a ClientHello) when the chain verifies
     assert probe.tcp_state is PortState.OPEN
     assert probe.handshake and probe.verified is True

@@ -28,7 +28,7 @@ def flag_value(flag: str) -> str:
     for name in DATA_ROOT_FLAGS:
         for sep in (" ", "="):
             if flag.startswith(name + sep):
-                return flag[len(name) + 1:].strip()
+                return flag[len(name) + 1 :].strip()
     return flag[2:].lstrip("=") if flag.startswith("-g") else ""
 
 
@@ -59,7 +59,7 @@ def _norm_host(url: str) -> str:
     if url.startswith("fd://"):  # systemd socket activation: the path part names the socket unit
         return "fd://"
     if url.startswith("unix://"):
-        return "unix://" + os.path.realpath(url[len("unix://"):]) if os.path.exists(url[7:]) else url
+        return "unix://" + os.path.realpath(url[len("unix://") :]) if os.path.exists(url[7:]) else url
     return url.rstrip("/")
 
 

@@ -80,8 +80,9 @@ _ENGINE_FSTYPES = ("overlay", "aufs", "nsfs")
 _ENGINE_FOLDERS = ("containers/", "plugins/", "image/", "rootfs/", "overlay2/", "overlay/", "fuse-overlayfs/")
 
 
-def mounts_below(root: str, *, volumes_with_options: frozenset[str] = frozenset(),
-                 mountinfo: str = "/proc/self/mountinfo") -> list[Mount]:
+def mounts_below(
+    root: str, *, volumes_with_options: frozenset[str] = frozenset(), mountinfo: str = "/proc/self/mountinfo"
+) -> list[Mount]:
     """Mounts strictly inside *root* that are not the engine's own.
 
     ``rsync --one-file-system`` does not enter them, so their data would not be copied.
@@ -95,7 +96,7 @@ def mounts_below(root: str, *, volumes_with_options: frozenset[str] = frozenset(
     for m in mounts(mountinfo):
         if not m.mount_point.startswith(real + "/"):
             continue
-        rel = m.mount_point[len(real) + 1:]
+        rel = m.mount_point[len(real) + 1 :]
         parts = rel.split("/")
         if m.fstype in _ENGINE_FSTYPES:
             continue

@@ -36,9 +36,7 @@ def unit_files(unit: str = "docker.service", dirs: tuple[str, ...] = SYSTEMD_UNI
     return ([main] if main else []) + [dropins[name] for name in sorted(dropins)]
 
 
-def systemd_unit_flags(
-    unit: str = "docker.service", dirs: tuple[str, ...] = SYSTEMD_UNIT_DIRS
-) -> dict[str, list[str]]:
+def systemd_unit_flags(unit: str = "docker.service", dirs: tuple[str, ...] = SYSTEMD_UNIT_DIRS) -> dict[str, list[str]]:
     """Data-root flags in the ExecStart= lines systemd would run: ``{file: [flags]}``.
 
     An empty ``ExecStart=`` (the usual first line of a drop-in that replaces the command)

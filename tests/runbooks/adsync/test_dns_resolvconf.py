@@ -9,8 +9,10 @@ from opsbook.runbooks.probes.dns import server_label, system_nameservers
 
 def test_resolv_conf_order_ipv6_zone_and_junk(tmp_path: Path) -> None:
     conf = tmp_path / "resolv.conf"
-    conf.write_text("# comment\nsearch corp.test\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\n"
-                    "nameserver not-an-ip\nnameserver 10.0.0.1\nnameserver 10.0.0.2\n")
+    conf.write_text(
+        "# comment\nsearch corp.test\nnameserver 10.0.0.2\nnameserver fe80::1%eth0\n"
+        "nameserver not-an-ip\nnameserver 10.0.0.1\nnameserver 10.0.0.2\n"
+    )
     assert system_nameservers(str(conf)) == ["10.0.0.2", "fe80::1", "10.0.0.1"]
     assert system_nameservers(str(tmp_path / "missing")) == []
 
@@ -37,8 +39,13 @@ def test_collect_adds_the_source_warning_only_without_dns() -> None:
     from tests.e2e.dnsmasq_peer import ZoneServer, ad_records
 
     with ZoneServer("127.0.10.44", ad_records("corp.test", {"dc1.corp.test": "127.0.0.1"})) as dns:
-        base = {"domain": "corp.test", "dns_servers": [HostPort(dns.address, dns.port)], "dcs": ["127.0.0.1"],
-                "ports": [], "timeout": 0.5}
+        base = {
+            "domain": "corp.test",
+            "dns_servers": [HostPort(dns.address, dns.port)],
+            "dcs": ["127.0.0.1"],
+            "ports": [],
+            "timeout": 0.5,
+        }
         from_conf = collect(AdsyncOptions(**base, dns_from_resolv_conf=True))  # type: ignore[arg-type]
         given = collect(AdsyncOptions(**base))  # type: ignore[arg-type]
     assert from_conf[0].id == "adsync.dns.source" and dns.label in from_conf[0].summary

@@ -128,7 +128,14 @@ def test_bare_number_asks_for_a_unit() -> None:
 
 def test_format_age() -> None:
     assert [format_age(s) for s in (0, 45, 600, 605, 7200, 7380, 86400, 90000)] == [
-        "0s", "45s", "10m", "10m 5s", "2h", "2h 3m", "1d", "1d 1h",
+        "0s",
+        "45s",
+        "10m",
+        "10m 5s",
+        "2h",
+        "2h 3m",
+        "1d",
+        "1d 1h",
     ]
 
 
@@ -139,7 +146,10 @@ def test_fresh_tenant_all_ok_and_exact_wire_conversation(fake: FakeGraph, graph_
     results = check_tenant(options_for(fake))
     checks = by_id(results)
     assert list(checks) == [
-        "adsync.graph.token", "adsync.graph.sync_enabled", "adsync.graph.last_sync", "adsync.graph.last_password_sync",
+        "adsync.graph.token",
+        "adsync.graph.sync_enabled",
+        "adsync.graph.last_sync",
+        "adsync.graph.last_password_sync",
     ]
     assert all(r.status is Status.OK for r in results), [(r.id, r.summary) for r in results]
     assert all(r.target == fake.scenario.tenant_id for r in results)
@@ -303,7 +313,9 @@ def test_provisioning_errors_counted(fake: FakeGraph) -> None:
     metric = prov.metrics["count"]
     assert isinstance(metric, Metric) and metric.value == 3
     assert prov.details["sample"][0] == {
-        "userPrincipalName": "ann@contoso.test", "property": "ProxyAddresses", "category": "PropertyConflict",
+        "userPrincipalName": "ann@contoso.test",
+        "property": "ProxyAddresses",
+        "category": "PropertyConflict",
     }
     users_request = next(r for r in fake.requests if r.path.startswith("/v1.0/users"))
     assert users_request.headers["consistencylevel"] == "eventual"
@@ -428,7 +440,9 @@ def test_client_certificate_login(fake: FakeGraph, app_cert: object, tmp_path: P
 def test_client_certificate_close_to_expiry_warns(fake: FakeGraph, graph_ca: TestCA, tmp_path: Path) -> None:
     leaf = graph_ca.issue("expiring-app", names=[], eku=["client"], days=12)
     fake.scenario.client_cert = leaf
-    results = check_tenant(options_for(fake, client_secret=None, client_cert=write_pem(tmp_path, leaf.key_pem, leaf.cert_pem)))
+    results = check_tenant(
+        options_for(fake, client_secret=None, client_cert=write_pem(tmp_path, leaf.key_pem, leaf.cert_pem))
+    )
     token = by_id(results)["adsync.graph.token"]
     assert token.status is Status.WARNING
     assert "expires in 12 days" in token.summary
@@ -449,7 +463,8 @@ def test_certificate_not_registered_on_the_app(fake: FakeGraph, graph_ca: TestCA
 def test_bad_certificate_files_are_input_errors(fake: FakeGraph, graph_ca: TestCA, tmp_path: Path) -> None:
     leaf = graph_ca.issue("app", names=[], eku=["client"])
     encrypted = leaf.key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(b"pw"),
     )
     cases = {
@@ -512,9 +527,12 @@ def test_ssl_cert_file_alone_is_honoured(graph_ca: TestCA, graph_ca_path: str, m
 def test_every_request_times_out(graph_proxy: ProxyRecorder) -> None:
     with HangServer("127.0.30.1") as hang:
         options = GraphOptions(
-            tenant_id="contoso.onmicrosoft.com", client_id="0e6f5d4c-3b2a-4190-8f7e-6d5c4b3a2910",
-            client_secret=Secret("whatever-secret-value"), authority_host=f"https://127.0.30.1:{hang.port}",
-            graph_endpoint=f"https://127.0.30.1:{hang.port}", timeout=0.5,
+            tenant_id="contoso.onmicrosoft.com",
+            client_id="0e6f5d4c-3b2a-4190-8f7e-6d5c4b3a2910",
+            client_secret=Secret("whatever-secret-value"),
+            authority_host=f"https://127.0.30.1:{hang.port}",
+            graph_endpoint=f"https://127.0.30.1:{hang.port}",
+            timeout=0.5,
         )
         start = time.monotonic()
         results = check_tenant(options)
@@ -527,9 +545,12 @@ def test_every_request_times_out(graph_proxy: ProxyRecorder) -> None:
 def test_custom_authority_never_triggers_microsoft_instance_discovery(graph_proxy: ProxyRecorder) -> None:
     """A private authority host: MSAL must talk to that host only (the proxy sees every attempt)."""
     options = GraphOptions(
-        tenant_id="contoso.onmicrosoft.com", client_id="0e6f5d4c-3b2a-4190-8f7e-6d5c4b3a2910",
-        client_secret=Secret("whatever-secret-value"), authority_host="https://login.example.test",
-        graph_endpoint="https://graph.example.test", timeout=2,
+        tenant_id="contoso.onmicrosoft.com",
+        client_id="0e6f5d4c-3b2a-4190-8f7e-6d5c4b3a2910",
+        client_secret=Secret("whatever-secret-value"),
+        authority_host="https://login.example.test",
+        graph_endpoint="https://graph.example.test",
+        timeout=2,
     )
     results = check_tenant(options)
     assert results[0].status is Status.UNKNOWN and "proxy" in results[0].summary
@@ -543,8 +564,10 @@ def test_the_discovery_guard_itself_catches_msal_defaults(graph_proxy: ProxyReco
 
     with pytest.raises(requests.exceptions.ProxyError):
         msal.ConfidentialClientApplication(
-            "0e6f5d4c-3b2a-4190-8f7e-6d5c4b3a2910", authority="https://login.example.test/contoso.onmicrosoft.com",
-            client_credential="x", timeout=2,
+            "0e6f5d4c-3b2a-4190-8f7e-6d5c4b3a2910",
+            authority="https://login.example.test/contoso.onmicrosoft.com",
+            client_credential="x",
+            timeout=2,
         )
     assert graph_proxy.targets and graph_proxy.targets[0] == "login.microsoftonline.com:443"
 
@@ -552,8 +575,10 @@ def test_the_discovery_guard_itself_catches_msal_defaults(graph_proxy: ProxyReco
 def test_public_cloud_defaults_go_through_the_proxy(graph_proxy: ProxyRecorder) -> None:
     """Default hosts: HTTPS_PROXY is honoured (and the proxy refuses, so nothing leaves loopback)."""
     options = GraphOptions(
-        tenant_id="contoso.onmicrosoft.com", client_id="0e6f5d4c-3b2a-4190-8f7e-6d5c4b3a2910",
-        client_secret=Secret("whatever-secret-value"), timeout=2,
+        tenant_id="contoso.onmicrosoft.com",
+        client_id="0e6f5d4c-3b2a-4190-8f7e-6d5c4b3a2910",
+        client_secret=Secret("whatever-secret-value"),
+        timeout=2,
     )
     results = check_tenant(options)
     assert results[0].status is Status.UNKNOWN and "login.microsoftonline.com" in results[0].summary

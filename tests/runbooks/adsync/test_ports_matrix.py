@@ -12,8 +12,18 @@ from opsbook.runbooks.probes.udp import cldap_payload, dns_payload, kerberos_pay
 
 
 def test_default_ports_are_the_ad_connect_list_without_rpc_range() -> None:
-    assert [str(p) for p in DEFAULT_PORTS] == ["53/tcp", "53/udp", "88/tcp", "88/udp", "135/tcp", "389/tcp",
-                                                "389/udp", "445/tcp", "636/tcp", "3268/tcp"]
+    assert [str(p) for p in DEFAULT_PORTS] == [
+        "53/tcp",
+        "53/udp",
+        "88/tcp",
+        "88/udp",
+        "135/tcp",
+        "389/tcp",
+        "389/udp",
+        "445/tcp",
+        "636/tcp",
+        "3268/tcp",
+    ]
     assert not any(p.rpc_dynamic for p in DEFAULT_PORTS)
 
 
@@ -31,8 +41,9 @@ def _probe(port: int, proto: str, state: PortState) -> PortProbe:
 
 
 def test_assess_dc_names_what_breaks() -> None:
-    check = assess_dc("dc1", "10.0.0.10", [_probe(389, "tcp", PortState.OPEN), _probe(445, "tcp", PortState.CLOSED)],
-                      asked_rpc=False)
+    check = assess_dc(
+        "dc1", "10.0.0.10", [_probe(389, "tcp", PortState.OPEN), _probe(445, "tcp", PortState.CLOSED)], asked_rpc=False
+    )
     assert check.status is Status.CRITICAL
     assert "445/tcp closed (SMB)" in check.summary and "Seamless SSO" in check.summary
     assert "RPC dynamic range not probed" in check.summary
@@ -40,8 +51,12 @@ def test_assess_dc_names_what_breaks() -> None:
 
 
 def test_ldaps_only_warns_and_rpc_closed_is_fine() -> None:
-    check = assess_dc("dc1", "10.0.0.10", [_probe(636, "tcp", PortState.FILTERED),
-                                            _probe(50000, "tcp", PortState.CLOSED)], asked_rpc=True)
+    check = assess_dc(
+        "dc1",
+        "10.0.0.10",
+        [_probe(636, "tcp", PortState.FILTERED), _probe(50000, "tcp", PortState.CLOSED)],
+        asked_rpc=True,
+    )
     assert check.status is Status.WARNING
     assert check.details["rpc_dynamic"]["closed_count"] == 1
     blocked = assess_dc("dc1", "10.0.0.10", [_probe(50000, "tcp", PortState.FILTERED)], asked_rpc=True)
@@ -60,10 +75,10 @@ def test_payloads_are_wellformed() -> None:
     assert krb[0] == 0x6A
     assert b"CORP.TEST" in krb and b"krbtgt" in krb
     # Walk the outer DER: [APPLICATION 10] { SEQUENCE { [1] pvno=5, [2] msg-type=10, ... } }
-    length = krb[1] if krb[1] < 0x80 else int.from_bytes(krb[2:2 + (krb[1] & 0x7F)], "big")
+    length = krb[1] if krb[1] < 0x80 else int.from_bytes(krb[2 : 2 + (krb[1] & 0x7F)], "big")
     header = 2 if krb[1] < 0x80 else 2 + (krb[1] & 0x7F)
     assert header + length == len(krb)
     body = krb[header:]
     assert body[0] == 0x30
-    inner = body[2:] if body[1] < 0x80 else body[2 + (body[1] & 0x7F):]
+    inner = body[2:] if body[1] < 0x80 else body[2 + (body[1] & 0x7F) :]
     assert inner[:5] == b"\xa1\x03\x02\x01\x05" and inner[5:10] == b"\xa2\x03\x02\x01\x0a"

@@ -19,10 +19,17 @@ from opsbook.runbooks.docker_root.engine import EngineInfo
 def info(**kw: object) -> EngineInfo:
     """An engine as ``docker info`` would describe it."""
     base: dict[str, object] = dict(
-        root_dir="/var/lib/docker", driver="overlay2",
+        root_dir="/var/lib/docker",
+        driver="overlay2",
         driver_status={"Backing Filesystem": "extfs", "Supports d_type": "true"},
-        containerd_store=False, rootless=False, swarm_state="inactive", swarm_manager=False,
-        containers=2, running=1, images=1, server_version="20.10.24",
+        containerd_store=False,
+        rootless=False,
+        swarm_state="inactive",
+        swarm_manager=False,
+        containers=2,
+        running=1,
+        images=1,
+        server_version="20.10.24",
     )
     base.update(kw)
     return EngineInfo(**base)  # type: ignore[arg-type]
@@ -40,7 +47,9 @@ def roots(tmp_path: Path) -> tuple[Path, Path]:
 
 def facts(tmp_path: Path, target: str, current: Path, **kw: object) -> plan.Facts:
     base: dict[str, object] = dict(
-        target=target, daemon=host.read_daemon_json(tmp_path / "daemon.json"), info=info(root_dir=str(current)),
+        target=target,
+        daemon=host.read_daemon_json(tmp_path / "daemon.json"),
+        info=info(root_dir=str(current)),
         current_root=str(current),
     )
     base.update(kw)
@@ -60,8 +69,17 @@ def test_a_clean_plan_has_no_blockers(roots: tuple[Path, Path]) -> None:
     found = plan.preflight(facts(tmp, str(tmp / "new"), current), usage=host.usage(str(current)))
     assert [f for f in found if not f.ok] == []
     assert {f.id.rsplit(".", 1)[1] for f in found} >= {
-        "engine", "daemon_json", "target_empty", "filesystem", "d_type", "space", "inodes", "flags", "swarm",
-        "image_store"}
+        "engine",
+        "daemon_json",
+        "target_empty",
+        "filesystem",
+        "d_type",
+        "space",
+        "inodes",
+        "flags",
+        "swarm",
+        "image_store",
+    }
 
 
 def test_relative_target(roots: tuple[Path, Path]) -> None:
@@ -109,8 +127,9 @@ def test_space_and_inodes(roots: tuple[Path, Path]) -> None:
     assert not {"space", "inodes"} & set(blockers(facts(tmp, str(tmp / "new"), current), usage=small))
 
 
-@pytest.mark.parametrize(("fstype", "name"), [("nfs4", "NFS"), ("cifs", "CIFS"), ("fuse.sshfs", "FUSE"),
-                                              ("overlay", "overlayfs")])
+@pytest.mark.parametrize(
+    ("fstype", "name"), [("nfs4", "NFS"), ("cifs", "CIFS"), ("fuse.sshfs", "FUSE"), ("overlay", "overlayfs")]
+)
 def test_network_fuse_and_overlay_filesystems(
     roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, fstype: str, name: str
 ) -> None:
@@ -138,8 +157,9 @@ def test_data_root_flag_on_dockerd_or_in_the_unit(roots: tuple[Path, Path]) -> N
     current, tmp = roots
     b = blockers(facts(tmp, str(tmp / "new"), current, flags=["--data-root /srv/d"]))
     assert "specified both as a flag and in the configuration file" in b["flags"].summary
-    b = blockers(facts(tmp, str(tmp / "new"), current,
-                       unit_flags={"/etc/systemd/system/docker.service.d/x.conf": ["-g /srv/d"]}))
+    b = blockers(
+        facts(tmp, str(tmp / "new"), current, unit_flags={"/etc/systemd/system/docker.service.d/x.conf": ["-g /srv/d"]})
+    )
     assert "x.conf" in b["flags"].summary and "systemctl edit docker.service" in b["flags"].fix
 
 
@@ -151,14 +171,15 @@ def test_dockerd_reading_another_config_file(roots: tuple[Path, Path]) -> None:
     assert "config_file" not in blockers(same)
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ('{"data-root": "/a", "data-root": "/b"}', "duplicate key 'data-root'"),
-    ('{"data-root": "/a",}', "not a valid daemon.json"),
-    ('["data-root"]', "not an object"),
-])
-def test_daemon_json_duplicate_invalid_or_not_an_object(
-    roots: tuple[Path, Path], text: str, words: str
-) -> None:
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ('{"data-root": "/a", "data-root": "/b"}', "duplicate key 'data-root'"),
+        ('{"data-root": "/a",}', "not a valid daemon.json"),
+        ('["data-root"]', "not an object"),
+    ],
+)
+def test_daemon_json_duplicate_invalid_or_not_an_object(roots: tuple[Path, Path], text: str, words: str) -> None:
     current, tmp = roots
     (tmp / "daemon.json").write_text(text)
     b = blockers(facts(tmp, str(tmp / "new"), current))
@@ -175,8 +196,9 @@ def test_daemon_json_unreadable(roots: tuple[Path, Path]) -> None:
 
 def test_swarm_manager(roots: tuple[Path, Path]) -> None:
     current, tmp = roots
-    f = facts(tmp, str(tmp / "new"), current,
-              info=info(root_dir=str(current), swarm_state="active", swarm_manager=True))
+    f = facts(
+        tmp, str(tmp / "new"), current, info=info(root_dir=str(current), swarm_state="active", swarm_manager=True)
+    )
     assert "docker node demote" in blockers(f)["swarm"].fix
     worker = facts(tmp, str(tmp / "new"), current, info=info(root_dir=str(current), swarm_state="active"))
     assert "swarm" not in blockers(worker)
@@ -187,14 +209,12 @@ def test_containerd_image_store_needs_the_explicit_option(roots: tuple[Path, Pat
     store = info(root_dir=str(current), containerd_store=True)
     b = blockers(facts(tmp, str(tmp / "new"), current, info=store))
     assert "/var/lib/containerd" in b["image_store"].summary and "--containerd-root-moved" in b["image_store"].fix
-    assert "image_store" not in blockers(facts(tmp, str(tmp / "new"), current, info=store,
-                                               allow_containerd_store=True))
+    assert "image_store" not in blockers(facts(tmp, str(tmp / "new"), current, info=store, allow_containerd_store=True))
 
 
 def test_engine_down_and_no_way_to_stop_it(roots: tuple[Path, Path]) -> None:
     current, tmp = roots
-    b = blockers(facts(tmp, str(tmp / "new"), current, info=None, engine_error="connection refused",
-                       control_ok=False))
+    b = blockers(facts(tmp, str(tmp / "new"), current, info=None, engine_error="connection refused", control_ok=False))
     assert "connection refused" in b["engine"].summary
     assert "--stop-command" in b["control"].fix
 
@@ -214,8 +234,10 @@ def test_dockerd_validate_results(roots: tuple[Path, Path]) -> None:
     from opsbook.runbooks.docker_root.validate import Validation
 
     current, tmp = roots
-    unknown = "unable to configure the Docker daemon with file daemon.json: the following directives don't " \
-              "match any configuration option: no-such-option"
+    unknown = (
+        "unable to configure the Docker daemon with file daemon.json: the following directives don't "
+        "match any configuration option: no-such-option"
+    )
     cases = {
         "current refused": (Validation(True, unknown), Validation(True, unknown), False, "already refuses"),
         "new refused": (Validation(True), Validation(True, "bad data-root"), False, "refuses the new"),
@@ -223,11 +245,21 @@ def test_dockerd_validate_results(roots: tuple[Path, Path]) -> None:
         "no --validate": (Validation(False, dockerd="/usr/sbin/dockerd"), Validation(False), True, "not validated"),
     }
     for name, (cur, new, ok, words) in cases.items():
-        found = _finding(facts(tmp, str(tmp / "new"), current, current_validation=cur, new_validation=new),
-                         "validate")
+        found = _finding(facts(tmp, str(tmp / "new"), current, current_validation=cur, new_validation=new), "validate")
         assert found.ok is ok and words in found.summary, name
-    assert unknown in _finding(facts(tmp, str(tmp / "new"), current, current_validation=cases["current refused"][0],
-                                     new_validation=cases["current refused"][1]), "validate").summary
+    assert (
+        unknown
+        in _finding(
+            facts(
+                tmp,
+                str(tmp / "new"),
+                current,
+                current_validation=cases["current refused"][0],
+                new_validation=cases["current refused"][1],
+            ),
+            "validate",
+        ).summary
+    )
 
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
@@ -243,8 +275,9 @@ def test_snapshotter_in_daemon_json_counts_when_the_engine_is_down(roots: tuple[
     (tmp / "daemon.json").write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
     b = blockers(facts(tmp, str(tmp / "new"), current, info=None, engine_error="down"))
     assert "features.containerd-snapshotter" in b["image_store"].summary
-    assert "image_store" not in blockers(facts(tmp, str(tmp / "new"), current, info=None, engine_error="down",
-                                               allow_containerd_store=True))
+    assert "image_store" not in blockers(
+        facts(tmp, str(tmp / "new"), current, info=None, engine_error="down", allow_containerd_store=True)
+    )
 
 
 def test_same_filesystem_is_a_warning_with_the_rename_hint(roots: tuple[Path, Path]) -> None:

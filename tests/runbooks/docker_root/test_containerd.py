@@ -70,8 +70,9 @@ def test_config_with_root_keeps_every_other_line(tmp_path: Path) -> None:
     old_lines, new_lines = CONFIG.splitlines(), new.splitlines()
     assert len(old_lines) == len(new_lines)
     changed = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
-    assert changed == [('root = "/var/lib/containerd"  # images live here',
-                        'root = "/srv/containerd"  # images live here')]
+    assert changed == [
+        ('root = "/var/lib/containerd"  # images live here', 'root = "/srv/containerd"  # images live here')
+    ]
 
 
 def test_config_absent_is_created_from_the_defaults(tmp_path: Path) -> None:
@@ -92,11 +93,19 @@ def _facts(tmp: Path, namespaces: list[str], *, allow: bool = False, error: str 
     current.mkdir(exist_ok=True)
     (tmp / "daemon.json").write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
     (tmp / "config.toml").write_text(CONFIG)
-    located = ctd.Located(ctd.SYSTEM, str(tmp / "ctd"), "/run/c.sock", ctd.read_config(str(tmp / "config.toml")),
-                          "dockerd --containerd")
+    located = ctd.Located(
+        ctd.SYSTEM, str(tmp / "ctd"), "/run/c.sock", ctd.read_config(str(tmp / "config.toml")), "dockerd --containerd"
+    )
     c = plan.ContainerdFacts(located, target=str(tmp / "new-containerd"), namespaces=namespaces, error=error)
-    return plan.Facts(target=str(tmp / "new"), daemon=host.read_daemon_json(str(tmp / "daemon.json")), info=None,
-                      engine_error="down", current_root=str(current), containerd=c, allow_other_clients=allow)
+    return plan.Facts(
+        target=str(tmp / "new"),
+        daemon=host.read_daemon_json(str(tmp / "daemon.json")),
+        info=None,
+        engine_error="down",
+        current_root=str(current),
+        containerd=c,
+        allow_other_clients=allow,
+    )
 
 
 def _by_id(f: plan.Facts) -> dict[str, plan.Finding]:

@@ -66,9 +66,13 @@ def _systemd_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **opts: objec
     monkeypatch.setattr(host, "mount_of", mount_of)
     unit_dir = tmp_path / "units"
     options = move.MoveOptions(
-        target=str(target), daemon_json=str(tmp_path / "daemon.json"), docker_host=f"unix://{tmp_path}/no.sock",
-        state_dir=str(tmp_path / "state"), control=EngineControl(None, systemd=True, unit_dir=str(unit_dir)),
-        dry_run=True, unit_dirs=(str(unit_dir),),
+        target=str(target),
+        daemon_json=str(tmp_path / "daemon.json"),
+        docker_host=f"unix://{tmp_path}/no.sock",
+        state_dir=str(tmp_path / "state"),
+        control=EngineControl(None, systemd=True, unit_dir=str(unit_dir)),
+        dry_run=True,
+        unit_dirs=(str(unit_dir),),
     )
     for key, value in opts.items():
         setattr(options, key, value)
@@ -96,7 +100,8 @@ def test_systemd_plan_lists_stop_start_and_the_drop_in(tmp_path: Path, monkeypat
 def test_systemd_plan_finds_a_flag_in_a_drop_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "units" / "docker.service.d").mkdir(parents=True)
     (tmp_path / "units" / "docker.service.d" / "old.conf").write_text(
-        "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --data-root /srv/d\n")
+        "[Service]\nExecStart=\nExecStart=/usr/bin/dockerd -H fd:// --data-root /srv/d\n"
+    )
     p = _systemd_plan(tmp_path, monkeypatch)
     assert "docker_root.preflight.flags" in p.report.sections["plan"]["blockers"]
 
@@ -110,8 +115,9 @@ def test_no_drop_in_on_the_same_mount(tmp_path: Path) -> None:
 
 def test_status_with_the_engine_down_reports_unknown(tmp_path: Path) -> None:
     (tmp_path / "daemon.json").write_text(json.dumps({"graph": str(tmp_path)}))
-    report = status.build(str(tmp_path / "daemon.json"), f"unix://{tmp_path}/no.sock", str(tmp_path / "state"),
-                          systemd=False)
+    report = status.build(
+        str(tmp_path / "daemon.json"), f"unix://{tmp_path}/no.sock", str(tmp_path / "state"), systemd=False
+    )
     checks = {c.id: c for c in report.checks}
     assert checks["docker_root.engine"].status is Status.UNKNOWN
     assert "what the host shows" in checks["docker_root.engine"].summary

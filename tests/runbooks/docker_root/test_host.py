@@ -14,8 +14,12 @@ from opsbook.runbooks.errors import RefusedError
 def test_new_config_keeps_every_other_key_in_place_and_replaces_graph() -> None:
     data = {"log-driver": "journald", "graph": "/var/lib/docker", "labels": ["a=b"], "debug": True}
     new = plan.new_config(data, "/srv/docker")
-    assert list(new.items()) == [("log-driver", "journald"), ("data-root", "/srv/docker"), ("labels", ["a=b"]),
-                                 ("debug", True)]
+    assert list(new.items()) == [
+        ("log-driver", "journald"),
+        ("data-root", "/srv/docker"),
+        ("labels", ["a=b"]),
+        ("debug", True),
+    ]
     both = plan.new_config({"data-root": "/a", "x": 1, "graph": "/b"}, "/srv/d")
     assert both == {"data-root": "/srv/d", "x": 1}
     assert plan.new_config({}, "/srv/d") == {"data-root": "/srv/d"}
@@ -43,14 +47,17 @@ def test_read_daemon_json(tmp_path: Path) -> None:
     assert cfg.usable and cfg.data_root == "/old" and cfg.mode == 0o640
 
 
-@pytest.mark.parametrize(("args", "flags"), [
-    (["dockerd", "-H", "fd://", "--data-root", "/srv/d"], ["--data-root /srv/d"]),
-    (["dockerd", "--data-root=/srv/d"], ["--data-root=/srv/d"]),
-    (["dockerd", "-g", "/srv/d"], ["-g /srv/d"]),
-    (["dockerd", "-g/srv/d"], ["-g/srv/d"]),
-    (["dockerd", "--graph", "/srv/d"], ["--graph /srv/d"]),
-    (["dockerd", "--group", "docker", "--debug"], []),
-])
+@pytest.mark.parametrize(
+    ("args", "flags"),
+    [
+        (["dockerd", "-H", "fd://", "--data-root", "/srv/d"], ["--data-root /srv/d"]),
+        (["dockerd", "--data-root=/srv/d"], ["--data-root=/srv/d"]),
+        (["dockerd", "-g", "/srv/d"], ["-g /srv/d"]),
+        (["dockerd", "-g/srv/d"], ["-g/srv/d"]),
+        (["dockerd", "--graph", "/srv/d"], ["--graph /srv/d"]),
+        (["dockerd", "--group", "docker", "--debug"], []),
+    ],
+)
 def test_data_root_flags(args: list[str], flags: list[str]) -> None:
     assert host.data_root_flags(args) == flags
     assert [host.flag_value(f) for f in flags] == ["/srv/d"] * len(flags)
@@ -63,13 +70,17 @@ def _fake_proc(tmp_path: Path, pid: int, args: list[str]) -> None:
 
 
 def test_dockerd_processes_from_proc_cmdline(tmp_path: Path) -> None:
-    _fake_proc(tmp_path, 10, ["/usr/bin/dockerd", "-H", "fd://", "--data-root", "/srv/d",
-                              "--config-file", "/etc/docker/other.json"])
+    _fake_proc(
+        tmp_path,
+        10,
+        ["/usr/bin/dockerd", "-H", "fd://", "--data-root", "/srv/d", "--config-file", "/etc/docker/other.json"],
+    )
     _fake_proc(tmp_path, 11, ["/usr/bin/dockerd", "-H", "unix:///tmp/peer.sock", "--graph=/x"])
     _fake_proc(tmp_path, 12, ["/usr/bin/containerd", "--data-root", "/nope"])
     default = host.dockerd_processes(None, proc=str(tmp_path))
     assert [(p.pid, p.flags, p.config_file) for p in default] == [
-        (10, ["--data-root /srv/d"], "/etc/docker/other.json")]
+        (10, ["--data-root /srv/d"], "/etc/docker/other.json")
+    ]
     peer = host.dockerd_processes("unix:///tmp/peer.sock", proc=str(tmp_path))
     assert [(p.pid, p.flags, p.config_file) for p in peer] == [(11, ["--graph=/x"], None)]
 
@@ -80,7 +91,8 @@ def test_systemd_unit_and_drop_in_flags(tmp_path: Path) -> None:
     (lib / "docker.service").write_text("[Service]\nExecStart=/usr/bin/dockerd -H fd:// \\\n  -g /srv/old\n")
     (etc / "docker.service.d").mkdir(parents=True)
     (etc / "docker.service.d" / "override.conf").write_text(
-        "[Service]\nExecStart=\nExecStart=-/usr/bin/dockerd --data-root=/srv/new\n")
+        "[Service]\nExecStart=\nExecStart=-/usr/bin/dockerd --data-root=/srv/new\n"
+    )
     (etc / "docker.service.d" / "env.conf").write_text("[Service]\nEnvironment=X=1\n")
     found = host.systemd_unit_flags(dirs=(str(etc), str(lib)))
     # The empty ExecStart= of the drop-in clears the unit's own line: its -g is not run.
@@ -122,7 +134,10 @@ def test_usage_counts_hard_links_once(tmp_path: Path) -> None:
 
 def test_rsync_progress_lines() -> None:
     assert treecopy.parse_progress("    100,000   2%   64.12MB/s    0:00:00 (xfr#1, to-chk=49/51)") == (
-        100_000, 5_000_000, 1)
+        100_000,
+        5_000_000,
+        1,
+    )
     assert treecopy.parse_progress("     32,768   0%    0.00kB/s    0:00:00") == (32_768, 0, 0)
     assert treecopy.parse_progress("sending incremental file list") is None
     cmd = treecopy.rsync_command("/var/lib/docker", "/srv/docker/")
@@ -149,11 +164,19 @@ def test_rsync_copies_hard_links_and_sparse_files_and_reports_progress(tmp_path:
 
 
 def test_inventory_compare_and_not_running() -> None:
-    before = {"images": ["sha256:1", "sha256:2"], "tags": ["bb:1"], "volumes": {"v": {}},
-              "containers": {"c1": {"name": "web", "running": True, "restart_policy": "always"}}}
+    before = {
+        "images": ["sha256:1", "sha256:2"],
+        "tags": ["bb:1"],
+        "volumes": {"v": {}},
+        "containers": {"c1": {"name": "web", "running": True, "restart_policy": "always"}},
+    }
     assert inventory.compare(before, before) == []
-    after = {"images": ["sha256:1"], "tags": [], "volumes": {},
-             "containers": {"c1": {"name": "web", "running": False, "restart_policy": "no"}}}
+    after = {
+        "images": ["sha256:1"],
+        "tags": [],
+        "volumes": {},
+        "containers": {"c1": {"name": "web", "running": False, "restart_policy": "no"}},
+    }
     problems = inventory.compare(before, after)
     assert len(problems) == 4 and any("restart policy" in p for p in problems)
     assert inventory.not_running(before, after) == ["web"]

@@ -17,8 +17,16 @@ DOC = load("exchange-mailbox").text
 
 def test_document_has_the_sections_of_a_runbook() -> None:
     headings = re.findall(r"(?m)^## (.+)$", DOC)
-    for wanted in ("What", "Why it needs care", "Before you start", "Steps", "Verify", "Rollback",
-                   "Pitfalls", "How opsbook automates it"):
+    for wanted in (
+        "What",
+        "Why it needs care",
+        "Before you start",
+        "Steps",
+        "Verify",
+        "Rollback",
+        "Pitfalls",
+        "How opsbook automates it",
+    ):
         assert wanted in headings
 
 

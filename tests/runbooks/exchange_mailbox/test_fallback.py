@@ -11,7 +11,11 @@ from opsbook.runbooks.exchange_mailbox.script import generate
 from tests.powershell_grammar import ParsedScript, parse
 from tests.runbooks.exchange_mailbox.exchange_scriptcheck import FIXED_TIME, check_script
 
-HOSTILE = ["o'brien@contoso.com", "x'; Set-MgUserLicense -UserId jane -RemoveLicenses @() ;'", "\u2019$(Remove-Item C:\\)\u2018"]
+HOSTILE = [
+    "o'brien@contoso.com",
+    "x'; Set-MgUserLicense -UserId jane -RemoveLicenses @() ;'",
+    "\u2019$(Remove-Item C:\\)\u2018",
+]
 
 
 def _script(license_reset: bool = True) -> str:
@@ -19,7 +23,7 @@ def _script(license_reset: bool = True) -> str:
 
 
 def _function(script: str, name: str) -> str:
-    body = script[script.index(f"function {name} {{"):]
+    body = script[script.index(f"function {name} {{") :]
     return body[: body.index("\n}\n") + 3]
 
 
@@ -36,8 +40,13 @@ def _calls(text: str) -> list[tuple[str, int, str]]:
         if node.type == "command":
             name = next((c for c in node.children if c.type == "command_name"), None)
             if name is not None:
-                out.append((data[name.start_byte:name.end_byte].decode(), node.start_byte,
-                            data[node.start_byte:node.end_byte].decode()))
+                out.append(
+                    (
+                        data[name.start_byte : name.end_byte].decode(),
+                        node.start_byte,
+                        data[node.start_byte : node.end_byte].decode(),
+                    )
+                )
     return sorted(out, key=lambda c: c[1])
 
 
@@ -46,7 +55,8 @@ def test_hostile_identities_stay_data_with_the_fallback() -> None:
     assert "Remove-Item" not in parsed.command_names()
     # the only Set-MgUserLicense calls are the template's two: change and restore
     assert [c for c in parsed.commands() if c[0] == "Set-MgUserLicense"] == [
-        ("Set-MgUserLicense", ["UserId", "AddLicenses", "RemoveLicenses", "ErrorAction"])] * 2
+        ("Set-MgUserLicense", ["UserId", "AddLicenses", "RemoveLicenses", "ErrorAction"])
+    ] * 2
 
 
 def test_restore_file_is_written_before_any_licence_change() -> None:
@@ -60,7 +70,8 @@ def test_restore_file_is_written_before_any_licence_change() -> None:
     # the restore path: Restore-Licenses adds back, never removes
     restore = _function(script, "Restore-Licenses")
     assert [text.strip() for name, _, text in _calls(restore) if name == "Set-MgUserLicense"] == [
-        "Set-MgUserLicense -UserId $GraphId -AddLicenses $add -RemoveLicenses @() -ErrorAction Stop"]
+        "Set-MgUserLicense -UserId $GraphId -AddLicenses $add -RemoveLicenses @() -ErrorAction Stop"
+    ]
     # Save-RestoreFile flushes to disk and swaps the file in
     save = _function(script, "Save-RestoreFile")
     steps = ["$stream.Flush($true)", "[System.IO.File]::Replace($tmp, $RestoreFile, $null)"]
@@ -71,8 +82,14 @@ def test_restore_file_is_written_before_any_licence_change() -> None:
 def test_only_exchange_plans_are_disabled_and_a_sku_removed_only_when_it_must() -> None:
     script = _script()
     assert "[string]$ExchangePlanPattern = '^(EXCHANGE_[SBL]_|EXCHANGEDESKLESS)'" in script
-    for name in ("EXCHANGE_S_STANDARD", "EXCHANGE_S_ENTERPRISE", "EXCHANGE_S_DESKLESS", "EXCHANGE_B_STANDARD",
-                 "EXCHANGEDESKLESS", "EXCHANGE_S_FOUNDATION"):
+    for name in (
+        "EXCHANGE_S_STANDARD",
+        "EXCHANGE_S_ENTERPRISE",
+        "EXCHANGE_S_DESKLESS",
+        "EXCHANGE_B_STANDARD",
+        "EXCHANGEDESKLESS",
+        "EXCHANGE_S_FOUNDATION",
+    ):
         assert re.match(r"^(EXCHANGE_[SBL]_|EXCHANGEDESKLESS)", name)
     for name in ("TEAMS1", "SHAREPOINTSTANDARD", "MCOEV", "MCOSTANDARD", "INTUNE_A", "EXCHANGE_ANALYTICS"):
         assert not re.match(r"^(EXCHANGE_[SBL]_|EXCHANGEDESKLESS)", name)
@@ -95,10 +112,17 @@ def test_only_exchange_plans_are_disabled_and_a_sku_removed_only_when_it_must() 
 
 def test_restore_mode_and_half_done_users() -> None:
     script = _script()
-    main = script[script.index("# ---- Main ----"):]
-    restore = main[main.index("    if ($Restore) {\n        # Restore mode"):main.index("    if (-not $restoreOnly) {")]
+    main = script[script.index("# ---- Main ----") :]
+    restore = main[
+        main.index("    if ($Restore) {\n        # Restore mode") : main.index("    if (-not $restoreOnly) {")
+    ]
     names = [n for n, _, _ in _calls("function X {\n" + restore + "\n}\n")]
-    assert names.index("Connect-Graph") < names.index("Read-RestoreFile") < names.index("Restore-Entry") < names.index("Add-Result")
+    assert (
+        names.index("Connect-Graph")
+        < names.index("Read-RestoreFile")
+        < names.index("Restore-Entry")
+        < names.index("Add-Result")
+    )
     assert "Connect-ExchangeOnline" not in restore and "$restoreOnly = $true" in restore
     assert main.index("Connect-ExchangeOnline @connect") > main.index("if (-not $restoreOnly) {")
     # the rerun: restore file read before the first user; half-done users found before any other check
@@ -122,11 +146,12 @@ def test_each_result_is_appended_to_the_csv_when_known() -> None:
     script = _script(license_reset=False)
     add = _function(script, "Add-Result")
     assert [t.strip() for n, _, t in _calls(add) if n == "Export-Csv"] == [
-        "Export-Csv -LiteralPath $ResultCsv -NoTypeInformation -Encoding $CsvEncoding -Append"]
-    main = script[script.index("# ---- Main ----"):]
-    loop = main[main.index("foreach ($identity in $Identities)"):]
+        "Export-Csv -LiteralPath $ResultCsv -NoTypeInformation -Encoding $CsvEncoding -Append"
+    ]
+    main = script[script.index("# ---- Main ----") :]
+    loop = main[main.index("foreach ($identity in $Identities)") :]
     assert loop.index("$r = Invoke-OneUser -Identity $identity") < loop.index("Add-Result $r") < loop.index("} catch {")
-    final = main[main.index("} finally {"):]
+    final = main[main.index("} finally {") :]
     assert "Export-Csv" not in final and "$row.Result = 'Interrupted'" in final and "Add-Result $row" in final
     assert script.count("Export-Csv") == 1
 
@@ -135,12 +160,24 @@ def test_each_result_is_appended_to_the_csv_when_known() -> None:
 def test_blockers_are_checked_before_clearing(license_reset: bool) -> None:
     script = _script(license_reset)
     blockers = _function(script, "Get-Blockers")
-    for needle in ("'LitigationHoldEnabled'", "'InPlaceHolds'", "'ArchiveGuid'", "-not $ArchiveChecked",
-                   "Get-Mailbox -SoftDeletedMailbox -Identity $Lookup -ErrorAction Stop",
-                   "Remove-Mailbox -PermanentlyDelete", "New-MailboxRestoreRequest", "-ArchiveChecked"):
+    for needle in (
+        "'LitigationHoldEnabled'",
+        "'InPlaceHolds'",
+        "'ArchiveGuid'",
+        "-not $ArchiveChecked",
+        "Get-Mailbox -SoftDeletedMailbox -Identity $Lookup -ErrorAction Stop",
+        "Remove-Mailbox -PermanentlyDelete",
+        "New-MailboxRestoreRequest",
+        "-ArchiveChecked",
+    ):
         assert needle in blockers
     one = _function(script, "Invoke-OneUser")
-    assert one.index("'NoExchangeGuid'") < one.index("Get-Blockers") < one.index("if (-not $Apply)") < one.index("Invoke-Clear")
+    assert (
+        one.index("'NoExchangeGuid'")
+        < one.index("Get-Blockers")
+        < one.index("if (-not $Apply)")
+        < one.index("Invoke-Clear")
+    )
     assert "[switch]$ArchiveChecked" in script
 
 
@@ -154,5 +191,5 @@ def test_without_the_fallback_no_licence_code_at_all() -> None:
 
 def test_read_only_run_prints_the_licence_plan() -> None:
     one = _function(_script(), "Invoke-OneUser")
-    wc = one[one.index("$r.Result = 'WouldClear'"):one.index("return $r", one.index("$r.Result = 'WouldClear'"))]
+    wc = one[one.index("$r.Result = 'WouldClear'") : one.index("return $r", one.index("$r.Result = 'WouldClear'"))]
     assert "if ($LicenseReset) { $r.Message = $r.Message + '; ' + (Get-PlanText -User $user) }" in wc

@@ -63,7 +63,7 @@ def test_surrounding_whitespace_is_removed() -> None:
         ("x -or y@contoso.com", "a filter expression"),
         ("ja\u200bne@contoso.com", "invisible formatting character U+200B"),
         ("ja\u00adne", "invisible formatting character U+00AD"),
-        ("=HYPERLINK(\"x\")", "starts with '='"),
+        ('=HYPERLINK("x")', "starts with '='"),
         ("+1", "starts with '+'"),
         ("-Identity", "starts with '-'"),
         ("@contoso.com", "starts with '@'"),
@@ -89,6 +89,7 @@ def test_max_length_identity_is_accepted() -> None:
 
 
 # ------------------------------------------------------------------ CSV
+
 
 def test_csv_with_bom_and_other_columns() -> None:
     data = "\ufeffname,identity,note\nJane,jane@contoso.com,x\nO,o'brien@contoso.com,\n".encode()
@@ -174,6 +175,7 @@ def test_read_csv_missing_file_and_directory(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------ collect
+
 
 def test_collect_arguments_then_csv_and_duplicates(tmp_path: Path) -> None:
     csv_file = tmp_path / "u.csv"

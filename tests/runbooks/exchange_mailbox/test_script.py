@@ -86,28 +86,54 @@ def _param_block(script: str) -> str:
 def test_param_block_and_preamble_order() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
     params = _param_block(script)
-    for name in ("[switch]$Apply", "[string]$LogPath", "[string]$ResultCsv", "[switch]$SkipConnect",
-                 "[string]$AppId", "[string]$CertificateThumbprint", "[string]$Organization"):
+    for name in (
+        "[switch]$Apply",
+        "[string]$LogPath",
+        "[string]$ResultCsv",
+        "[switch]$SkipConnect",
+        "[string]$AppId",
+        "[string]$CertificateThumbprint",
+        "[string]$Organization",
+    ):
         assert name in params
     assert "LicenseWaitSeconds" not in params
-    order = [script.index(s) for s in ("#Requires -Version 5.1", "param(", "Set-StrictMode -Version 3.0",
-                                          "$ErrorActionPreference = 'Stop'", "$Identities = @(", "function ")]
+    order = [
+        script.index(s)
+        for s in (
+            "#Requires -Version 5.1",
+            "param(",
+            "Set-StrictMode -Version 3.0",
+            "$ErrorActionPreference = 'Stop'",
+            "$Identities = @(",
+            "function ",
+        )
+    ]
     assert order == sorted(order)
     assert "$LicenseReset = $false" in script
 
 
 def test_per_user_logic() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
-    body = script[script.index("function Invoke-OneUser"):]
+    body = script[script.index("function Invoke-OneUser") :]
     # checks before the change, the change only with -Apply
-    steps = ["Get-OneUser -Identity $Identity", "'HasCloudMailbox'", "if (Test-NothingToClear $r.PreviousBefore) {",
-             "if (-not $Apply)", "$changed = Invoke-Clear -Id $id", "Wait-Cleared -Id $id", "$r.Result = 'Cleared'; $r.Failed = $restoreFailed", "'NotCleared'"]
+    steps = [
+        "Get-OneUser -Identity $Identity",
+        "'HasCloudMailbox'",
+        "if (Test-NothingToClear $r.PreviousBefore) {",
+        "if (-not $Apply)",
+        "$changed = Invoke-Clear -Id $id",
+        "Wait-Cleared -Id $id",
+        "$r.Result = 'Cleared'; $r.Failed = $restoreFailed",
+        "'NotCleared'",
+    ]
     positions = [body.index(s) for s in steps]
     assert positions == sorted(positions)
     assert "$r.RecipientTypeDetails -like '*Mailbox' -and $r.RecipientTypeDetails -ne 'MailUser'" in body
     assert "'NotFound'" in body
-    assert ("Set-User -Identity $Id -PermanentlyClearPreviousMailboxInfo -Confirm:$false "
-            "-WarningVariable w -ErrorAction Stop") in script
+    assert (
+        "Set-User -Identity $Id -PermanentlyClearPreviousMailboxInfo -Confirm:$false "
+        "-WarningVariable w -ErrorAction Stop"
+    ) in script
     assert "no settings of .* have been modified" in script
     assert "--license-reset" in script  # tells what to do when nothing was modified
     # results: one line per user, transcript, CSV, exit 1 when any failed
@@ -136,15 +162,24 @@ def test_license_reset_fallback() -> None:
     assert "[ValidateSet('Ask', 'Finish', 'Restore')]\n    [string]$HalfDone = 'Ask'" in params
     assert "$LicenseReset = $true" in script
     assert "$connect.Scopes = @('User.ReadWrite.All')" in script and "$connect.Scopes = @('User.Read.All')" in script
-    assert "Get-MgUser -UserId $GraphId -Property 'Id,UserPrincipalName,AssignedLicenses,LicenseAssignmentStates'" in script
+    assert (
+        "Get-MgUser -UserId $GraphId -Property 'Id,UserPrincipalName,AssignedLicenses,LicenseAssignmentStates'"
+        in script
+    )
     assert "AssignedByGroup" in script and "cannot be changed per user" in script
-    fn = script[script.index("function Invoke-LicenseReset"):]
+    fn = script[script.index("function Invoke-LicenseReset") :]
     fn = fn[: fn.index("\n}\n")]
-    steps = ["Get-LicenseState", "ByGroup.Count -gt 0", "Get-LicensePlan -GraphId $state.Id -Saved $saved",
-             "Save-RestoreFile", "} finally {", "Restore-Entry -Entry $Entry"]
+    steps = [
+        "Get-LicenseState",
+        "ByGroup.Count -gt 0",
+        "Get-LicensePlan -GraphId $state.Id -Saved $saved",
+        "Save-RestoreFile",
+        "} finally {",
+        "Restore-Entry -Entry $Entry",
+    ]
     positions = [fn.index(s) for s in steps]
     assert positions == sorted(positions)
-    restore = script[script.index("function Restore-Licenses"): script.index("function Restore-Entry")]
+    restore = script[script.index("function Restore-Licenses") : script.index("function Restore-Entry")]
     assert "DisabledPlans = @($l.DisabledPlans)" in restore
     assert "Set-MgUserLicense -UserId $GraphId -AddLicenses $add -RemoveLicenses @()" in restore
     assert "Test-SameLicenses" in restore  # restored licences are verified
@@ -197,7 +232,13 @@ def test_templates_are_package_resources_listed_in_package_data() -> None:
     assert set(with_fallback) == set(without) and "LICENSE_FUNCTIONS" in with_fallback
     assert "function Invoke-LicenseReset" in with_fallback["LICENSE_FUNCTIONS"]
     markers = set(re.findall(r"@@([A-Z_]+)@@", gen.template_text(gen.MAIN)))
-    assert markers == set(with_fallback) | {"COUNT", "GENERATED_AT", "VERSION", "IDENTITIES", "GENERATED_BY",
-                                             "LICENSE_RESET"}
+    assert markers == set(with_fallback) | {
+        "COUNT",
+        "GENERATED_AT",
+        "VERSION",
+        "IDENTITIES",
+        "GENERATED_BY",
+        "LICENSE_RESET",
+    }
     # no PowerShell left in Python source
     assert not (Path(gen.__file__).parent / "template.py").exists()

@@ -67,10 +67,18 @@ EXTERNAL: dict[str, set[str]] = {
 # Properties of the objects Get-User / Get-MailUser return in Exchange Online
 # (UserSchema / MailUserSchema), the only ones the script may read with Get-Prop.
 USER_PROPERTIES = {
-    "ExternalDirectoryObjectId", "Guid", "PreviousRecipientTypeDetails", "RecipientType",
-    "RecipientTypeDetails", "SKUAssigned", "UserPrincipalName", "ExchangeGuid",
+    "ExternalDirectoryObjectId",
+    "Guid",
+    "PreviousRecipientTypeDetails",
+    "RecipientType",
+    "RecipientTypeDetails",
+    "SKUAssigned",
+    "UserPrincipalName",
+    "ExchangeGuid",
     # MailUser: the blockers checked before clearing
-    "LitigationHoldEnabled", "InPlaceHolds", "ArchiveGuid",
+    "LitigationHoldEnabled",
+    "InPlaceHolds",
+    "ArchiveGuid",
 }
 #: Functions only defined with --license-reset, called only behind $LicenseReset / a restore-file entry.
 LICENSE_ONLY = {"Invoke-LicenseReset", "Restore-Entry", "Get-GraphId", "Get-PlanText"}
@@ -112,11 +120,11 @@ def test_the_checker_catches_a_wrong_parameter() -> None:
 
 def test_splatted_connection_parameters_are_real() -> None:
     script = generate(["a"], license_reset=True, generated_at=FIXED_TIME)
-    main = script[script.index("# ---- Main ----"):]
-    literal = main[main.index("$connect = @{") + len("$connect = @{"):].split("}")[0]
+    main = script[script.index("# ---- Main ----") :]
+    literal = main[main.index("$connect = @{") + len("$connect = @{") :].split("}")[0]
     exo = set(re.findall(r"\$connect\.(\w+) =", main)) | set(re.findall(r"(\w+) = ", literal))
     assert exo == {"ShowBanner", "ErrorAction", "AppId", "CertificateThumbprint", "Organization"}
-    graph_fn = script[script.index("function Connect-Graph"): script.index("function Get-LicenseState")]
+    graph_fn = script[script.index("function Connect-Graph") : script.index("function Get-LicenseState")]
     graph = set(re.findall(r"\$connect\.(\w+) =", graph_fn)) | {"ErrorAction"}
     assert graph == {"ErrorAction", "ClientId", "CertificateThumbprint", "TenantId", "Scopes", "NoWelcome"}
 
@@ -131,8 +139,14 @@ def test_only_real_user_properties_are_read(license_reset: bool) -> None:
     if license_reset:
         assert graph is not None
         assert graph.group(1).split(",") == ["Id", "UserPrincipalName", "AssignedLicenses", "LicenseAssignmentStates"]
-        for used in ("$mg.AssignedLicenses", "$mg.LicenseAssignmentStates", "$l.SkuId", "$l.DisabledPlans",
-                     "$s.AssignedByGroup", "$s.SkuId"):
+        for used in (
+            "$mg.AssignedLicenses",
+            "$mg.LicenseAssignmentStates",
+            "$l.SkuId",
+            "$l.DisabledPlans",
+            "$s.AssignedByGroup",
+            "$s.SkuId",
+        ):
             assert used in script
     else:
         assert graph is None
@@ -140,28 +154,38 @@ def test_only_real_user_properties_are_read(license_reset: bool) -> None:
 
 def test_exchange_session_is_checked_before_the_first_user() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
-    fn = script[script.index("function Assert-ExchangeSession"):]
+    fn = script[script.index("function Assert-ExchangeSession") :]
     fn = fn[: fn.index("\n}\n")]
     assert "@('Get-User', 'Get-MailUser', 'Get-Mailbox', 'Set-User')" in fn
     assert ".Parameters.ContainsKey('PermanentlyClearPreviousMailboxInfo')" in fn
     assert "if ($Apply) { throw $message }" in fn and "Write-Warning $message" in fn
-    main = script[script.index("# ---- Main ----"):]
-    order = [main.index(s) for s in ("Connect-ExchangeOnline @connect", "Assert-ExchangeSession",
-                                     "foreach ($identity in $Identities)")]
+    main = script[script.index("# ---- Main ----") :]
+    order = [
+        main.index(s)
+        for s in ("Connect-ExchangeOnline @connect", "Assert-ExchangeSession", "foreach ($identity in $Identities)")
+    ]
     assert order == sorted(order)
     # not inside the 'if (-not $SkipConnect)' block: also checked with -SkipConnect
-    block = main[main.index("if (-not $SkipConnect) {"): main.index("Assert-ExchangeSession")]
+    block = main[main.index("if (-not $SkipConnect) {") : main.index("Assert-ExchangeSession")]
     assert block.count("{") == block.count("}")
 
 
 def test_mail_user_without_exchange_guid_is_refused_before_any_change() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
-    body = script[script.index("function Invoke-OneUser"):]
-    steps = ["$id = Get-UniqueId -User $user -Fallback $Identity", "'HasCloudMailbox'",
-             "if (Test-NothingToClear $r.PreviousBefore) {", "if ($r.RecipientTypeDetails -eq 'MailUser')",
-             "$mailUser = Get-MailUser -Identity $id -ErrorAction Stop",
-             "Test-EmptyGuid $r.ExchangeGuid", "'NoExchangeGuid'", "Get-Blockers", "'Blocked'", "if (-not $Apply)",
-             "Invoke-Clear -Id $id"]
+    body = script[script.index("function Invoke-OneUser") :]
+    steps = [
+        "$id = Get-UniqueId -User $user -Fallback $Identity",
+        "'HasCloudMailbox'",
+        "if (Test-NothingToClear $r.PreviousBefore) {",
+        "if ($r.RecipientTypeDetails -eq 'MailUser')",
+        "$mailUser = Get-MailUser -Identity $id -ErrorAction Stop",
+        "Test-EmptyGuid $r.ExchangeGuid",
+        "'NoExchangeGuid'",
+        "Get-Blockers",
+        "'Blocked'",
+        "if (-not $Apply)",
+        "Invoke-Clear -Id $id",
+    ]
     positions = [body.index(s) for s in steps]
     assert positions == sorted(positions)
     assert "$EmptyGuid = '00000000-0000-0000-0000-000000000000'" in script
@@ -172,13 +196,15 @@ def test_mail_user_without_exchange_guid_is_refused_before_any_change() -> None:
 
 def test_cloud_mailbox_is_recognised_by_type_or_details() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
-    assert ("($r.RecipientType -eq 'UserMailbox' -or ($r.RecipientTypeDetails -like '*Mailbox' "
-            "-and $r.RecipientTypeDetails -ne 'MailUser'))") in script
+    assert (
+        "($r.RecipientType -eq 'UserMailbox' -or ($r.RecipientTypeDetails -like '*Mailbox' "
+        "-and $r.RecipientTypeDetails -ne 'MailUser'))"
+    ) in script
 
 
 def test_graph_modules_named_right_and_checked_before_connecting() -> None:
     script = generate(["a"], license_reset=True, generated_at=FIXED_TIME)
-    fn = script[script.index("function Connect-Graph"): script.index("function Get-LicenseState")]
+    fn = script[script.index("function Connect-Graph") : script.index("function Get-LicenseState")]
     assert "@('Get-MgContext', 'Connect-MgGraph', 'Get-MgUser', 'Get-MgUserLicenseDetail', 'Set-MgUserLicense')" in fn
     assert "Install-Module Microsoft.Graph.Authentication, Microsoft.Graph.Users, Microsoft.Graph.Users.Actions" in fn
     assert fn.index("Set-MgUserLicense')") < fn.index("Get-MgContext)") < fn.index("Connect-MgGraph @connect")
@@ -188,13 +214,13 @@ def test_graph_modules_named_right_and_checked_before_connecting() -> None:
 
 def test_restore_retries_without_a_useless_last_sleep() -> None:
     script = generate(["a"], license_reset=True, generated_at=FIXED_TIME)
-    restore = script[script.index("function Restore-Licenses"): script.index("function Invoke-LicenseReset")]
+    restore = script[script.index("function Restore-Licenses") : script.index("function Invoke-LicenseReset")]
     assert "for ($attempt = 1; $attempt -le 5; $attempt++)" in restore
     assert "if ($attempt -lt 5) { Start-Sleep -Seconds (10 * $attempt) }" in restore
 
 
 def _hint_pattern(script: str) -> str:
-    fn = script[script.index("function ConvertTo-Literal"):]
+    fn = script[script.index("function ConvertTo-Literal") :]
     match = re.search(r'-replace "(\(\[[^"]*\]\))", \'\$1\$1\'', fn)
     assert match is not None, "ConvertTo-Literal doubles the quote characters with -replace"
     return match.group(1)
@@ -204,7 +230,7 @@ def test_printed_hints_quote_like_the_generator() -> None:
     script = generate(["a"], license_reset=True, generated_at=FIXED_TIME)
     assert script.count("(ConvertTo-Literal $upn)") == 1
     assert "(ConvertTo-Literal $Entry.GraphId)" in script and "(ConvertTo-Literal $RestoreFile)" in script
-    assert "-replace \"'\", \"''\"" not in script  # the old hint doubled only the ASCII quote
+    assert '-replace "\'", "\'\'"' not in script  # the old hint doubled only the ASCII quote
     pattern = _hint_pattern(script)
     assert pattern == "(['\\u2018\\u2019\\u201A\\u201B])"  # ASCII in the script, .NET regex escapes
 
@@ -220,8 +246,8 @@ def test_hint_quoting_matches_quote(value: str) -> None:
 
 def test_unrestored_licences_show_in_the_result_even_after_an_error() -> None:
     script = generate(["a"], license_reset=True, generated_at=FIXED_TIME)
-    body = script[script.index("function Invoke-OneUser"):]
-    catch = body[body.index("    } catch {\n        $r.Result = 'Error'\n"):]
+    body = script[script.index("function Invoke-OneUser") :]
+    catch = body[body.index("    } catch {\n        $r.Result = 'Error'\n") :]
     catch = catch[: catch.index("return $r")]
     assert "if ($restoreFailed) { $r.Result = 'Error-LicencesNotRestored' }" in catch
     assert "if ($restoreFailed) { $r.Result = $r.Result + '-LicencesNotRestored' }" in body
@@ -229,8 +255,11 @@ def test_unrestored_licences_show_in_the_result_even_after_an_error() -> None:
 
 def test_result_csv_has_a_bom_on_both_powershell_versions() -> None:
     script = generate(["a"], generated_at=FIXED_TIME)
-    steps = ["$CsvEncoding = 'UTF8'", "if ($PSVersionTable.PSVersion.Major -ge 6) { $CsvEncoding = 'utf8BOM' }",
-             "Export-Csv -LiteralPath $ResultCsv -NoTypeInformation -Encoding $CsvEncoding -Append"]
+    steps = [
+        "$CsvEncoding = 'UTF8'",
+        "if ($PSVersionTable.PSVersion.Major -ge 6) { $CsvEncoding = 'utf8BOM' }",
+        "Export-Csv -LiteralPath $ResultCsv -NoTypeInformation -Encoding $CsvEncoding -Append",
+    ]
     positions = [script.index(s) for s in steps]
     assert positions[0] < positions[1] and script.count("Export-Csv") == 1
 
@@ -239,4 +268,4 @@ def test_warning_preference_is_pinned_so_the_no_change_warning_is_seen() -> None
     """A session with $WarningPreference = 'Stop' or 'Ignore' would turn the warning into an error or lose it."""
     script = generate(["a"], generated_at=FIXED_TIME)
     assert script.index("$WarningPreference = 'Continue'") < script.index("$Identities = @(")
-    assert "-WarningVariable w" in script and "$w | Where-Object { \"$_\" -match $NoChangePattern }" in script
+    assert "-WarningVariable w" in script and '$w | Where-Object { "$_" -match $NoChangePattern }' in script

@@ -57,21 +57,54 @@ def test_a_valid_suite_loads_with_defaults_and_positions(suite_file: SuiteFile) 
         ("version: 2\nchecks: []\n", r":1:10: unsupported suite version 2"),
         ("version: true\nchecks: []\n", r":1:10: unsupported suite version True"),
         ("version: 1\nchecks: {a: 1}\n", r":2:9: checks must be a list, not a mapping"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: ftp\n", r":4:14: unknown runbook 'ftp' \(expected one of: winrm, adsync, dns, docker-root\)"),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: ftp\n",
+            r":4:14: unknown runbook 'ftp' \(expected one of: winrm, adsync, dns, docker-root\)",
+        ),
         ("version: 1\nchecks:\n  - runbook: winrm\n", r":3:5: check has no 'name'"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: [1]\n", r":5:11: with must be a mapping, not a list"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    colour: red\n", r":5:5: unknown key 'colour' in a check"),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: [1]\n",
+            r":5:11: with must be a mapping, not a list",
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    colour: red\n",
+            r":5:5: unknown key 'colour' in a check",
+        ),
         ("version: 1\nchecks:\n  - name: 'a b'\n    runbook: winrm\n", r":3:11: name must be a string"),
         ("version: 1\nchecks:\n  - name: 12\n    runbook: winrm\n", None),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {hosts: {x: 1}}\n", r":5:19: with.hosts must be a value or a list of values, not a mapping"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {--port: 1}\n", r":5:12: with: write option names without dashes"),
-        ("version: 1\ndefaults: {concurrency: 0}\nchecks: []\n", r":2:25: defaults.concurrency must be a positive integer up to 256, not integer 0"),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {hosts: {x: 1}}\n",
+            r":5:19: with.hosts must be a value or a list of values, not a mapping",
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    with: {--port: 1}\n",
+            r":5:12: with: write option names without dashes",
+        ),
+        (
+            "version: 1\ndefaults: {concurrency: 0}\nchecks: []\n",
+            r":2:25: defaults.concurrency must be a positive integer up to 256, not integer 0",
+        ),
         ("version: 1\ndefaults: {concurrency: 2.5}\nchecks: []\n", r"defaults.concurrency must be a positive integer"),
-        ("version: 1\ndefaults: {deadline: -1}\nchecks: []\n", r"defaults.deadline must be a positive number of seconds"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    deadline: soon\n", r":5:15: deadline must be a positive number"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    optional: yes please\n", r":5:15: optional must be true or false"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    when: {port_open: 1}\n", r":5:12: unknown key 'port_open' in when"),
-        ("version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    when: {env_set: 'A-B'}\n", r"when.env_set: 'A-B' is not a variable name"),
+        (
+            "version: 1\ndefaults: {deadline: -1}\nchecks: []\n",
+            r"defaults.deadline must be a positive number of seconds",
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    deadline: soon\n",
+            r":5:15: deadline must be a positive number",
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    optional: yes please\n",
+            r":5:15: optional must be true or false",
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    when: {port_open: 1}\n",
+            r":5:12: unknown key 'port_open' in when",
+        ),
+        (
+            "version: 1\nchecks:\n  - name: a\n    runbook: winrm\n    when: {env_set: 'A-B'}\n",
+            r"when.env_set: 'A-B' is not a variable name",
+        ),
         ("version: 1\nenv: PW\nchecks: []\n", r":2:6: env must be a list of environment variable names, not a string"),
         ("version: 1\nenv: [PW, 'A-B']\nchecks: []\n", r":2:11: env: 'A-B' is not an environment variable name"),
         ("version: 1\nenv:\n  - PW\n  - PW\nchecks: []\n", r":4:5: env: PW is listed twice \(first at line 3\)"),
@@ -179,6 +212,7 @@ def test_missing_suite_file(tmp_path: Path) -> None:
 
 def test_env_declarations_from_every_file_are_collected(suite_file: SuiteFile) -> None:
     suite_file("version: 1\nenv: [CORP_CA_DIR]\nchecks: []\n", "inc.yaml")
-    path = suite_file("version: 1\nenv: [WINRM_PW, CORP_CA_DIR]\ninclude: inc.yaml\n"
-                      "checks:\n  - name: a\n    runbook: winrm\n")
+    path = suite_file(
+        "version: 1\nenv: [WINRM_PW, CORP_CA_DIR]\ninclude: inc.yaml\nchecks:\n  - name: a\n    runbook: winrm\n"
+    )
     assert load_suite(path).env == ["WINRM_PW", "CORP_CA_DIR"]

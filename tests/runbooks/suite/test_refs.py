@@ -107,7 +107,11 @@ def test_only_declared_or_opsbook_variables_are_read() -> None:
     r = Resolver(environ=env, facts=facts(), allowed_env=["CORP_PW"])
     assert reveal(r.resolve(node("${OPSBOOK_PW}"))) == "pw-value"
     assert reveal(r.resolve(node("${CORP_PW}"))) == "corp-value"
-    for text in ("${AWS_SECRET_ACCESS_KEY}", "x-${AWS_SECRET_ACCESS_KEY:-none}", "${OPSBOOK_X:-${AWS_SECRET_ACCESS_KEY}}"):
+    for text in (
+        "${AWS_SECRET_ACCESS_KEY}",
+        "x-${AWS_SECRET_ACCESS_KEY:-none}",
+        "${OPSBOOK_X:-${AWS_SECRET_ACCESS_KEY}}",
+    ):
         with pytest.raises(SuiteError) as err:
             r.resolve(node(text))
         assert str(err.value) == (

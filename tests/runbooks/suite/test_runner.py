@@ -32,7 +32,9 @@ def test_results_are_tagged_and_keep_suite_order() -> None:
     ]
     outcome = run_jobs(jobs, concurrency=2)
     assert [(c.source, c.status) for c in outcome.checks] == [
-        ("slow", Status.OK), ("fast", Status.WARNING), ("fast", Status.CRITICAL)
+        ("slow", Status.OK),
+        ("fast", Status.WARNING),
+        ("fast", Status.CRITICAL),
     ]
 
 
@@ -43,7 +45,11 @@ def test_a_crash_is_one_unknown_and_the_others_still_report() -> None:
     def bad_input() -> Report:
         raise InputError("cannot read hosts file /x: ENOENT")
 
-    jobs = [Job(entry("ok"), lambda: report(Status.OK), 5), Job(entry("crash"), boom, 5), Job(entry("bad"), bad_input, 5)]
+    jobs = [
+        Job(entry("ok"), lambda: report(Status.OK), 5),
+        Job(entry("crash"), boom, 5),
+        Job(entry("bad"), bad_input, 5),
+    ]
     checks = run_jobs(jobs, concurrency=3).checks
     assert [c.status for c in checks] == [Status.OK, Status.UNKNOWN, Status.UNKNOWN]
     crash = checks[1]
@@ -71,8 +77,10 @@ def test_deadline_turns_a_hung_entry_into_unknown_without_waiting() -> None:
 
 def test_entries_given_up_at_their_deadline_are_listed() -> None:
     release = threading.Event()
-    jobs = [Job(entry("hung"), lambda: (release.wait(30), report(Status.OK))[1], 0.2),
-            Job(entry("ok"), lambda: report(Status.OK), 5)]
+    jobs = [
+        Job(entry("hung"), lambda: (release.wait(30), report(Status.OK))[1], 0.2),
+        Job(entry("ok"), lambda: report(Status.OK), 5),
+    ]
     outcome = run_jobs(jobs, 2)
     release.set()
     assert outcome.abandoned == ["hung"]
@@ -119,7 +127,9 @@ def test_empty_report_and_secret_in_crash_message_are_handled() -> None:
     def leaky() -> Report:
         raise RuntimeError("login failed for password s3cr3t-value")
 
-    checks = run_jobs([Job(entry("empty"), lambda: Report(command="x"), 5), Job(entry("leak"), leaky, 5)], 2, scrub).checks
+    checks = run_jobs(
+        [Job(entry("empty"), lambda: Report(command="x"), 5), Job(entry("leak"), leaky, 5)], 2, scrub
+    ).checks
     assert checks[0].status is Status.UNKNOWN and "reported no results" in checks[0].summary
     assert "s3cr3t-value" not in checks[1].summary and "***" in checks[1].summary
 
@@ -132,12 +142,17 @@ def test_env_values_are_masked_in_the_commands_own_results() -> None:
 
     def echoing() -> Report:
         out = Report(command="winrm check")
-        out.add(CheckResult(
-            id="winrm.cert.issuer", target="srv-Corp-S3cret-CA:5986", name="issuer Corp-S3cret-CA", status=Status.CRITICAL,
-            summary="expected an issuer CN starting with 'Corp-S3cret-CA'",
-            details={"expected": "Corp-S3cret-CA", "seen": ["x", {"deep": "Corp-S3cret-CA!"}], "n": 3},
-            metrics={"days": 4},
-        ))
+        out.add(
+            CheckResult(
+                id="winrm.cert.issuer",
+                target="srv-Corp-S3cret-CA:5986",
+                name="issuer Corp-S3cret-CA",
+                status=Status.CRITICAL,
+                summary="expected an issuer CN starting with 'Corp-S3cret-CA'",
+                details={"expected": "Corp-S3cret-CA", "seen": ["x", {"deep": "Corp-S3cret-CA!"}], "n": 3},
+                metrics={"days": 4},
+            )
+        )
         return out
 
     (check,) = run_jobs([Job(entry("echo"), echoing, 5)], 1, scrub).checks

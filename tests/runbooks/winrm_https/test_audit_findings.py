@@ -47,13 +47,18 @@ def run(doc: dict, presented: object = None, **kw: object) -> dict:
 
 def test_healthy_listener_all_ok(ca: TestCA) -> None:
     leaf = ca.issue(FQDN, days=200)
-    doc = inventory([listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint)], [cert_entry(leaf)],
-                    ssl_hash=leaf.thumbprint)
+    doc = inventory(
+        [listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint)], [cert_entry(leaf)], ssl_hash=leaf.thumbprint
+    )
     res = run(doc, parse_certificate(leaf.cert_der))
     assert {k: v.status for k, v in res.items()} == {
-        "winrm.audit.http": Status.OK, "winrm.audit.listener": Status.OK,
-        "winrm.audit.listener.thumbprint": Status.OK, "winrm.audit.renewal": Status.OK,
-        "winrm.audit.hostname": Status.OK, "winrm.audit.binding": Status.OK, "winrm.audit.presented": Status.OK,
+        "winrm.audit.http": Status.OK,
+        "winrm.audit.listener": Status.OK,
+        "winrm.audit.listener.thumbprint": Status.OK,
+        "winrm.audit.renewal": Status.OK,
+        "winrm.audit.hostname": Status.OK,
+        "winrm.audit.binding": Status.OK,
+        "winrm.audit.presented": Status.OK,
     }
     assert 198 <= res["winrm.audit.renewal"].metrics["days_left"].value <= 200  # type: ignore[union-attr]
 
@@ -61,8 +66,11 @@ def test_healthy_listener_all_ok(ca: TestCA) -> None:
 def test_renewed_but_not_rebound_is_critical_with_outage_date(ca: TestCA) -> None:
     old = ca.issue(FQDN, days=10.5)
     new = ca.issue(FQDN, days=365)
-    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
-                    [cert_entry(old), cert_entry(new)], ssl_hash=old.thumbprint)
+    doc = inventory(
+        [listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+        [cert_entry(old), cert_entry(new)],
+        ssl_hash=old.thumbprint,
+    )
     r = run(doc, parse_certificate(old.cert_der))["winrm.audit.renewal"]
     assert r.status is Status.CRITICAL
     outage = old.cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M UTC")
@@ -117,8 +125,11 @@ def test_renewal_from_another_issuing_ca_of_the_same_root_is_found() -> None:
     root = TestCA("Corp Root CA", slot=5)
     first, second = root.intermediate("Corp Issuing CA 1", slot=11), root.intermediate("Corp Issuing CA 2", slot=12)
     old, new = first.issue(FQDN, days=10.5), second.issue(FQDN, days=365)
-    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
-                    [cert_entry(old, root=root), cert_entry(new, root=root)], ssl_hash=old.thumbprint)
+    doc = inventory(
+        [listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+        [cert_entry(old, root=root), cert_entry(new, root=root)],
+        ssl_hash=old.thumbprint,
+    )
     r = run(doc)["winrm.audit.renewal"]
     assert r.status is Status.CRITICAL and "renewed but not rebound" in r.summary, r.summary
     assert r.details["replacement"]["thumbprint"] == new.thumbprint
@@ -129,14 +140,18 @@ def test_same_issuer_name_under_another_root_is_not_a_replacement() -> None:
     root, rogue = TestCA("Corp Root CA", slot=5), TestCA("Rogue Root CA", slot=6)
     issuing, lookalike = root.intermediate("Corp Issuing CA", slot=11), rogue.intermediate("Corp Issuing CA", slot=13)
     old, other = issuing.issue(FQDN, days=10.5), lookalike.issue(FQDN, days=365)
-    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
-                    [cert_entry(old, root=root), cert_entry(other, root=rogue)])
+    doc = inventory(
+        [listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+        [cert_entry(old, root=root), cert_entry(other, root=rogue)],
+    )
     assert doc["Certificates"][0]["Issuer"] == doc["Certificates"][1]["Issuer"]  # same issuer string
     r = run(doc)["winrm.audit.renewal"]
     assert r.status is Status.WARNING and "no renewed certificate" in r.summary, r.summary
     # A candidate whose chain does not build to a trusted root (no Root reported) is never chosen either.
-    doc = inventory([listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
-                    [cert_entry(old, root=root), {**cert_entry(issuing.issue(FQDN, days=365)), "RootThumbprint": ""}])
+    doc = inventory(
+        [listener_entry(hostname=FQDN, thumbprint=old.thumbprint)],
+        [cert_entry(old, root=root), {**cert_entry(issuing.issue(FQDN, days=365)), "RootThumbprint": ""}],
+    )
     assert run(doc)["winrm.audit.renewal"].status is Status.WARNING
 
 
@@ -166,8 +181,9 @@ def test_thumbprint_absent_from_store(ca: TestCA) -> None:
 
 def test_bound_without_private_key(ca: TestCA) -> None:
     leaf = ca.issue(FQDN)
-    doc = inventory([listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint)],
-                    [cert_entry(leaf, has_private_key=False)])
+    doc = inventory(
+        [listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint)], [cert_entry(leaf, has_private_key=False)]
+    )
     assert run(doc)["winrm.audit.listener.thumbprint"].status is Status.CRITICAL
 
 
@@ -195,8 +211,9 @@ def test_http_listener_enabled_is_a_warning(ca: TestCA) -> None:
 
 def test_presented_certificate_differs(ca: TestCA) -> None:
     configured, served = ca.issue(FQDN, days=300), ca.issue(FQDN, days=20)
-    doc = inventory([listener_entry(hostname=FQDN, thumbprint=configured.thumbprint)],
-                    [cert_entry(configured), cert_entry(served)])
+    doc = inventory(
+        [listener_entry(hostname=FQDN, thumbprint=configured.thumbprint)], [cert_entry(configured), cert_entry(served)]
+    )
     r = run(doc, parse_certificate(served.cert_der))["winrm.audit.presented"]
     assert r.status is Status.CRITICAL
     assert served.thumbprint in r.summary and configured.thumbprint in r.summary
@@ -206,8 +223,9 @@ def test_presented_certificate_differs(ca: TestCA) -> None:
 
 def test_stale_http_sys_binding(ca: TestCA) -> None:
     leaf, other = ca.issue(FQDN), ca.issue(FQDN, days=3)
-    doc = inventory([listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint)], [cert_entry(leaf)],
-                    ssl_hash=other.thumbprint)
+    doc = inventory(
+        [listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint)], [cert_entry(leaf)], ssl_hash=other.thumbprint
+    )
     r = run(doc)["winrm.audit.binding"]
     assert r.status is Status.CRITICAL and other.thumbprint in r.summary
 
@@ -223,9 +241,13 @@ def test_no_https_listener_on_port(ca: TestCA) -> None:
 
 def test_two_https_listeners_get_distinct_targets(ca: TestCA) -> None:
     leaf = ca.issue(FQDN)
-    doc = inventory([listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint),
-                     listener_entry(address="IP:10.0.0.5", hostname=FQDN, thumbprint=leaf.thumbprint)],
-                    [cert_entry(leaf)])
+    doc = inventory(
+        [
+            listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint),
+            listener_entry(address="IP:10.0.0.5", hostname=FQDN, thumbprint=leaf.thumbprint),
+        ],
+        [cert_entry(leaf)],
+    )
     results = findings(HP, parse_inventory(doc), None, port=5986)
     keys = [(r.id, r.target) for r in results]
     assert len(keys) == len(set(keys))
@@ -237,8 +259,12 @@ def test_powershell_json_quirks_are_tolerated(ca: TestCA) -> None:
     entry = cert_entry(leaf)
     entry["EnhancedKeyUsageList"] = "1.3.6.1.5.5.7.3.1"  # one element -> scalar
     entry["thumbprint"] = entry.pop("Thumbprint").lower()  # other case, lower-case hex
-    doc = {"computer": "SRV1", "Listeners": listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint),
-           "SslCert": None, "Certificates": entry}
+    doc = {
+        "computer": "SRV1",
+        "Listeners": listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint),
+        "SslCert": None,
+        "Certificates": entry,
+    }
     inv = parse_inventory(doc)
     assert inv.computer == "SRV1" and len(inv.listeners) == 1 and len(inv.certificates) == 1
     cert = inv.certificates[0]
@@ -249,9 +275,17 @@ def test_powershell_json_quirks_are_tolerated(ca: TestCA) -> None:
 def test_remote_script_parses_and_fits_a_command_line() -> None:
     text = audit_script.render(5986)
     assert parse(text).errors == []
-    for needle in ("WSMan:\\localhost\\Listener", "netsh.exe http show sslcert", "Cert:\\LocalMachine\\My",
-                   "DnsNameList", "EnhancedKeyUsageList", "HasPrivateKey", "ToString('o')", "1.3.6.1.4.1.311.21.7",
-                   "ConvertTo-Json"):
+    for needle in (
+        "WSMan:\\localhost\\Listener",
+        "netsh.exe http show sslcert",
+        "Cert:\\LocalMachine\\My",
+        "DnsNameList",
+        "EnhancedKeyUsageList",
+        "HasPrivateKey",
+        "ToString('o')",
+        "1.3.6.1.4.1.311.21.7",
+        "ConvertTo-Json",
+    ):
         assert needle in text
     # The root each certificate chains to, built as the binding script builds it (expired ones too).
     tree = parse(text)
@@ -287,8 +321,14 @@ def test_newer_computer_template_certificate_is_not_the_replacement(ca: TestCA) 
     assert r.details["template"] == "WinRM HTTPS"
     # A renewal of the same template (the name unresolved, the OID the same) is chosen over the newer Computer one.
     renewal = ca.issue(FQDN, days=300)
-    doc = inventory([listener], [cert_entry(old, template=WINRM_TPL), cert_entry(computer, template=COMPUTER_TPL),
-                                 cert_entry(renewal, template=WINRM_TPL_OID_ONLY)])
+    doc = inventory(
+        [listener],
+        [
+            cert_entry(old, template=WINRM_TPL),
+            cert_entry(computer, template=COMPUTER_TPL),
+            cert_entry(renewal, template=WINRM_TPL_OID_ONLY),
+        ],
+    )
     r = run(doc)["winrm.audit.renewal"]
     assert r.status is Status.CRITICAL and r.details["replacement"]["thumbprint"] == renewal.thumbprint
     # --template names the template to move to (by name or by OID).
@@ -306,17 +346,26 @@ def test_template_identity_is_read_from_either_extension() -> None:
     assert template_identity("Machine") == ("Machine", "")
     assert template_identity("") == ("", "")
     # German Windows: the labels are translated, the OID is not.
-    assert template_identity("Vorlage=WinRM HTTPS(1.3.6.1.4.1.311.21.8.1.2), Hauptversionsnummer=100")[1] == \
-        "1.3.6.1.4.1.311.21.8.1.2"
+    assert (
+        template_identity("Vorlage=WinRM HTTPS(1.3.6.1.4.1.311.21.8.1.2), Hauptversionsnummer=100")[1]
+        == "1.3.6.1.4.1.311.21.8.1.2"
+    )
 
 
-@pytest.mark.parametrize(("auth", "status", "words"), [
-    ({"Basic": "false", "Kerberos": "true", "Negotiate": "true", "CredSSP": "false"}, Status.OK, "Kerberos, Negotiate"),
-    ({"Basic": "true", "CredSSP": "false"}, Status.WARNING, "Basic authentication enabled"),
-    # Issue #12: CredSSP is flagged like Basic (the server receives reusable credentials).
-    ({"Basic": "false", "CredSSP": "true"}, Status.WARNING, "CredSSP authentication enabled"),
-    ({"Basic": "true", "CredSSP": "true"}, Status.WARNING, "Basic and CredSSP authentication enabled"),
-])
+@pytest.mark.parametrize(
+    ("auth", "status", "words"),
+    [
+        (
+            {"Basic": "false", "Kerberos": "true", "Negotiate": "true", "CredSSP": "false"},
+            Status.OK,
+            "Kerberos, Negotiate",
+        ),
+        ({"Basic": "true", "CredSSP": "false"}, Status.WARNING, "Basic authentication enabled"),
+        # Issue #12: CredSSP is flagged like Basic (the server receives reusable credentials).
+        ({"Basic": "false", "CredSSP": "true"}, Status.WARNING, "CredSSP authentication enabled"),
+        ({"Basic": "true", "CredSSP": "true"}, Status.WARNING, "Basic and CredSSP authentication enabled"),
+    ],
+)
 def test_service_authentication_methods(ca: TestCA, auth: dict, status: Status, words: str) -> None:
     leaf = ca.issue(FQDN)
     doc = inventory([listener_entry(hostname=FQDN, thumbprint=leaf.thumbprint)], [cert_entry(leaf)])
@@ -324,4 +373,6 @@ def test_service_authentication_methods(ca: TestCA, auth: dict, status: Status, 
     doc["ServiceAuth"] = auth
     r = run(doc)["winrm.audit.auth"]
     assert r.status is status and words in r.summary, r.summary
-    assert "ServiceAuth" in audit_script.render(5986) and "WSMan:\\localhost\\Service\\Auth" in audit_script.render(5986)
+    assert "ServiceAuth" in audit_script.render(5986) and "WSMan:\\localhost\\Service\\Auth" in audit_script.render(
+        5986
+    )

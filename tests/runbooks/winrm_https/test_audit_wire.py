@@ -51,13 +51,22 @@ def fakes() -> Iterator:
 
 
 def opts(ca_file: Path | None, password: str = PASSWORD, **kw: object) -> AuditOptions:
-    return AuditOptions(username=USER, password=Secret(password), ca_file=str(ca_file) if ca_file else None,
-                        timeout=kw.pop("timeout", 5), **kw)  # type: ignore[arg-type]
+    return AuditOptions(
+        username=USER,
+        password=Secret(password),
+        ca_file=str(ca_file) if ca_file else None,
+        timeout=kw.pop("timeout", 5),
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 def healthy_doc(leaf, port: int) -> dict:  # type: ignore[no-untyped-def]
-    return inventory([listener_entry(port=port, hostname=FQDN, thumbprint=leaf.thumbprint)], [cert_entry(leaf)],
-                     ssl_hash=leaf.thumbprint, port=port)
+    return inventory(
+        [listener_entry(port=port, hostname=FQDN, thumbprint=leaf.thumbprint)],
+        [cert_entry(leaf)],
+        ssl_hash=leaf.thumbprint,
+        port=port,
+    )
 
 
 def test_ntlm_login_runs_one_script_and_reports(ca_and_file, fakes, caplog) -> None:  # type: ignore[no-untyped-def]
@@ -113,9 +122,12 @@ def test_presented_certificate_differs_from_configured(ca_and_file, fakes) -> No
     served = ca.issue(FQDN, names=[FQDN, "127.0.0.10"], days=12)
     configured = ca.issue(FQDN, names=[FQDN, "127.0.0.10"], days=300)
     fake = fakes(served)
-    fake.behaviour = canned(inventory(
-        [listener_entry(port=fake.port, hostname=FQDN, thumbprint=configured.thumbprint)],
-        [cert_entry(served), cert_entry(configured)]))
+    fake.behaviour = canned(
+        inventory(
+            [listener_entry(port=fake.port, hostname=FQDN, thumbprint=configured.thumbprint)],
+            [cert_entry(served), cert_entry(configured)],
+        )
+    )
     res = {r.id: r for r in audit_host(parse_host_port(fake.target, 5986), opts(ca_file))}
     assert res["winrm.audit.presented"].status is Status.CRITICAL
     assert served.thumbprint in res["winrm.audit.presented"].summary
@@ -219,8 +231,9 @@ def test_certificate_transport_uses_the_client_certificate(ca_and_file, fakes, t
     cert_pem, key_pem = client.write(tmp_path, "client")
     fake = fakes(leaf, client_ca_pem=ca.cert_pem)
     fake.behaviour = canned(healthy_doc(leaf, fake.port))
-    cert_opts = AuditOptions(transport="certificate", cert_pem=str(cert_pem), cert_key_pem=str(key_pem),
-                             ca_file=str(ca_file), timeout=5)
+    cert_opts = AuditOptions(
+        transport="certificate", cert_pem=str(cert_pem), cert_key_pem=str(key_pem), ca_file=str(ca_file), timeout=5
+    )
     results = audit_host(parse_host_port(fake.target, 5986), cert_opts)
     assert results[0].status is Status.OK, results[0].summary
     assert "client certificate" in results[0].summary
@@ -228,8 +241,9 @@ def test_certificate_transport_uses_the_client_certificate(ca_and_file, fakes, t
     # without a client certificate the fake refuses, as WinRM does
     other = TestCA("Unrelated CA", slot=5).issue("svc-audit", names=[], eku=["client"])
     bad_cert, bad_key = other.write(tmp_path, "other")
-    bad = AuditOptions(transport="certificate", cert_pem=str(bad_cert), cert_key_pem=str(bad_key),
-                       ca_file=str(ca_file), timeout=5)
+    bad = AuditOptions(
+        transport="certificate", cert_pem=str(bad_cert), cert_key_pem=str(bad_key), ca_file=str(ca_file), timeout=5
+    )
     r = audit_host(parse_host_port(fake.target, 5986), bad)[0]
     assert r.status in (Status.CRITICAL, Status.UNKNOWN)
 
@@ -258,9 +272,14 @@ def test_renewal_from_a_second_issuing_ca_is_found_over_the_wire(fakes, tmp_path
     old = first.issue(FQDN, names=[FQDN, "127.0.0.10"], days=10.5)
     new = second.issue(FQDN, names=[FQDN, "127.0.0.10"], days=365)
     fake = fakes(old)
-    fake.behaviour = canned(inventory(
-        [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
-        [cert_entry(old, root=root), cert_entry(new, root=root)], ssl_hash=old.thumbprint, port=fake.port))
+    fake.behaviour = canned(
+        inventory(
+            [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
+            [cert_entry(old, root=root), cert_entry(new, root=root)],
+            ssl_hash=old.thumbprint,
+            port=fake.port,
+        )
+    )
     results = audit_host(parse_host_port(fake.target, 5986), opts(root.write(tmp_path)))
     res = {r.id: r for r in results}
     assert res["winrm.audit.login"].status is Status.OK, res["winrm.audit.login"].summary
@@ -277,10 +296,14 @@ def test_computer_template_certificate_over_the_wire(ca_and_file, fakes) -> None
     old = ca.issue(FQDN, names=[FQDN, "127.0.0.10"], days=10.5)
     computer = ca.issue(FQDN, eku=["client", "server"], days=365)
     fake = fakes(old)
-    fake.behaviour = canned(inventory(
-        [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
-        [cert_entry(old, template=tpl), cert_entry(computer, template="Machine")], ssl_hash=old.thumbprint,
-        port=fake.port))
+    fake.behaviour = canned(
+        inventory(
+            [listener_entry(port=fake.port, hostname=FQDN, thumbprint=old.thumbprint)],
+            [cert_entry(old, template=tpl), cert_entry(computer, template="Machine")],
+            ssl_hash=old.thumbprint,
+            port=fake.port,
+        )
+    )
     res = {r.id: r for r in audit_host(parse_host_port(fake.target, 5986), opts(ca_file))}
     assert res["winrm.audit.renewal"].status is Status.WARNING, res["winrm.audit.renewal"].summary
     assert computer.thumbprint not in res["winrm.audit.renewal"].summary
@@ -298,8 +321,14 @@ def test_resolve_connects_to_the_address_and_verifies_the_name(ca_and_file, fake
     name = "srv-resolve.corp.test"  # not in DNS: only --resolve can reach it
     leaf = ca.issue(name, names=[name])
     fake = fakes(leaf)
-    fake.behaviour = canned(inventory([listener_entry(port=fake.port, hostname=name, thumbprint=leaf.thumbprint)],
-                                      [cert_entry(leaf)], ssl_hash=leaf.thumbprint, port=fake.port))
+    fake.behaviour = canned(
+        inventory(
+            [listener_entry(port=fake.port, hostname=name, thumbprint=leaf.thumbprint)],
+            [cert_entry(leaf)],
+            ssl_hash=leaf.thumbprint,
+            port=fake.port,
+        )
+    )
     [hp] = parse_hosts([f"{name}:{fake.port}"], 5986, parse_resolve([f"{name}:{fake.host}"]))
     assert hp.address == fake.host
     res = {r.id: r for r in audit_host(hp, opts(ca_file))}

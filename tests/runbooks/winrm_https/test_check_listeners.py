@@ -103,7 +103,9 @@ def test_healthy_listener_is_ok_everywhere(serve, ca_file: str) -> None:
         ("weak_key", "winrm.cert.key", Status.CRITICAL, "1024"),
     ],
 )
-def test_each_certificate_problem_is_named(serve, ca_file: str, kind: str, failing: str, status: Status, words: str) -> None:
+def test_each_certificate_problem_is_named(
+    serve, ca_file: str, kind: str, failing: str, status: Status, words: str
+) -> None:
     res = run_one(serve(kind), ca_file)
     assert res[failing].status is status
     assert words in res[failing].summary
@@ -167,16 +169,23 @@ def test_wsman_probe(serve, ca_file: str, mode: str, status: Status, words: str)
 
 @pytest.mark.parametrize(
     ("version", "status"),
-    [(ssl.TLSVersion.TLSv1, Status.WARNING), (ssl.TLSVersion.TLSv1_1, Status.WARNING), (ssl.TLSVersion.TLSv1_2, Status.OK)],
+    [
+        (ssl.TLSVersion.TLSv1, Status.WARNING),
+        (ssl.TLSVersion.TLSv1_1, Status.WARNING),
+        (ssl.TLSVersion.TLSv1_2, Status.OK),
+    ],
 )
 def test_old_tls_versions_warn(corp_ca: TestCA, ca_file: str, version: ssl.TLSVersion, status: Status) -> None:
     ctx = server_context(make_leaf("valid", corp_ca, HOST), min_version=version, max_version=version)
     with TlsServer(context=ctx) as srv:
         res = run_one(srv, ca_file)
     assert res["winrm.tls.version"].status is status
-    assert res["winrm.tls.version"].details["version"] == {
-        ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1", ssl.TLSVersion.TLSv1_2: "TLSv1.2"
-    }[version]
+    assert (
+        res["winrm.tls.version"].details["version"]
+        == {ssl.TLSVersion.TLSv1: "TLSv1", ssl.TLSVersion.TLSv1_1: "TLSv1.1", ssl.TLSVersion.TLSv1_2: "TLSv1.2"}[
+            version
+        ]
+    )
     assert res["winrm.cert.chain"].status is Status.OK
 
 
@@ -184,17 +193,37 @@ def test_old_tls_versions_warn(corp_ca: TestCA, ca_file: str, version: ssl.TLSVe
     ("minimum", "maximum", "negotiated", "accepted", "words"),
     [
         # Issue #12: a server that still takes TLS 1.0 is reported as TLS 1.0 (not the 1.1 it prefers).
-        (ssl.TLSVersion.TLSv1, ssl.TLSVersion.MAXIMUM_SUPPORTED, "TLSv1.3", ["TLSv1", "TLSv1.1"],
-         "TLSv1.3 negotiated, but TLS 1.0 and TLS 1.1 are still accepted"),
-        (ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.MAXIMUM_SUPPORTED, "TLSv1.3", ["TLSv1.1"],
-         "TLSv1.3 negotiated, but TLS 1.1 is still accepted"),
-        (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1, "TLSv1.1", ["TLSv1"],
-         "TLS 1.1 negotiated: obsolete, and TLS 1.0 is still accepted"),
+        (
+            ssl.TLSVersion.TLSv1,
+            ssl.TLSVersion.MAXIMUM_SUPPORTED,
+            "TLSv1.3",
+            ["TLSv1", "TLSv1.1"],
+            "TLSv1.3 negotiated, but TLS 1.0 and TLS 1.1 are still accepted",
+        ),
+        (
+            ssl.TLSVersion.TLSv1_1,
+            ssl.TLSVersion.MAXIMUM_SUPPORTED,
+            "TLSv1.3",
+            ["TLSv1.1"],
+            "TLSv1.3 negotiated, but TLS 1.1 is still accepted",
+        ),
+        (
+            ssl.TLSVersion.TLSv1,
+            ssl.TLSVersion.TLSv1_1,
+            "TLSv1.1",
+            ["TLSv1"],
+            "TLS 1.1 negotiated: obsolete, and TLS 1.0 is still accepted",
+        ),
     ],
 )
 def test_legacy_protocols_still_enabled_warn(
-    corp_ca: TestCA, ca_file: str, minimum: ssl.TLSVersion, maximum: ssl.TLSVersion, negotiated: str,
-    accepted: list[str], words: str,
+    corp_ca: TestCA,
+    ca_file: str,
+    minimum: ssl.TLSVersion,
+    maximum: ssl.TLSVersion,
+    negotiated: str,
+    accepted: list[str],
+    words: str,
 ) -> None:
     ctx = server_context(make_leaf("valid", corp_ca, HOST), min_version=minimum, max_version=maximum)
     with TlsServer(context=ctx) as srv:
@@ -219,8 +248,9 @@ def test_expired_leaf_from_an_untrusted_ca_is_two_findings(ca_file: str) -> None
 
 
 def test_expired_leaf_under_an_expired_intermediate_keeps_the_chain_finding(corp_ca: TestCA, ca_file: str) -> None:
-    old = corp_ca.intermediate("Corp Old Issuing CA", not_before=days_from_now(-900), not_after=days_from_now(-2),
-                               slot=8)
+    old = corp_ca.intermediate(
+        "Corp Old Issuing CA", not_before=days_from_now(-900), not_after=days_from_now(-2), slot=8
+    )
     with TlsServer(old.issue(HOST, not_before=days_from_now(-100), not_after=days_from_now(-1))) as srv:
         res = run_one(srv, ca_file)
     assert res["winrm.cert.expiry"].status is Status.CRITICAL
@@ -328,8 +358,9 @@ def test_targets_and_hosts_file(tmp_path: Path) -> None:
 def test_hosts_file_from_windows_bom_crlf_comments_duplicates(tmp_path: Path) -> None:
     """Notepad / Out-File -Encoding utf8 write a BOM and CRLF: the first host must not become '\ufeff...'."""
     hosts = tmp_path / "fleet.txt"
-    hosts.write_bytes("\ufeff# WinRM fleet\r\nsrv1.corp.test\r\n  srv2.corp.test:5999  # odd port\r\n\r\n"
-                      "srv1.corp.test\r\n".encode())
+    hosts.write_bytes(
+        "\ufeff# WinRM fleet\r\nsrv1.corp.test\r\n  srv2.corp.test:5999  # odd port\r\n\r\nsrv1.corp.test\r\n".encode()
+    )
     names = read_hosts_file(hosts)
     assert names == ["srv1.corp.test", "srv2.corp.test:5999", "srv1.corp.test"]
     assert [str(t) for t in parse_targets(names, 5986, {})] == ["srv1.corp.test:5986", "srv2.corp.test:5999"]
@@ -339,8 +370,12 @@ def test_hosts_file_from_windows_bom_crlf_comments_duplicates(tmp_path: Path) ->
 
 @pytest.mark.parametrize(
     ("line", "words"),
-    [("srv1.corp.test:99999", "line 3: invalid port"), ("a..corp.test", "line 3: invalid host name"),
-     (("x" * 64) + ".corp.test", "line 3: invalid host name"), ("srv1:²", "line 3: invalid port")],
+    [
+        ("srv1.corp.test:99999", "line 3: invalid port"),
+        ("a..corp.test", "line 3: invalid host name"),
+        (("x" * 64) + ".corp.test", "line 3: invalid host name"),
+        ("srv1:²", "line 3: invalid port"),
+    ],
 )
 def test_hosts_file_bad_line_is_named(tmp_path: Path, line: str, words: str) -> None:
     hosts = tmp_path / "fleet.txt"
@@ -358,16 +393,26 @@ def test_wire_name_is_the_ascii_form() -> None:
     assert wire_name("srv1.corp.test") == "srv1.corp.test"
     assert wire_name("[::1]") == "::1" and wire_name("127.0.0.1") == "127.0.0.1"
     assert wire_name("\ufeffsrv1.corp.test") == "srv1.corp.test"  # UTS 46 drops the invisible U+FEFF
-    for bad in ("a..b", "x" * 64 + ".test", "\ufeff", "a." * 130 + "b", "-\u00e4.test", "it's.corp.test",
-                "srv1,srv2.corp.test", "srv1;rm.corp.test", "*.corp.test"):
+    for bad in (
+        "a..b",
+        "x" * 64 + ".test",
+        "\ufeff",
+        "a." * 130 + "b",
+        "-\u00e4.test",
+        "it's.corp.test",
+        "srv1,srv2.corp.test",
+        "srv1;rm.corp.test",
+        "*.corp.test",
+    ):
         with pytest.raises(InputError, match="invalid host name"):
             wire_name(bad)
 
 
 def test_targets_by_either_idn_spelling_and_ipv6_resolve() -> None:
     resolve = parse_resolve(["münchen.corp.test:127.0.0.9", "v6.corp.test:2001:db8::1", "c.corp.test:5986:10.0.0.3"])
-    targets = parse_targets(["münchen.corp.test", "XN--MNCHEN-3YA.corp.test", "v6.corp.test", "c.corp.test"],
-                            5986, resolve)
+    targets = parse_targets(
+        ["münchen.corp.test", "XN--MNCHEN-3YA.corp.test", "v6.corp.test", "c.corp.test"], 5986, resolve
+    )
     assert [(t.host, t.connect_host) for t in targets] == [
         ("münchen.corp.test", "127.0.0.9"),  # the A-label spelling is the same target
         ("v6.corp.test", "2001:db8::1"),  # not 'port 2001, address db8::1'
@@ -383,7 +428,9 @@ def test_idn_host_is_checked_by_its_a_label(corp_ca: TestCA, ca_file: str) -> No
     """SNI, Host header and the name check use the A-label the certificate carries."""
     alabel = "xn--mnchen-3ya.corp.test"
     with TlsServer(corp_ca.issue(alabel, names=[alabel])) as srv:
-        results = check_host(HostPort("münchen.corp.test", srv.port, srv.host), CheckOptions(ca_file=ca_file, timeout=2))
+        results = check_host(
+            HostPort("münchen.corp.test", srv.port, srv.host), CheckOptions(ca_file=ca_file, timeout=2)
+        )
         assert srv.sni_seen[0] == alabel
         assert srv.requests[0].headers["host"] == f"{alabel}:{srv.port}"
     res = by_id(results)
@@ -394,9 +441,12 @@ def test_idn_host_is_checked_by_its_a_label(corp_ca: TestCA, ca_file: str) -> No
 
 def test_wildcard_certificate_covers_an_idn_host(corp_ca: TestCA, ca_file: str) -> None:
     with TlsServer(corp_ca.issue("*.corp.test", names=["*.corp.test"])) as srv:
-        res = by_id(check_host(HostPort("münchen.corp.test", srv.port, srv.host),
-                               CheckOptions(ca_file=ca_file, timeout=2)))
-        deep = by_id(check_host(HostPort("a.b.corp.test", srv.port, srv.host), CheckOptions(ca_file=ca_file, timeout=2)))
+        res = by_id(
+            check_host(HostPort("münchen.corp.test", srv.port, srv.host), CheckOptions(ca_file=ca_file, timeout=2))
+        )
+        deep = by_id(
+            check_host(HostPort("a.b.corp.test", srv.port, srv.host), CheckOptions(ca_file=ca_file, timeout=2))
+        )
     assert res["winrm.cert.name"].status is Status.OK
     assert deep["winrm.cert.name"].status is Status.CRITICAL
 
@@ -431,8 +481,9 @@ def test_ca_file_with_only_the_intermediate_says_to_add_the_root(issuing: TestCA
 
 
 def test_expired_intermediate_is_not_blamed_on_the_leaf(corp_ca: TestCA, ca_file: str) -> None:
-    old = corp_ca.intermediate("Corp Old Issuing CA", not_before=days_from_now(-900), not_after=days_from_now(-2),
-                               slot=8)
+    old = corp_ca.intermediate(
+        "Corp Old Issuing CA", not_before=days_from_now(-900), not_after=days_from_now(-2), slot=8
+    )
     with TlsServer(old.issue(HOST, not_before=days_from_now(-100))) as srv:
         res = run_one(srv, ca_file)
     chain = res["winrm.cert.chain"]
@@ -488,15 +539,27 @@ print(got, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 @pytest.mark.parametrize(("soft", "hard", "expected"), [(100, 4096, "200 616"), (100, 100, "28 100"), (20, 20, "1 20")])
 def test_concurrency_fits_the_open_file_limit(soft: int, hard: int, expected: str) -> None:
     """--concurrency 200 under 'ulimit -n 100': raise the soft limit, or check fewer hosts at once."""
-    proc = subprocess.run([sys.executable, "-c", FD_SCRIPT, str(soft), str(hard)], capture_output=True, text=True,
-                          timeout=30, cwd=Path(__file__).resolve().parents[3], check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", FD_SCRIPT, str(soft), str(hard)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=Path(__file__).resolve().parents[3],
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == expected.split()
 
 
 def test_out_of_descriptors_is_unknown_not_the_hosts_fault() -> None:
-    probe = TlsProbe(host=HOST, port=5986, server_name=HOST, tcp_state=PortState.ERROR,
-                     tcp_error="Too many open files", tcp_errno=errno.EMFILE)
+    probe = TlsProbe(
+        host=HOST,
+        port=5986,
+        server_name=HOST,
+        tcp_state=PortState.ERROR,
+        tcp_error="Too many open files",
+        tcp_errno=errno.EMFILE,
+    )
     result = _tcp_result(HostPort(HOST, 5986), probe, 1.0)
     assert result.status is Status.UNKNOWN and "ulimit -n" in result.summary
 

@@ -66,7 +66,9 @@ def test_identify_request_is_a_well_formed_post() -> None:
 
 def test_peer_text_is_cleaned() -> None:
     answer = parse_response(
-        b"HTTP/1.1 401 \x1b[2J\r\nServer: evil\x1b]0;pwned\x07" + b"x" * 500 + b"\r\nWWW-Authenticate: Negotiate\r\n\r\n"
+        b"HTTP/1.1 401 \x1b[2J\r\nServer: evil\x1b]0;pwned\x07"
+        + b"x" * 500
+        + b"\r\nWWW-Authenticate: Negotiate\r\n\r\n"
     )
     assert "\x1b" not in answer.server and "\x07" not in answer.server
     assert len(answer.server) <= 120 and answer.server.endswith("...")
@@ -77,8 +79,9 @@ def test_chunked_answer_on_a_kept_alive_connection_does_not_wait_for_the_timeout
     """A server that ignores 'Connection: close' and sends a chunked body: stop at the last chunk."""
     ours, theirs = socket.socketpair()
     try:
-        theirs.sendall(b"HTTP/1.1 200 OK\r\nServer: Kestrel\r\nTransfer-Encoding: chunked\r\n\r\n"
-                       b"5\r\nhello\r\n0\r\n\r\n")
+        theirs.sendall(
+            b"HTTP/1.1 200 OK\r\nServer: Kestrel\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        )
         start = time.monotonic()
         answer = wsman.identify(ours, "srv1.corp.test:5986", timeout=3)
         assert time.monotonic() - start < 1

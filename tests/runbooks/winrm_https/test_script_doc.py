@@ -17,8 +17,16 @@ DOC = load("winrm-https").text
 
 def test_document_has_the_sections_of_a_runbook() -> None:
     headings = re.findall(r"(?m)^## (.+)$", DOC)
-    for wanted in ("What", "Why it needs care", "Before you start", "Steps", "Verify", "Rollback", "Pitfalls",
-                   "How opsbook automates it"):
+    for wanted in (
+        "What",
+        "Why it needs care",
+        "Before you start",
+        "Steps",
+        "Verify",
+        "Rollback",
+        "Pitfalls",
+        "How opsbook automates it",
+    ):
         assert wanted in headings
 
 
@@ -34,8 +42,9 @@ def test_document_corrects_the_blog_recipe() -> None:
     assert "1001" in DOC and "1006" in DOC
 
 
-def test_script_examples_in_the_document_really_run(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_script_examples_in_the_document_really_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     lines = [ln.strip() for ln in DOC.splitlines() if ln.strip().startswith("opsbook winrm script")]
     assert len(lines) >= 2
     for index, line in enumerate(lines):

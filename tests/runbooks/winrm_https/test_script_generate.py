@@ -20,9 +20,18 @@ QUOTES = "'\u2018\u2019\u201a\u201b"
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 #: Cmdlets (and our own functions) that support ShouldProcess: only these may be given -WhatIf/-Confirm.
 SHOULD_PROCESS = {
-    "New-Item", "Add-Content", "Set-Content", "Copy-Item", "Remove-Item", "New-NetFirewallRule",
-    "Set-NetFirewallRule", "Register-ScheduledTask", "Set-ListenerCertificate", "Set-FirewallRule",
-    "Register-RenewalTask", "Invoke-Main",
+    "New-Item",
+    "Add-Content",
+    "Set-Content",
+    "Copy-Item",
+    "Remove-Item",
+    "New-NetFirewallRule",
+    "Set-NetFirewallRule",
+    "Register-ScheduledTask",
+    "Set-ListenerCertificate",
+    "Set-FirewallRule",
+    "Register-RenewalTask",
+    "Invoke-Main",
 }
 
 
@@ -42,8 +51,14 @@ def test_script_parses_without_errors(register: bool) -> None:
     parsed = parse(script(register_renewal_task=register))
     assert parsed.errors == []
     names = set(parsed.command_names())
-    assert {"Set-WSManInstance", "New-WSManInstance", "Remove-WSManInstance", "New-NetFirewallRule",
-            "Write-EventLog", "Get-WSManInstance"} <= names
+    assert {
+        "Set-WSManInstance",
+        "New-WSManInstance",
+        "Remove-WSManInstance",
+        "New-NetFirewallRule",
+        "Write-EventLog",
+        "Get-WSManInstance",
+    } <= names
     assert ("Register-ScheduledTask" in names) is register
 
 
@@ -56,8 +71,14 @@ def test_script_structure_follows_the_runbook() -> None:
     assert "[string] $RootCA = 'Corp Root CA'," in text
     assert f"[string] $LogDir = '{DEFAULT_LOG_DIR}'," in text
     # deterministic choice: EKU, name, chain, key, validity, latest NotAfter then thumbprint
-    for needle in ("1.3.6.1.5.5.7.3.1", "HasPrivateKey", "X509Chain", "NotAfter }; Descending = $true",
-                   "Thumbprint }; Descending = $false", "DnsNameList"):
+    for needle in (
+        "1.3.6.1.5.5.7.3.1",
+        "HasPrivateKey",
+        "X509Chain",
+        "NotAfter }; Descending = $true",
+        "Thumbprint }; Descending = $false",
+        "DnsNameList",
+    ):
         assert needle in text
     # idempotent, safe rebind with restore, verification, firewall Domain profile, logging, exit codes
     assert "nothing to do" in text
@@ -84,10 +105,10 @@ def test_renewal_task_watches_lifecycle_events_and_startup() -> None:
 def test_renewal_task_never_points_at_a_missing_copy() -> None:
     """Run as a script block (Invoke-Command -FilePath) there is no $PSCommandPath to copy: fail, don't register."""
     text = script(register_renewal_task=True)
-    body = text[text.index("function Register-RenewalTask"):text.index("function Invoke-Main")]
+    body = text[text.index("function Register-RenewalTask") : text.index("function Invoke-Main")]
     guard = body.index("if (-not (Test-Path -LiteralPath $installed)) {")
     assert body.index("Copy-Item -LiteralPath $PSCommandPath") < guard < body.index("Register-ScheduledTask")
-    assert "throw (" in body[guard:body.index("Register-ScheduledTask")]
+    assert "throw (" in body[guard : body.index("Register-ScheduledTask")]
     assert parse(text).errors == []
 
 
@@ -96,8 +117,18 @@ def test_generation_is_deterministic() -> None:
     assert "[int] $Port = 5987," in script(port=5987)
 
 
-@pytest.mark.parametrize("value", ["Corp Root CA", "O'Brien CA", "‘Smart’ ‚quotes‛ CA", "$(Remove-Item C:\\)",
-                                   "a#>b <#c", '"double" `tick` $var @{x}', "Ünïcødé Root CA — 2026"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Corp Root CA",
+        "O'Brien CA",
+        "‘Smart’ ‚quotes‛ CA",
+        "$(Remove-Item C:\\)",
+        "a#>b <#c",
+        '"double" `tick` $var @{x}',
+        "Ünïcødé Root CA — 2026",
+    ],
+)
 def test_root_ca_is_one_verbatim_literal(value: str) -> None:
     lits = new_literals(value)
     assert len(lits) == 1, lits
@@ -136,8 +167,7 @@ def test_bidirectional_controls_are_refused(value: str) -> None:
 def test_whatif_is_given_only_to_commands_that_support_it(register: bool) -> None:
     """Write-EventLog/New-EventLog have no -WhatIf: passing it fails the call, so nothing reached the event log."""
     commands = parse(script(register_renewal_task=register)).commands()
-    given_whatif = {name for name, params in commands
-                    if any(p.lower() in ("whatif", "confirm") for p in params)}
+    given_whatif = {name for name, params in commands if any(p.lower() in ("whatif", "confirm") for p in params)}
     assert given_whatif <= SHOULD_PROCESS, given_whatif - SHOULD_PROCESS
     event_log = [(name, params) for name, params in commands if name in ("Write-EventLog", "New-EventLog")]
     assert {name for name, _ in event_log} == {"Write-EventLog", "New-EventLog"}
@@ -266,10 +296,17 @@ def test_whatif_changes_nothing_not_even_the_log_folder_or_event_source() -> Non
         for ctx in contexts:
             assert any(x.startswith("if:") and "-not $script:DryRun" in x for x in ctx), (command, ctx)
     # every other change is behind ShouldProcess
-    for command in ("Set-WSManInstance", "New-WSManInstance", "Remove-WSManInstance", "Register-ScheduledTask",
-                    "Copy-Item", "New-NetFirewallRule", "Set-NetFirewallRule"):
+    for command in (
+        "Set-WSManInstance",
+        "New-WSManInstance",
+        "Remove-WSManInstance",
+        "Register-ScheduledTask",
+        "Copy-Item",
+        "New-NetFirewallRule",
+        "Set-NetFirewallRule",
+    ):
         for ctx in parsed.call_contexts(command):
-            fn = next(x for x in ctx if x.startswith("function:"))[len("function:"):]
+            fn = next(x for x in ctx if x.startswith("function:"))[len("function:") :]
             source = parsed.function(fn).source
             assert "SupportsShouldProcess = $true" in source or fn in ("New-HttpsListener", "Restore-Listener"), fn
     # wevtutil (enables a log) only after ShouldProcess in Register-RenewalTask
