@@ -22,12 +22,14 @@ run: install
 	$(BIN)/opsbook run $(SUITE) --format $(FORMAT) || [ $$? -le 2 ]
 
 lint: install-test
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 
 typecheck: install-test
 	$(BIN)/mypy
 
 test: install-test peers
+	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q -p no:cacheprovider
