@@ -163,7 +163,8 @@ class TreeDiff:
     compared: int = 0
     kinds: dict[str, int] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
+    #: Entries on the copy that the old root does not have.
+    unexpected: list[str] = field(default_factory=list)
     different: list[str] = field(default_factory=list)
     hashed_files: int = 0
     hashed_bytes: int = 0
@@ -172,14 +173,14 @@ class TreeDiff:
     @property
     def ok(self) -> bool:
         """Whether the trees are identical in everything compared."""
-        return not (self.missing or self.extra or self.different or self.content_differs)
+        return not (self.missing or self.unexpected or self.different or self.content_differs)
 
     def problems(self, limit: int = 5) -> list[str]:
         """One line per kind of difference, naming the first *limit* paths."""
         out = []
         for label, paths in (
             ("missing on the copy", self.missing),
-            ("only on the copy", self.extra),
+            ("only on the copy", self.unexpected),
             ("metadata differs", self.different),
             ("content differs", self.content_differs),
         ):
@@ -204,7 +205,7 @@ def compare(old: dict[str, Entry], new: dict[str, Entry]) -> TreeDiff:
     for entry in old.values():
         diff.kinds[entry.kind] = diff.kinds.get(entry.kind, 0) + 1
     diff.missing = sorted(set(old) - set(new))
-    diff.extra = sorted(set(new) - set(old))
+    diff.unexpected = sorted(set(new) - set(old))
     for rel in sorted(set(old) & set(new)):
         a, b = old[rel], new[rel]
         fields = [f for f in _FIELDS if getattr(a, f) != getattr(b, f)]

@@ -39,6 +39,15 @@ def test_every_command_has_help_and_is_in_the_reference(doc: reference.CommandDo
         assert "Examples:" in doc.epilog, f"{doc.path} shows no examples in its help"
 
 
+@pytest.mark.parametrize("doc", [d for d in COMMANDS if not d.subcommands], ids=lambda d: d.path)
+def test_every_command_help_shows_its_examples(doc: reference.CommandDoc, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.helpers import run_main
+
+    result = run_main(capsys, *doc.path.split()[1:], "--help")
+    assert result.code == 0, result.err
+    assert "Examples:" in result.out and doc.help.splitlines()[0][:40] in " ".join(result.out.split())
+
+
 def test_the_man_page_is_roff_with_every_command() -> None:
     page = (DOCS / "opsbook.1").read_text(encoding="utf-8")
     assert page.startswith(".TH OPSBOOK 1 ")

@@ -91,7 +91,7 @@ def test_compare_names_every_kind_of_difference(tmp_path: Path) -> None:
     (dst / "stray").write_text("x")
     diff = treeverify.compare(old, treeverify.scan(str(dst)))
     assert not diff.ok
-    assert diff.missing == ["fifo"] and diff.extra == ["stray"]
+    assert diff.missing == ["fifo"] and diff.unexpected == ["stray"]
     text = "; ".join(diff.problems(limit=20))
     assert "volumes (mode)" in text
     assert "link (" in text and "symlink target" in text
