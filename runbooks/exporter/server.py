@@ -163,6 +163,8 @@ class Exporter:
         self.metrics.modules.set(len(self.config.modules))
         self._slots: asyncio.Semaphore | None = None
         self._waiting = 0
+        #: Requests holding or waiting for a probe slot (at most max_concurrent + max_queued).
+        self._admitted = 0
         self._reload_lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------ configuration
@@ -367,14 +369,18 @@ class Exporter:
             self._slots = asyncio.Semaphore(self.limits.max_concurrent)
         slots = self._slots
         report = Report(command=module.entry.command)
-        if slots.locked() and self._waiting >= self.limits.max_queued:
+        # Admission is decided and counted in one step, with no await in between: requests
+        # arriving together must not all see a free slot before any of them has taken one.
+        if self._admitted >= self.limits.max_concurrent + self.limits.max_queued:
             report.checks = [_note(module, "overloaded: every probe slot is busy and the queue is full")]
             return "overloaded", report
+        self._admitted += 1
         self._waiting += 1
         self.metrics.queued.inc()
         try:
             await asyncio.wait_for(slots.acquire(), max(remaining, 0.001))
         except TimeoutError:
+            self._admitted -= 1
             report.checks = [_note(module, "overloaded: no probe slot came free within the deadline")]
             return "overloaded", report
         finally:
@@ -386,6 +392,7 @@ class Exporter:
 
         def finished(done: asyncio.Future[Report]) -> None:
             slots.release()  # only when the thread is really done: stuck probes hold their slot
+            self._admitted -= 1
             self.metrics.in_flight.dec()
             if not done.cancelled():
                 done.exception()  # retrieved: a late failure is not "never retrieved"
