@@ -194,6 +194,21 @@ def ping(address: str, timeout: float = 5.0) -> bool:
     return True
 
 
+def running_root(address: str) -> str:
+    """The root the containerd answering on *address* runs on (its content plugin's ``root`` export).
+
+    ContainerdError when containerd does not answer or does not say.
+    """
+    kind = ""
+    for line in ctr(address, "plugins", "ls", "-d").splitlines():
+        words = line.split()
+        if words[:1] == ["Type:"] and len(words) > 1:
+            kind = words[1]
+        elif kind == "io.containerd.content.v1" and len(words) == 2 and words[0] == "root":
+            return os.path.dirname(words[1].rstrip("/"))
+    raise ContainerdError(f"containerd on {address} does not tell its root (no content plugin export)")
+
+
 def namespaces(address: str) -> list[str]:
     """containerd's namespaces."""
     return sorted(line.strip() for line in ctr(address, "namespaces", "ls", "-q").splitlines() if line.strip())
