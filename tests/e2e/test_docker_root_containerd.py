@@ -260,3 +260,38 @@ def test_cleanup_refuses_while_containerd_runs_on_the_old_root(peers: tuple[Dock
     assert any((ctarget / "io.containerd.content.v1.content").iterdir())
     journal = json.loads((dockerd.state_dir / "docker-root" / "journal.json").read_text())
     assert journal["status"] == "verified"
+
+
+def test_rollback_uses_the_containerd_commands_given(peers: tuple[DockerdPeer, ContainerdPeer]) -> None:
+    dockerd, ctd = peers
+    before_ctd, before_docker = ctd.state(), dockerd.state()
+    config = ctd.config.read_bytes()
+    _move_both(dockerd, ctd)
+    log = ctd.dir / "overrides.log"
+    wrappers = []
+    for name, script in (("stop", ctd.stop_script), ("start", ctd.start_script)):
+        wrapper = ctd.dir / f"override-{name}.sh"
+        wrapper.write_text(f"#!/bin/sh\necho {name} >> {log}\nexec {script}\n")
+        wrapper.chmod(0o755)
+        wrappers.append(str(wrapper))
+    rb = run_cli(
+        "docker-root",
+        "rollback",
+        "--yes",
+        *dockerd.options(),
+        "--containerd-stop-command",
+        wrappers[0],
+        "--containerd-start-command",
+        wrappers[1],
+        "-f",
+        "json",
+        timeout=240,
+    )
+    assert rb.code == 0, rb.out + rb.err
+    # The confirmation names the containerd commands it runs; those, not the move's, were run.
+    assert f"{wrappers[0]}; then {wrappers[1]}" in rb.err, rb.err
+    assert log.read_text().split() == ["stop", "start"]
+    assert ctd.config.read_bytes() == config
+    assert ctd.state() == before_ctd and dockerd.state() == before_docker
+    half = run_cli("docker-root", "rollback", "--yes", *dockerd.options(), "--containerd-stop-command", "true")
+    assert half.code == 3 and "go together" in half.err and "Traceback" not in half.err
