@@ -354,6 +354,14 @@ class ContainerdControl(EngineControl):
 
         return os.path.join(self.unit_dir, f"{self.unit}.d", DROPIN_NAME)
 
+    @staticmethod
+    def dropin_text(target: str) -> str:
+        """Contents of the drop-in making containerd.service wait for its new root's mount."""
+        return (
+            "# Written by opsbook docker-root move: start containerd only once its root is mounted.\n"
+            f"[Unit]\nRequiresMountsFor={target}\n"
+        )
+
     def answers(self) -> bool:
         """Whether containerd answers on its socket."""
         return ping(self.address, timeout=3)

@@ -83,14 +83,11 @@ def restore(
                 raise ControlError(f"the backup of {daemon_json} is missing ({backup}): restore it by hand")
         cj = record.data.get("containerd")
         if cj:
-            steps += _restore_containerd(record, cj, control, docker_host, containerd or containerd_control(record))
-        dropin = record.data.get("dropin")
-        if dropin and os.path.basename(str(dropin)) != DROPIN_NAME:
-            raise ControlError(f"the journal names {dropin} as opsbook's drop-in: not removing it")
-        if dropin and os.path.exists(dropin):
-            os.unlink(dropin)
-            reload = True
-            steps.append(Step("dropin", Status.OK, f"{dropin} removed"))
+            reload = _remove_dropin(record.data.get("containerd_dropin"), "containerd-dropin", steps)
+            steps += _restore_containerd(
+                record, cj, control, docker_host, containerd or containerd_control(record), reload=reload
+            )
+        reload = _remove_dropin(record.data.get("dropin"), "dropin", steps) or reload
         on_old = False
         if engine.ping(docker_host):
             client = engine.connect(docker_host)
@@ -144,12 +141,27 @@ def restore(
     return steps, True
 
 
+def _remove_dropin(dropin: object, name: str, steps: list[Step]) -> bool:
+    """Remove the drop-in the journal names (only opsbook's own); whether one was removed."""
+    if not dropin:
+        return False
+    if os.path.basename(str(dropin)) != DROPIN_NAME:
+        raise ControlError(f"the journal names {dropin} as opsbook's drop-in: not removing it")
+    if not os.path.exists(str(dropin)):
+        return False
+    os.unlink(str(dropin))
+    steps.append(Step(name, Status.OK, f"{dropin} removed"))
+    return True
+
+
 def _restore_containerd(
     record: journal.Journal,
     cj: dict[str, Any],
     control: EngineControl,
     docker_host: str | None,
     containerd_control: ContainerdControl | None,
+    *,
+    reload: bool = False,
 ) -> list[Step]:
     """containerd back on its old root: config.toml restored, containerd restarted (the engine stopped
     first), its inventory verified and the tasks of other namespaces started again."""
@@ -183,7 +195,7 @@ def _restore_containerd(
         steps.append(Step("stop", Status.OK, "engine stopped (containerd restarts first)"))
     if containerd_control.answers():
         containerd_control.stop()
-    containerd_control.start()
+    containerd_control.start(reload=reload)
     steps.append(Step("containerd", Status.OK, f"containerd started on {cj['old_root']}"))
     before = record.data.get("containerd_inventory")
     if before:
