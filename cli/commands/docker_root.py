@@ -302,6 +302,8 @@ def _given_daemon_json(path: Path | None) -> str | None:
     epilog=examples(
         "opsbook docker-root rollback",
         "opsbook docker-root rollback --yes --state-dir /var/lib/opsbook",
+        "opsbook docker-root rollback --containerd-stop-command 'sv stop containerd' "
+        "--containerd-start-command 'sv start containerd'",
     )
 )
 def rollback(
@@ -311,13 +313,22 @@ def rollback(
     docker_host: DockerHostOption = None,
     stop_command: StopOption = None,
     start_command: StartOption = None,
+    containerd_stop_command: ContainerdStopOption = None,
+    containerd_start_command: ContainerdStartOption = None,
     state_dir: StateDirOption = Path(DEFAULT_STATE_DIR),
     fmt: FormatOption = OutputFormat.table,
     textfile: TextfileOption = None,
 ) -> None:
-    """Restore the previous daemon.json and start the engine on the old root (after a move or a crash)."""
+    """Restore the previous daemon.json and start the engine on the old root (after a move or a crash).
+
+    When the move took containerd's root along, config.toml is restored too and containerd
+    restarted on its old root (with the commands the move used unless given here).
+    """
     from opsbook.runbooks.docker_root.journal import Journal
     from opsbook.runbooks.docker_root.rollback import RollbackPlan, run_locked
+
+    if bool(containerd_stop_command) != bool(containerd_start_command):
+        raise InputError("--containerd-stop-command and --containerd-start-command go together: give both or neither")
 
     def control_for(host_url: str | None, journal: Journal) -> EngineControl:
         stop, start = stop_command, start_command
@@ -329,13 +340,11 @@ def rollback(
         return control
 
     def confirm(plan: RollbackPlan) -> None:
-        control = plan.control
         terminal.warn(
             f"rollback returns to {plan.old_root} as it was before the move; anything created on "
             f"{plan.target} since (images, container writes, volume data) stays behind there"
             + (f": {'; '.join(plan.behind)}" if plan.behind else "")
-            + f". It runs: {'; '.join(control.show(control.stop_commands()))}; "
-            f"then {'; '.join(control.show(control.start_commands()))}"
+            + f". It runs: {plan.commands()}"
         )
         if not yes:
             if not terminal.stdin_is_tty():
@@ -345,7 +354,12 @@ def rollback(
 
     # The lock is taken first and held through the prompt (run_locked): what is shown is what is done.
     report = run_locked(
-        Journal(str(state_dir)), _host(docker_host), _given_daemon_json(daemon_json), control_for, confirm
+        Journal(str(state_dir)),
+        _host(docker_host),
+        _given_daemon_json(daemon_json),
+        control_for,
+        confirm,
+        containerd_commands=(containerd_stop_command or None, containerd_start_command or None),
     )
     raise typer.Exit(terminal.emit_report(report, fmt, textfile=textfile))
 

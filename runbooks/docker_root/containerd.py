@@ -194,6 +194,21 @@ def ping(address: str, timeout: float = 5.0) -> bool:
     return True
 
 
+def running_root(address: str) -> str:
+    """The root the containerd answering on *address* runs on (its content plugin's ``root`` export).
+
+    ContainerdError when containerd does not answer or does not say.
+    """
+    kind = ""
+    for line in ctr(address, "plugins", "ls", "-d").splitlines():
+        words = line.split()
+        if words[:1] == ["Type:"] and len(words) > 1:
+            kind = words[1]
+        elif kind == "io.containerd.content.v1" and len(words) == 2 and words[0] == "root":
+            return os.path.dirname(words[1].rstrip("/"))
+    raise ContainerdError(f"containerd on {address} does not tell its root (no content plugin export)")
+
+
 def namespaces(address: str) -> list[str]:
     """containerd's namespaces."""
     return sorted(line.strip() for line in ctr(address, "namespaces", "ls", "-q").splitlines() if line.strip())
@@ -338,6 +353,14 @@ class ContainerdControl(EngineControl):
         from .control import DROPIN_NAME
 
         return os.path.join(self.unit_dir, f"{self.unit}.d", DROPIN_NAME)
+
+    @staticmethod
+    def dropin_text(target: str) -> str:
+        """Contents of the drop-in making containerd.service wait for its new root's mount."""
+        return (
+            "# Written by opsbook docker-root move: start containerd only once its root is mounted.\n"
+            f"[Unit]\nRequiresMountsFor={target}\n"
+        )
 
     def answers(self) -> bool:
         """Whether containerd answers on its socket."""

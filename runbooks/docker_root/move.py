@@ -77,6 +77,8 @@ class Plan:
     report: Report
     nothing_to_do: bool = False
     dropin: bool = False
+    #: Whether containerd.service gets a RequiresMountsFor= drop-in for its new root.
+    containerd_dropin: bool = False
     #: The plan as the JSON document's ``plan`` section.
     sections: dict[str, Any] = field(default_factory=dict)
     #: Bytes used by the current root (for the progress total); 0 when unknown.
@@ -160,6 +162,12 @@ class Plan:
                 ),
             ),
             ("dropin", f"write {control.dropin_path()}: RequiresMountsFor={target}") if self.dropin else None,
+            (
+                "containerd-dropin",
+                f"write {containerd_control.dropin_path()}: RequiresMountsFor={os.path.abspath(cm.target)}",
+            )
+            if self.containerd_dropin and cm and containerd_control
+            else None,
             ("selinux", "; ".join(" ".join(c) for c in plan.selinux_commands(target)))
             if facts.selinux and facts.selinux_tools
             else None,
@@ -175,7 +183,7 @@ class Plan:
                 "start",
                 (
                     "start containerd: "
-                    + "; ".join(containerd_control.show(containerd_control.start_commands()))
+                    + "; ".join(containerd_control.show(containerd_control.start_commands(self.containerd_dropin)))
                     + "; then "
                     if cm and containerd_control
                     else ""
@@ -222,6 +230,9 @@ class Plan:
                     "address": cfacts.located.address or None,
                     "config": cfacts.located.config.path if cfacts.located.config else None,
                     "config_diff": cfacts.diff or None,
+                    "dropin": containerd_control.dropin_path()
+                    if self.containerd_dropin and containerd_control
+                    else None,
                     "namespaces": cfacts.namespaces,
                     "size_bytes": cfacts.usage.bytes if cfacts.usage else 0,
                 },
@@ -404,6 +415,14 @@ def make_plan(opts: MoveOptions) -> Plan:
             )
         )
     result.dropin = absolute and plan.needs_dropin(facts.systemd, current, target)
+    containerd_move, containerd_control = result.containerd, opts.containerd_control
+    result.containerd_dropin = (
+        containerd_move is not None
+        and containerd_control is not None
+        and containerd_control.systemd
+        and not containerd_control.stop_command
+        and plan.needs_dropin(facts.systemd, containerd_move.located.root, containerd_move.target)
+    )
     downtime_s = round(DOWNTIME_WALKS * walk_s + DOWNTIME_STOP_START_S, 1) if usage else None
     if usage:
         report.add(
@@ -562,6 +581,7 @@ class _Move:
             daemon_json_owner=list(self.daemon.owner),
             driver=info.driver,
             dropin=None,
+            containerd_dropin=None,
             copy_started_ns=earlier_copy_ns or time.time_ns(),
             containerd=self._containerd_journal(),
         )
@@ -574,6 +594,7 @@ class _Move:
             ("verify-copy", self._verify_copy),
             ("backup", self._backup),
             ("dropin", self._dropin),
+            ("containerd-dropin", self._containerd_dropin),
             ("selinux", self._selinux),
             ("containerd-config", self._containerd_config),
             ("daemon-json", self._daemon_json),
@@ -815,6 +836,16 @@ class _Move:
         atomic_write(path, self.control.dropin_text(self.target), mode=0o644)
         return f"{path}: RequiresMountsFor={self.target}", {}
 
+    def _containerd_dropin(self) -> tuple[str, dict[str, Any]] | None:
+        if not self.planned.containerd_dropin or self.containerd_move is None or self.containerd_control is None:
+            return None
+        path = self.containerd_control.dropin_path()
+        ctarget = os.path.abspath(self.containerd_move.target)
+        self._begin("systemd drop-in for containerd", containerd_dropin=path)
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, self.containerd_control.dropin_text(ctarget), mode=0o644)
+        return f"{path}: RequiresMountsFor={ctarget}", {}
+
     def _selinux(self) -> tuple[str, dict[str, Any]] | None:
         if not (self.planned.facts.selinux and self.planned.facts.selinux_tools):
             return None
@@ -865,7 +896,9 @@ class _Move:
         self._begin("starting the engine")
         first = ""
         if self.containerd_move is not None and self.containerd_control is not None:
-            self.times["containerd_start_s"] = round(self.containerd_control.start(), 3)
+            self.times["containerd_start_s"] = round(
+                self.containerd_control.start(reload=self.planned.containerd_dropin), 3
+            )
             first = f"containerd started in {self.times['containerd_start_s']:.1f}s, then "
         self.times["start_s"] = round(self.control.start(reload=self.planned.dropin), 3)
         return f"{first}engine started in {self.times['start_s']:.1f}s", {}

@@ -6,7 +6,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opsbook.runbooks.errors import RefusedError
 from opsbook.runbooks.fsutil import atomic_write
@@ -15,18 +15,48 @@ from opsbook.runbooks.model import CheckResult, Report, Status, Step
 from . import engine, inventory, journal
 from .control import DROPIN_NAME, ControlError, EngineControl
 
+if TYPE_CHECKING:
+    from .containerd import ContainerdControl
+
 
 def _started(record: journal.Journal, name: str) -> bool:
     return record.started(name)
 
 
+def containerd_control(
+    record: journal.Journal, stop_command: str | None = None, start_command: str | None = None
+) -> ContainerdControl | None:
+    """How rollback stops and starts containerd (None when the move left containerd alone).
+
+    The commands given (both or neither), else the ones the move used (systemd when it used systemd).
+    """
+    from .containerd import ContainerdControl
+
+    containerd_move = record.data.get("containerd")
+    if not containerd_move:
+        return None
+    given = bool(stop_command and start_command)
+    return ContainerdControl(
+        None,
+        stop_command if given else containerd_move.get("stop_command"),
+        start_command if given else containerd_move.get("start_command"),
+        systemd=False if given else bool(containerd_move.get("systemd")),
+        address=str(containerd_move["address"]),
+    )
+
+
 def restore(
-    record: journal.Journal, control: EngineControl, daemon_json: str, docker_host: str | None
+    record: journal.Journal,
+    control: EngineControl,
+    daemon_json: str,
+    docker_host: str | None,
+    containerd: ContainerdControl | None = None,
 ) -> tuple[list[Step], bool]:
     """Put the host back on the old root as the journal describes it; ``(steps, ok)``.
 
     Works at any point of a move, including after a crash: daemon.json is restored only
     when the move had begun writing it, the drop-in removed only when it had been written.
+    *containerd* says how to stop and start containerd (default: the commands the move used).
     """
     steps: list[Step] = []
     old_root = str(record.data["old_root"])
@@ -53,14 +83,11 @@ def restore(
                 raise ControlError(f"the backup of {daemon_json} is missing ({backup}): restore it by hand")
         cj = record.data.get("containerd")
         if cj:
-            steps += _restore_containerd(record, cj, control, docker_host)
-        dropin = record.data.get("dropin")
-        if dropin and os.path.basename(str(dropin)) != DROPIN_NAME:
-            raise ControlError(f"the journal names {dropin} as opsbook's drop-in: not removing it")
-        if dropin and os.path.exists(dropin):
-            os.unlink(dropin)
-            reload = True
-            steps.append(Step("dropin", Status.OK, f"{dropin} removed"))
+            reload = _remove_dropin(record.data.get("containerd_dropin"), "containerd-dropin", steps)
+            steps += _restore_containerd(
+                record, cj, control, docker_host, containerd or containerd_control(record), reload=reload
+            )
+        reload = _remove_dropin(record.data.get("dropin"), "dropin", steps) or reload
         on_old = False
         if engine.ping(docker_host):
             client = engine.connect(docker_host)
@@ -114,8 +141,27 @@ def restore(
     return steps, True
 
 
+def _remove_dropin(dropin: object, name: str, steps: list[Step]) -> bool:
+    """Remove the drop-in the journal names (only opsbook's own); whether one was removed."""
+    if not dropin:
+        return False
+    if os.path.basename(str(dropin)) != DROPIN_NAME:
+        raise ControlError(f"the journal names {dropin} as opsbook's drop-in: not removing it")
+    if not os.path.exists(str(dropin)):
+        return False
+    os.unlink(str(dropin))
+    steps.append(Step(name, Status.OK, f"{dropin} removed"))
+    return True
+
+
 def _restore_containerd(
-    record: journal.Journal, cj: dict[str, Any], control: EngineControl, docker_host: str | None
+    record: journal.Journal,
+    cj: dict[str, Any],
+    control: EngineControl,
+    docker_host: str | None,
+    containerd_control: ContainerdControl | None,
+    *,
+    reload: bool = False,
 ) -> list[Step]:
     """containerd back on its old root: config.toml restored, containerd restarted (the engine stopped
     first), its inventory verified and the tasks of other namespaces started again."""
@@ -141,22 +187,15 @@ def _restore_containerd(
             steps.append(Step("containerd-config", Status.OK, f"{path} removed (it did not exist before)"))
         else:
             raise ControlError(f"the backup of {path} is missing ({backup}): restore it by hand")
-    if not record.data.get("containerd_stopped"):
+    if not record.data.get("containerd_stopped") or containerd_control is None:
         return steps
-    containerd_control = ctd.ContainerdControl(
-        None,
-        cj.get("stop_command"),
-        cj.get("start_command"),
-        systemd=bool(cj.get("systemd")),
-        address=str(cj["address"]),
-    )
     if engine.ping(docker_host):  # containerd restarts under a stopped engine only
         engine.stop_containers_for_live_restore(docker_host)
         control.stop()
         steps.append(Step("stop", Status.OK, "engine stopped (containerd restarts first)"))
     if containerd_control.answers():
         containerd_control.stop()
-    containerd_control.start()
+    containerd_control.start(reload=reload)
     steps.append(Step("containerd", Status.OK, f"containerd started on {cj['old_root']}"))
     before = record.data.get("containerd_inventory")
     if before:
@@ -214,8 +253,14 @@ def check_can_rollback(record: journal.Journal) -> journal.Journal:
     return record
 
 
-def run(record: journal.Journal, control: EngineControl, daemon_json: str, docker_host: str | None) -> Report:
-    """Roll back the move in *j* and report."""
+def run(
+    record: journal.Journal,
+    control: EngineControl,
+    daemon_json: str,
+    docker_host: str | None,
+    containerd: ContainerdControl | None = None,
+) -> Report:
+    """Roll back the move in *record* and report."""
     report = Report(command="docker-root rollback", mutating=True)
     old_root = str(record.data["old_root"])
     if record.status == journal.ROLLED_BACK and engine.ping(docker_host):
@@ -233,7 +278,7 @@ def run(record: journal.Journal, control: EngineControl, daemon_json: str, docke
                 )
             )
             return report
-    steps, ok = restore(record, control, daemon_json, docker_host)
+    steps, ok = restore(record, control, daemon_json, docker_host, containerd)
     report.steps = steps
     report.changed = True
     if ok:
@@ -265,6 +310,23 @@ class RollbackPlan:
     #: What exists on the new root but not in the move's inventory (stays behind there).
     behind: list[str]
     control: EngineControl
+    #: How containerd is stopped and started (None: the move left containerd alone).
+    containerd: ContainerdControl | None = None
+
+    def commands(self) -> str:
+        """The commands rollback runs, for the confirmation."""
+        control, containerd = self.control, self.containerd
+        out = (
+            f"{'; '.join(control.show(control.stop_commands()))}; "
+            f"then {'; '.join(control.show(control.start_commands()))}"
+        )
+        if containerd is not None:
+            out += (
+                f"; containerd is restarted on its old root between the two: "
+                f"{'; '.join(containerd.show(containerd.stop_commands()))}; "
+                f"then {'; '.join(containerd.show(containerd.start_commands()))}"
+            )
+        return out
 
 
 def run_locked(
@@ -273,20 +335,33 @@ def run_locked(
     daemon_json: str | None,
     control_for: Callable[[str | None, journal.Journal], EngineControl],
     confirm: Callable[[RollbackPlan], None],
+    *,
+    containerd_commands: tuple[str | None, str | None] = (None, None),
 ) -> Report:
     """The whole rollback under the state dir's lock: load, check, let *confirm* show the plan, act.
 
     *control_for(engine_url, journal)* says how to stop and start the engine (the options
-    given, else the commands the move used); *confirm* shows the plan and raises to refuse.
+    given, else the commands the move used); *containerd_commands* (stop, start) likewise
+    for containerd; *confirm* shows the plan and raises to refuse.
     """
     record.require()
     with record.lock():
         check_can_rollback(record.load())
         host_url, daemon_path = record.engine_defaults(docker_host, daemon_json)
         control = control_for(host_url, record)
+        containerd = containerd_control(record, *containerd_commands)
+        if containerd is not None and not containerd.usable:
+            raise RefusedError(
+                "the move did not record how to stop and start containerd and systemd does not manage it: "
+                "give --containerd-stop-command and --containerd-start-command"
+            )
         confirm(
             RollbackPlan(
-                str(record.data["old_root"]), str(record.data["target"]), left_behind(record, host_url), control
+                str(record.data["old_root"]),
+                str(record.data["target"]),
+                left_behind(record, host_url),
+                control,
+                containerd,
             )
         )
-        return run(record, control, daemon_path, host_url)
+        return run(record, control, daemon_path, host_url, containerd)

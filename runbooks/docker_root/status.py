@@ -260,7 +260,12 @@ def _add_journal_checks(report: Report, state_dir: str, root: str | None) -> Non
             j.load()
             st = {journal.IN_PROGRESS: Status.WARNING, journal.FAILED: Status.WARNING}.get(j.status, Status.OK)
             note = {
-                journal.VERIFIED: "; the old root is kept until 'opsbook docker-root cleanup'",
+                journal.VERIFIED: (
+                    f"; the old root and containerd's ({(j.data.get('containerd') or {}).get('old_root')}) are kept "
+                    "until 'opsbook docker-root cleanup'"
+                    if j.data.get("containerd")
+                    else "; the old root is kept until 'opsbook docker-root cleanup'"
+                ),
                 journal.IN_PROGRESS: "; run 'opsbook docker-root rollback' or re-run the move",
                 journal.FAILED: "; run 'opsbook docker-root rollback'",
             }.get(j.status, "")
@@ -274,7 +279,8 @@ def _add_journal_checks(report: Report, state_dir: str, root: str | None) -> Non
                     details={"status": j.status, "old_root": j.data.get("old_root"), "target": j.data.get("target")},
                 )
             )
-            partial = cleanup.partial_copies(j, root)
+            # containerd's partial copies are listed too, unless containerd runs on them.
+            partial = cleanup.partial_copies(j, root, cleanup.containerd_roots(j))
             if partial:
                 report.add(
                     CheckResult(

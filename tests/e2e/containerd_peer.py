@@ -81,7 +81,9 @@ class ContainerdPeer:
         self.config.chmod(0o640)
         self.socket = str(self.dir / "c.sock")
         #: runc keeps its state in /run/containerd/runc/NS/ID whatever the config: ids unique to this peer.
-        self.runner = f"runner-{self.dir.name}"
+        #: containerd ids allow no '_' (mkdtemp's names may have one, even at the end).
+        self.ident = self.dir.name.replace("_", "0")
+        self.runner = f"runner-{self.ident}"
         self.start_script = self.dir / "start.sh"
         self.stop_script = self.dir / "stop.sh"
         self.start_script.write_text(START.format(d=self.dir))
@@ -127,7 +129,7 @@ class ContainerdPeer:
             "trap 'exit 0' TERM; echo written > /data/w; while true; do sleep 0.2; done",
             ns=ns,
         )
-        self.ctr("containers", "create", "docker.io/opsbook/bb:1", f"idle-{self.dir.name}", "echo", "hi", ns=ns)
+        self.ctr("containers", "create", "docker.io/opsbook/bb:1", f"idle-{self.ident}", "echo", "hi", ns=ns)
 
     def state(self, ns: str = "default") -> dict[str, object]:
         """Blobs, images, snapshots, containers and running tasks of namespace *ns*."""

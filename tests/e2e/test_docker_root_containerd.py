@@ -205,3 +205,93 @@ def test_kill_9_during_the_final_copy_then_rollback_and_rerun(peers: tuple[Docke
     assert _moved(again), again.out + again.err
     assert ctd.state() == before_ctd and dockerd.state() == before_docker
     assert (target.parent / "containerd" / "opsbook-bulk" / "d39" / "f499").read_bytes() == b"x" * (499 % 64)
+
+
+def _move_both(dockerd: DockerdPeer, ctd: ContainerdPeer) -> tuple[Any, Any]:
+    disk = dockerd.new_disk("new")
+    target, ctarget = disk / "docker", disk / "containerd"
+    result = opsbook(dockerd, ctd, "move", str(target), "--yes", "--allow-other-containerd-clients")
+    assert _moved(result), result.out + result.err
+    return target, ctarget
+
+
+def test_cleanup_removes_both_old_roots_after_a_verified_move(peers: tuple[DockerdPeer, ContainerdPeer]) -> None:
+    dockerd, ctd = peers
+    before_ctd, before_docker = ctd.state(), dockerd.state()
+    target, ctarget = _move_both(dockerd, ctd)
+    assert any(ctd.root.iterdir()) and any(dockerd.root.iterdir())
+    status = run_cli(
+        "docker-root", "status", *dockerd.options()[:4], "--state-dir", str(dockerd.state_dir), "-f", "json"
+    )
+    assert str(ctd.root) in _checks(status)["docker_root.journal"]["summary"]
+    result = run_cli("docker-root", "cleanup", "--yes", *dockerd.options(), "-f", "json", timeout=240)
+    assert result.code == 0, result.out + result.err
+    assert "containerd's old root" in result.err and str(ctd.root) in result.err  # the confirmation names it
+    removed = {c["target"]: c for c in json.loads(result.out)["checks"]}
+    assert removed[str(ctd.root)]["status"] == "OK" and removed[str(dockerd.root)]["status"] == "OK"
+    # Both old roots are tmpfs mount points: emptied, the mount points stay.
+    assert list(ctd.root.iterdir()) == [] and list(dockerd.root.iterdir()) == []
+    # The running roots are intact: everything is still there and the task still runs.
+    assert ctd.state() == before_ctd and dockerd.state() == before_docker
+    assert any((ctarget / "io.containerd.content.v1.content").iterdir())
+    assert dockerd.info("{{.DockerRootDir}}") == str(target)
+    journal = json.loads((dockerd.state_dir / "docker-root" / "journal.json").read_text())
+    assert journal["status"] == "cleaned"
+
+
+def test_cleanup_refuses_while_containerd_runs_on_the_old_root(peers: tuple[DockerdPeer, ContainerdPeer]) -> None:
+    dockerd, ctd = peers
+    _target, ctarget = _move_both(dockerd, ctd)
+    # containerd goes back to its old root behind opsbook's back (config.toml still names the new one).
+    subprocess.run([str(ctd.stop_script)], check=True, timeout=60)
+    on_old = ctd.dir / "start-on-old-root.sh"
+    on_old.write_text(ctd.start_script.read_text().replace("-c $D/config.toml", f"-c $D/config.toml --root {ctd.root}"))
+    on_old.chmod(0o755)
+    subprocess.run([str(on_old)], check=True, timeout=60, stdout=subprocess.DEVNULL)
+    old_ctd = sorted(p.name for p in ctd.root.iterdir())
+    old_docker = sorted(p.name for p in dockerd.root.iterdir())
+    assert "io.containerd.content.v1.content" in old_ctd and old_docker
+    result = run_cli("docker-root", "cleanup", "--yes", *dockerd.options(), "-f", "json", timeout=240)
+    assert result.code == 3, result.out + result.err
+    assert f"containerd runs on {ctd.root}" in result.err, result.err
+    # Nothing deleted: neither old root, nor containerd's new one.
+    assert sorted(p.name for p in ctd.root.iterdir()) == old_ctd
+    assert sorted(p.name for p in dockerd.root.iterdir()) == old_docker
+    assert any((ctarget / "io.containerd.content.v1.content").iterdir())
+    journal = json.loads((dockerd.state_dir / "docker-root" / "journal.json").read_text())
+    assert journal["status"] == "verified"
+
+
+def test_rollback_uses_the_containerd_commands_given(peers: tuple[DockerdPeer, ContainerdPeer]) -> None:
+    dockerd, ctd = peers
+    before_ctd, before_docker = ctd.state(), dockerd.state()
+    config = ctd.config.read_bytes()
+    _move_both(dockerd, ctd)
+    log = ctd.dir / "overrides.log"
+    wrappers = []
+    for name, script in (("stop", ctd.stop_script), ("start", ctd.start_script)):
+        wrapper = ctd.dir / f"override-{name}.sh"
+        wrapper.write_text(f"#!/bin/sh\necho {name} >> {log}\nexec {script}\n")
+        wrapper.chmod(0o755)
+        wrappers.append(str(wrapper))
+    rb = run_cli(
+        "docker-root",
+        "rollback",
+        "--yes",
+        *dockerd.options(),
+        "--containerd-stop-command",
+        wrappers[0],
+        "--containerd-start-command",
+        wrappers[1],
+        "-f",
+        "json",
+        timeout=240,
+    )
+    assert rb.code == 0, rb.out + rb.err
+    # The confirmation names the containerd commands it runs; those, not the move's, were run.
+    assert f"{wrappers[0]}; then {wrappers[1]}" in rb.err, rb.err
+    assert log.read_text().split() == ["stop", "start"]
+    assert ctd.config.read_bytes() == config
+    assert ctd.state() == before_ctd and dockerd.state() == before_docker
+    half = run_cli("docker-root", "rollback", "--yes", *dockerd.options(), "--containerd-stop-command", "true")
+    assert half.code == 3 and "go together" in half.err and "Traceback" not in half.err

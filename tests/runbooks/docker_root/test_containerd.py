@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from opsbook.runbooks.docker_root import containerd as ctd
-from opsbook.runbooks.docker_root import host, plan
+from opsbook.runbooks.docker_root import host, journal, plan
 from opsbook.runbooks.docker_root.engine import engine_info
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -134,3 +134,51 @@ def test_containerd_target_must_not_overlap(tmp_path: Path) -> None:
     f.containerd.target = str(tmp_path / "new" / "containerd")
     found = _by_id(f)
     assert not found["containerd_target"].ok and "overlaps" in found["containerd_target"].summary
+
+
+def _journal(tmp_path: Path, data: dict[str, object]) -> journal.Journal:
+    record = journal.Journal(tmp_path / "state")
+    record.data = data
+    return record
+
+
+def test_partial_copies_include_containerds_unless_containerd_runs_on_them(tmp_path: Path) -> None:
+    from opsbook.runbooks.docker_root import cleanup
+
+    target, ctarget = tmp_path / "new" / "docker", tmp_path / "new" / "containerd"
+    target.mkdir(parents=True)
+    ctarget.mkdir()
+    record = _journal(
+        tmp_path,
+        {
+            "status": "failed",
+            "old_root": str(tmp_path / "old"),
+            "target": str(target),
+            "containerd": {"old_root": str(tmp_path / "octd"), "target": str(ctarget), "address": ""},
+        },
+    )
+    assert cleanup.partial_copies(record) == [str(target), str(ctarget)]
+    # containerd (the one the journal names) runs on that folder now: not a partial copy any more.
+    assert cleanup.partial_copies(record, None, [str(ctarget)]) == [str(target)]
+    verified = _journal(tmp_path, {**record.data, "verified_at": 1.0})
+    assert cleanup.partial_copies(verified) == []
+
+
+def test_containerd_references_config_and_processes_naming_the_old_root(tmp_path: Path) -> None:
+    from opsbook.runbooks.docker_root import cleanup
+
+    old, new = tmp_path / "old-ctd", tmp_path / "new-ctd"
+    old.mkdir()
+    config = tmp_path / "config.toml"
+    config.write_text(f'version = 2\nroot = "{new}"\n')
+    proc = tmp_path / "proc"
+    (proc / "self").mkdir(parents=True)
+    (proc / "self" / "mountinfo").write_text("")
+    assert cleanup.containerd_references(str(old), str(config), proc=str(proc)) == []
+    (proc / "4242").mkdir()
+    (proc / "4242" / "cmdline").write_bytes(b"/usr/bin/containerd\0--root\0" + str(old).encode() + b"\0")
+    refs = cleanup.containerd_references(str(old), str(config), proc=str(proc))
+    assert len(refs) == 1 and "pid 4242" in refs[0], refs
+    config.write_text(f'version = 2\nroot = "{old}/"\n')
+    refs = cleanup.containerd_references(str(old), str(config), proc=str(proc))
+    assert refs[0] == f"{config} sets root {old}/", refs

@@ -53,9 +53,10 @@ def test_start_waits_for_the_engine_and_gives_up() -> None:
 def _systemd_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **opts: object) -> move.Plan:
     """A plan on a (pretend) systemd host whose TARGET is on another mount; the engine is down."""
     old, target = tmp_path / "old", tmp_path / "disk" / "docker"
-    old.mkdir()
-    target.parent.mkdir()
-    (tmp_path / "daemon.json").write_text(json.dumps({"data-root": str(old), "log-level": "warn"}))
+    old.mkdir(exist_ok=True)
+    target.parent.mkdir(exist_ok=True)
+    if not (tmp_path / "daemon.json").exists():
+        (tmp_path / "daemon.json").write_text(json.dumps({"data-root": str(old), "log-level": "warn"}))
     real_mount_of = host.mount_of
 
     def mount_of(path: str, mountinfo: str = "/proc/self/mountinfo") -> host.Mount:
@@ -134,3 +135,82 @@ def test_status_flags_a_broken_daemon_json(tmp_path: Path) -> None:
     report = status.build(str(tmp_path / "daemon.json"), f"unix://{tmp_path}/no.sock", None, systemd=False)
     check = next(c for c in report.checks if c.id == "docker_root.daemon_json")
     assert check.status is Status.CRITICAL and "duplicate key 'a'" in check.summary
+
+
+def _containerd_systemd_plan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> move.Plan:
+    """A systemd plan with the containerd image store: containerd's new root on the other mount too."""
+    from opsbook.runbooks.docker_root import containerd
+    from opsbook.runbooks.docker_root.containerd import ContainerdControl
+
+    # No containerd here: only Docker's namespace (ctr would wait 10 s for the missing socket).
+    monkeypatch.setattr(containerd, "namespaces", lambda address: ["moby"])
+    (tmp_path / "ctd-old").mkdir(exist_ok=True)
+    config = tmp_path / "config.toml"
+    config.write_text(f'version = 2\nroot = "{tmp_path / "ctd-old"}"\n\n[grpc]\n  address = "{tmp_path}/no-c.sock"\n')
+    (tmp_path / "daemon.json").write_text(
+        json.dumps({"data-root": str(tmp_path / "old"), "features": {"containerd-snapshotter": True}})
+    )
+    control = ContainerdControl(None, systemd=True, unit_dir=str(tmp_path / "units"))
+    return _systemd_plan(tmp_path, monkeypatch, containerd_config=str(config), containerd_control=control)
+
+
+def test_containerd_drop_in_is_planned_when_its_new_root_is_on_another_mount(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    p = _containerd_systemd_plan(tmp_path, monkeypatch)
+    path = tmp_path / "units" / "containerd.service.d" / "opsbook-data-root.conf"
+    ctarget = tmp_path / "disk" / "containerd"
+    assert p.containerd_dropin
+    assert p.report.sections["plan"]["containerd"]["dropin"] == str(path)
+    steps = {s.name: s.summary for s in p.report.steps}
+    assert steps["containerd-dropin"] == f"would write {path}: RequiresMountsFor={ctarget}"
+    # containerd is started after a daemon-reload, so systemd sees the drop-in.
+    assert "start containerd: systemctl daemon-reload; systemctl start containerd.service; then" in steps["start"]
+    names = [s.name for s in p.report.steps]
+    assert names.index("dropin") < names.index("containerd-dropin") < names.index("start")
+    assert not (tmp_path / "units").exists()  # a plan writes nothing
+
+
+def test_no_containerd_drop_in_without_systemd_control(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from opsbook.runbooks.docker_root.containerd import ContainerdControl
+
+    p = _containerd_systemd_plan(tmp_path, monkeypatch)
+    assert p.containerd is not None
+    p2 = _systemd_plan(
+        tmp_path,
+        monkeypatch,
+        containerd_config=p.opts.containerd_config,
+        containerd_control=ContainerdControl(None, "sv stop containerd", "sv start containerd"),
+    )
+    assert not p2.containerd_dropin and "containerd-dropin" not in [s.name for s in p2.report.steps]
+
+
+def test_containerd_drop_in_is_journaled_and_rollback_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsbook.runbooks.docker_root import journal, rollback
+
+    p = _containerd_systemd_plan(tmp_path, monkeypatch)
+    record = journal.Journal(tmp_path / "state")
+    record.make_folder()
+    record.data = {"old_root": str(tmp_path / "old"), "target": str(tmp_path / "disk" / "docker")}
+    mover = move._Move(p, record, move.MoveProgress())
+    mover.current = "containerd-dropin"
+    done = mover._containerd_dropin()
+    path = tmp_path / "units" / "containerd.service.d" / "opsbook-data-root.conf"
+    assert done is not None and done[0] == f"{path}: RequiresMountsFor={tmp_path / 'disk' / 'containerd'}"
+    assert f"[Unit]\nRequiresMountsFor={tmp_path / 'disk' / 'containerd'}\n" in path.read_text()
+    saved = json.loads(record.path.read_text())
+    assert saved["containerd_dropin"] == str(path) and saved["steps"][-1]["name"] == "containerd-dropin"
+    # Rollback removes it (the engine here never answers: the rollback itself then fails, the drop-in is gone).
+    record.data["containerd"] = {"address": f"{tmp_path}/no-c.sock", "config": p.opts.containerd_config}
+    control = EngineControl(f"unix://{tmp_path}/no.sock", "true", "true", wait_timeout=0.3)
+    steps, ok = rollback.restore(record, control, str(tmp_path / "daemon.json"), control.docker_host)
+    assert not path.exists() and not ok
+    assert ("containerd-dropin", f"{path} removed") in [(s.name, s.summary) for s in steps]
+    # A journal naming another file as the drop-in is refused, the file kept.
+    foreign = tmp_path / "units" / "containerd.service.d" / "site.conf"
+    foreign.write_text("[Unit]\n")
+    record.data["containerd_dropin"] = str(foreign)
+    steps, ok = rollback.restore(record, control, str(tmp_path / "daemon.json"), control.docker_host)
+    assert foreign.exists() and not ok and "not removing it" in steps[-1].summary
