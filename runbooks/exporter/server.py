@@ -4,9 +4,11 @@ The CLI layer hands in :class:`Hooks`: how a module and a target become a check 
 suite binder) and how a report is rendered (the same Prometheus text and JSON as
 ``--format prometheus|json``). Probes run in a thread pool bounded by
 ``max_concurrent``; a request waits for a slot at most until its deadline and only
-``max_queued`` may wait: past that it is answered 503 at once. A probe that overruns its
-deadline is answered as failed, and keeps its slot until its own timeouts end it, so
-stuck probes can never pile up beyond the bound.
+``max_queued`` may wait: past that it is answered 503 at once. The time spent waiting for
+a slot counts against the deadline: a probe that starts late gets only what is left of it
+for its own network timeout. A probe that overruns its deadline is answered as failed, and
+keeps its slot until its own timeouts end it, so stuck probes can never pile up beyond the
+bound.
 """
 
 from __future__ import annotations
@@ -61,8 +63,12 @@ class Hooks(Protocol):
 
     def prepare(
         self, config: ModuleConfig, module: Module, target: str | None, timeout: float
-    ) -> tuple[Callable[[], Report], Scrubber]:
-        """The check call for *module* on *target* and the scrubber of the config's secrets."""
+    ) -> tuple[Callable[[float], Report], Scrubber]:
+        """The check call for *module* on *target* and the scrubber of the config's secrets.
+
+        The call takes the network timeout the probe may use (at most *timeout*): what is
+        left of the deadline when a probe slot came free, times :data:`TIMEOUT_SHARE`.
+        """
 
     def render_text(self, report: Report) -> str:
         """The report in Prometheus text format."""
@@ -359,10 +365,15 @@ class Exporter:
         return web.Response(body=body.encode(), headers={"Content-Type": TEXT_CONTENT_TYPE})
 
     async def _run(
-        self, module: Module, call: Callable[[], Report], scrub: Scrubber, remaining: float, deadline: float
+        self, module: Module, call: Callable[[float], Report], scrub: Scrubber, remaining: float, deadline: float
     ) -> tuple[str, Report]:
-        """Run *call* in a probe slot: (outcome, report); outcome is ran, timeout or overloaded."""
+        """Run *call* in a probe slot: (outcome, report); outcome is ran, timeout or overloaded.
+
+        *remaining* is what is left of the request's deadline: waiting for a slot spends it,
+        and the probe runs with what is left after that (never a fresh deadline).
+        """
         loop = asyncio.get_running_loop()
+        answer_by = loop.time() + max(remaining, 0.001)
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limits.max_concurrent)
         slots = self._slots
@@ -382,7 +393,8 @@ class Exporter:
             self.metrics.queued.dec()
         self.metrics.in_flight.inc()
         started = time.perf_counter()
-        future = loop.run_in_executor(self.executor, call)
+        left = max(answer_by - loop.time(), 0.001)
+        future = loop.run_in_executor(self.executor, call, max(0.05, left * TIMEOUT_SHARE))
 
         def finished(done: asyncio.Future[Report]) -> None:
             slots.release()  # only when the thread is really done: stuck probes hold their slot
@@ -392,7 +404,7 @@ class Exporter:
 
         future.add_done_callback(finished)
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), max(remaining, 0.001))
+            result = await asyncio.wait_for(asyncio.shield(future), left)
         except TimeoutError:
             exc = DeadlineExceeded(f"did not finish within the probe deadline of {deadline:.3g}s")
             report.checks = [failure_result(module.entry, exc, scrub, time.perf_counter() - started)]

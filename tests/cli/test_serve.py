@@ -282,3 +282,28 @@ def test_validate_and_bad_config_are_one_line_exit_3(tmp_path: Path, peers: dict
     result = run_cli("serve", "--config", str(config), "--web-config", str(web), "--validate", env=ENV)
     assert result.code == 3 and "web.yaml:2:15" in result.err and "bcrypt" in result.err
     assert os.path.exists(config)
+
+
+def test_waiting_for_a_slot_counts_against_the_deadline(peers: dict[str, object]) -> None:
+    """A request that waited for a probe slot is still answered by its deadline, not a deadline later."""
+    tmp, hung = peers["tmp"], peers["hung"]
+    assert isinstance(tmp, Path) and isinstance(hung, HangServer)
+    config = write_config(tmp / "one-slot.yaml", peers["ca"])  # type: ignore[arg-type]
+    with serve(config, "--max-concurrent-probes", "1", env=ENV) as served:
+        path = f"/probe?module=winrm_https&target={hung.target}"
+        # 3 s announced: a 2.5 s deadline; the first probe holds the only slot for its own 2 s
+        # timeout, so the second request gets the slot with 0.5 s of its deadline left.
+        headers = {"X-Prometheus-Scrape-Timeout-Seconds": "3"}
+
+        def timed() -> tuple[int, str, float]:
+            started = time.monotonic()
+            status, body, _ = served.get(path, headers=headers)
+            return status, body, time.monotonic() - started
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = [f.result() for f in [pool.submit(timed) for _ in range(2)]]
+    for status, body, elapsed in results:
+        assert status in (200, 503), body
+        assert elapsed < 3.0, (elapsed, body)  # within the scrape timeout Prometheus announced
+        if status == 200:
+            assert value(body, "probe_success") == 0
