@@ -19,6 +19,7 @@ import binascii
 import contextlib
 import logging
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -419,6 +420,21 @@ class Exporter:
             scrub_result(check, scrub)
         return "ran", result
 
+    def start_probe_threads(self) -> None:
+        """Start every probe thread now, before the first request.
+
+        The pool would start a thread on each request while none is idle, and starting a
+        thread makes the caller, the event loop, wait until the new thread runs: under load
+        (256 threads started at once on a busy machine) that stalled the loop for seconds
+        and every deadline timer fired late.
+        """
+        count = self.limits.max_concurrent
+        barrier = threading.Barrier(count + 1)
+        for _ in range(count):  # no thread is idle until all have met: each submit starts one
+            self.executor.submit(barrier.wait, 30)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(30)
+
     # ------------------------------------------------------------------ serving
     async def serve(
         self, host: str, port: int, on_ready: Callable[[str], None], stop: asyncio.Event | None = None
@@ -433,6 +449,7 @@ class Exporter:
         ssl_ctx = self.web.tls if self.web is not None else None
         site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx, backlog=1024, reuse_address=True)
         await site.start()
+        self.start_probe_threads()
         tasks: set[asyncio.Task[Any]] = set()
 
         def on_hup() -> None:

@@ -307,3 +307,15 @@ def test_waiting_for_a_slot_counts_against_the_deadline(peers: dict[str, object]
         assert elapsed < 3.0, (elapsed, body)  # within the scrape timeout Prometheus announced
         if status == 200:
             assert value(body, "probe_success") == 0
+
+
+def test_probe_threads_are_started_before_the_first_request(exporter: Served, peers: dict[str, object]) -> None:
+    """Starting a thread makes the event loop wait for it: under load that made deadlines fire late."""
+    good = peers["good"]
+    assert isinstance(good, TlsServer)
+    before = len(os.listdir(f"/proc/{exporter.proc.pid}/task"))
+    assert before >= 8 + 1, before  # --max-concurrent-probes 8, and the event loop's thread
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: exporter.get(f"/probe?module=winrm_https&target={good.target}"), range(8)))
+    assert all(status == 200 for status, _, _ in results)
+    assert len(os.listdir(f"/proc/{exporter.proc.pid}/task")) <= before + 1  # none started under load
