@@ -170,6 +170,9 @@ class Exporter:
         self.metrics.modules.set(len(self.config.modules))
         self._slots: asyncio.Semaphore | None = None
         self._waiting = 0
+        #: Requests holding a probe slot or waiting for one (counted before any await, so a burst
+        #: of requests arriving together cannot all get past the bound).
+        self._admitted = 0
         self._reload_lock: asyncio.Lock | None = None
 
     # ------------------------------------------------------------------ configuration
@@ -379,19 +382,24 @@ class Exporter:
             self._slots = asyncio.Semaphore(self.limits.max_concurrent)
         slots = self._slots
         report = Report(command=module.entry.command)
-        if slots.locked() and self._waiting >= self.limits.max_queued:
+        if self._admitted >= self.limits.max_concurrent + self.limits.max_queued:
             report.checks = [_note(module, "overloaded: every probe slot is busy and the queue is full")]
             return "overloaded", report
+        self._admitted += 1
         self._waiting += 1
         self.metrics.queued.inc()
+        acquired = False
         try:
             await asyncio.wait_for(slots.acquire(), max(remaining, 0.001))
+            acquired = True
         except TimeoutError:
             report.checks = [_note(module, "overloaded: no probe slot came free within the deadline")]
             return "overloaded", report
         finally:
             self._waiting -= 1
             self.metrics.queued.dec()
+            if not acquired:  # gave up waiting, or the client went away
+                self._admitted -= 1
         self.metrics.in_flight.inc()
         started = time.perf_counter()
         left = max(answer_by - loop.time(), 0.001)
@@ -399,6 +407,7 @@ class Exporter:
 
         def finished(done: asyncio.Future[Report]) -> None:
             slots.release()  # only when the thread is really done: stuck probes hold their slot
+            self._admitted -= 1
             self.metrics.in_flight.dec()
             if not done.cancelled():
                 done.exception()  # retrieved: a late failure is not "never retrieved"
