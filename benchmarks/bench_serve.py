@@ -8,7 +8,8 @@ prometheus-blackbox-exporter (module tls_connect: TCP + TLS handshake) on the sa
 
 Measures, per exporter: the slowest answer / scrape timeout (target <= 1.5), errors for the
 healthy targets (non-200 or probe_success 0; target 0), the hung targets answered
-probe_success 0; for opsbook, RSS and open file descriptors of the exporter process before
+probe_success 0, the answers after the scrape timeout (Prometheus drops them) and the healthy
+targets answered probe_success 1 within it; for opsbook, RSS and open file descriptors of the exporter process before
 (after a warm-up) and after the load (once the hung probes' own timeouts have ended).
 
 Usage: .venv/bin/python benchmarks/bench_serve.py [--requests 500] [--hosts 200] [--hung 40]
@@ -81,6 +82,11 @@ async def load(
     slowest = max(r[2] for r in results)
     healthy_errors = [r for r in results if r[0] not in hung and (r[1] != 200 or "\nprobe_success 1" not in r[3])]
     hung_ok = sum(1 for r in results if r[0] in hung and r[1] == 200 and "\nprobe_success 0" in r[3])
+    # Prometheus drops an answer that comes after the scrape timeout, whatever it says.
+    late = sum(1 for r in results if r[2] > timeout)
+    healthy_in_time = sum(
+        1 for r in results if r[0] not in hung and r[1] == 200 and "\nprobe_success 1" in r[3] and r[2] <= timeout
+    )
     statuses: dict[int, int] = {}
     for r in results:
         statuses[r[1]] = statuses.get(r[1], 0) + 1
@@ -92,6 +98,9 @@ async def load(
         "hung_ok": hung_ok,
         "hung_total": sum(1 for r in results if r[0] in hung),
         "statuses": statuses,
+        "late": late,
+        "healthy_in_time": healthy_in_time,
+        "healthy_total": sum(1 for r in results if r[0] not in hung),
     }
 
 
@@ -102,6 +111,10 @@ def show(name: str, res: dict[str, object]) -> None:
         f"{name}: wall {res['wall']:.2f}s, slowest answer {res['slowest']:.2f}s "
         f"({res['ratio']:.2f}x the scrape timeout), HTTP statuses {res['statuses']}, "
         f"healthy errors {len(errors)}, hung answered probe_success 0: {res['hung_ok']}/{res['hung_total']}"
+    )
+    print(
+        f"   answered after the scrape timeout (Prometheus drops them): {res['late']}; healthy targets "
+        f"answered probe_success 1 within it: {res['healthy_in_time']}/{res['healthy_total']}"
     )
     for target, status, elapsed, body in errors[:5]:
         print(f"   e.g. {target}: HTTP {status} after {elapsed:.2f}s: {body.strip().splitlines()[-1] if body else ''}")

@@ -73,14 +73,22 @@ class ExporterHooks:
 
     def prepare(
         self, config: ModuleConfig, module: Module, target: str | None, timeout: float
-    ) -> tuple[Callable[[], Report], Scrubber]:
+    ) -> tuple[Callable[[float], Report], Scrubber]:
         binder = config.binding
         bound = binder.bind(_with_target(module, target))
-        if bound.params is None:
+        params = bound.params
+        if params is None:
             raise InputError(bound.skip or "the module cannot run here")
-        if isinstance(bound.params.get("timeout"), int | float):
-            bound.params["timeout"] = max(0.05, min(float(bound.params["timeout"]), timeout))
-        return bound.call, binder.resolver.scrub
+        configured = params.get("timeout")
+
+        def call(left: float) -> Report:
+            # the module's own timeout, cut to what the deadline leaves when the probe starts
+            if isinstance(configured, int | float):
+                params["timeout"] = max(0.05, min(float(configured), timeout, left))
+            report: Report = bound.call()
+            return report
+
+        return call, binder.resolver.scrub
 
     def render_text(self, report: Report) -> str:
         from ..formats import render_prometheus

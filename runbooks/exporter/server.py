@@ -4,9 +4,11 @@ The CLI layer hands in :class:`Hooks`: how a module and a target become a check 
 suite binder) and how a report is rendered (the same Prometheus text and JSON as
 ``--format prometheus|json``). Probes run in a thread pool bounded by
 ``max_concurrent``; a request waits for a slot at most until its deadline and only
-``max_queued`` may wait: past that it is answered 503 at once. A probe that overruns its
-deadline is answered as failed, and keeps its slot until its own timeouts end it, so
-stuck probes can never pile up beyond the bound.
+``max_queued`` may wait: past that it is answered 503 at once. The time spent waiting for
+a slot counts against the deadline: a probe that starts late gets only what is left of it
+for its own network timeout. A probe that overruns its deadline is answered as failed, and
+keeps its slot until its own timeouts end it, so stuck probes can never pile up beyond the
+bound.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import binascii
 import contextlib
 import logging
 import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -61,8 +64,12 @@ class Hooks(Protocol):
 
     def prepare(
         self, config: ModuleConfig, module: Module, target: str | None, timeout: float
-    ) -> tuple[Callable[[], Report], Scrubber]:
-        """The check call for *module* on *target* and the scrubber of the config's secrets."""
+    ) -> tuple[Callable[[float], Report], Scrubber]:
+        """The check call for *module* on *target* and the scrubber of the config's secrets.
+
+        The call takes the network timeout the probe may use (at most *timeout*): what is
+        left of the deadline when a probe slot came free, times :data:`TIMEOUT_SHARE`.
+        """
 
     def render_text(self, report: Report) -> str:
         """The report in Prometheus text format."""
@@ -163,7 +170,8 @@ class Exporter:
         self.metrics.modules.set(len(self.config.modules))
         self._slots: asyncio.Semaphore | None = None
         self._waiting = 0
-        #: Requests holding or waiting for a probe slot (at most max_concurrent + max_queued).
+        #: Requests holding a probe slot or waiting for one (counted before any await, so a burst
+        #: of requests arriving together cannot all get past the bound).
         self._admitted = 0
         self._reload_lock: asyncio.Lock | None = None
 
@@ -361,34 +369,41 @@ class Exporter:
         return web.Response(body=body.encode(), headers={"Content-Type": TEXT_CONTENT_TYPE})
 
     async def _run(
-        self, module: Module, call: Callable[[], Report], scrub: Scrubber, remaining: float, deadline: float
+        self, module: Module, call: Callable[[float], Report], scrub: Scrubber, remaining: float, deadline: float
     ) -> tuple[str, Report]:
-        """Run *call* in a probe slot: (outcome, report); outcome is ran, timeout or overloaded."""
+        """Run *call* in a probe slot: (outcome, report); outcome is ran, timeout or overloaded.
+
+        *remaining* is what is left of the request's deadline: waiting for a slot spends it,
+        and the probe runs with what is left after that (never a fresh deadline).
+        """
         loop = asyncio.get_running_loop()
+        answer_by = loop.time() + max(remaining, 0.001)
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.limits.max_concurrent)
         slots = self._slots
         report = Report(command=module.entry.command)
-        # Admission is decided and counted in one step, with no await in between: requests
-        # arriving together must not all see a free slot before any of them has taken one.
         if self._admitted >= self.limits.max_concurrent + self.limits.max_queued:
             report.checks = [_note(module, "overloaded: every probe slot is busy and the queue is full")]
             return "overloaded", report
         self._admitted += 1
         self._waiting += 1
         self.metrics.queued.inc()
+        acquired = False
         try:
             await asyncio.wait_for(slots.acquire(), max(remaining, 0.001))
+            acquired = True
         except TimeoutError:
-            self._admitted -= 1
             report.checks = [_note(module, "overloaded: no probe slot came free within the deadline")]
             return "overloaded", report
         finally:
             self._waiting -= 1
             self.metrics.queued.dec()
+            if not acquired:  # gave up waiting, or the client went away
+                self._admitted -= 1
         self.metrics.in_flight.inc()
         started = time.perf_counter()
-        future = loop.run_in_executor(self.executor, call)
+        left = max(answer_by - loop.time(), 0.001)
+        future = loop.run_in_executor(self.executor, call, max(0.05, left * TIMEOUT_SHARE))
 
         def finished(done: asyncio.Future[Report]) -> None:
             slots.release()  # only when the thread is really done: stuck probes hold their slot
@@ -399,7 +414,7 @@ class Exporter:
 
         future.add_done_callback(finished)
         try:
-            result = await asyncio.wait_for(asyncio.shield(future), max(remaining, 0.001))
+            result = await asyncio.wait_for(asyncio.shield(future), left)
         except TimeoutError:
             exc = DeadlineExceeded(f"did not finish within the probe deadline of {deadline:.3g}s")
             report.checks = [failure_result(module.entry, exc, scrub, time.perf_counter() - started)]
@@ -413,6 +428,21 @@ class Exporter:
         for check in result.checks:
             scrub_result(check, scrub)
         return "ran", result
+
+    def start_probe_threads(self) -> None:
+        """Start every probe thread now, before the first request.
+
+        The pool would start a thread on each request while none is idle, and starting a
+        thread makes the caller, the event loop, wait until the new thread runs: under load
+        (256 threads started at once on a busy machine) that stalled the loop for seconds
+        and every deadline timer fired late.
+        """
+        count = self.limits.max_concurrent
+        barrier = threading.Barrier(count + 1)
+        for _ in range(count):  # no thread is idle until all have met: each submit starts one
+            self.executor.submit(barrier.wait, 30)
+        with contextlib.suppress(threading.BrokenBarrierError):
+            barrier.wait(30)
 
     # ------------------------------------------------------------------ serving
     async def serve(
@@ -428,6 +458,7 @@ class Exporter:
         ssl_ctx = self.web.tls if self.web is not None else None
         site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx, backlog=1024, reuse_address=True)
         await site.start()
+        self.start_probe_threads()
         tasks: set[asyncio.Task[Any]] = set()
 
         def on_hup() -> None:

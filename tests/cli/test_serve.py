@@ -206,9 +206,10 @@ def test_overload_is_503_not_a_pile_up(peers: dict[str, object]) -> None:
             futures = [pool.submit(served.get, path, headers=headers) for _ in range(8)]
             results = [f.result() for f in futures]
         codes = sorted(code for code, _, _ in results)
-        assert codes.count(503) >= 5, codes  # 2 run, 1 waits, the rest are refused at once
-        assert codes.count(200) >= 2, codes
-        assert codes.count(200) <= 3, codes  # never more admitted than slots + queue, however they arrive
+        # 2 run, 1 waits, the rest are refused at once: exactly, even when all eight arrive
+        # before the first takes its slot (the bound is counted before any await).
+        assert codes.count(503) == 5, codes
+        assert codes.count(200) == 3, codes
         assert all("overloaded" in body for code, body, _ in results if code == 503)
         _, metrics, _ = served.get("/metrics")
         outcomes = {labels["outcome"]: v for labels, v in samples(metrics)["opsbook_exporter_probe_requests_total"]}
@@ -283,3 +284,40 @@ def test_validate_and_bad_config_are_one_line_exit_3(tmp_path: Path, peers: dict
     result = run_cli("serve", "--config", str(config), "--web-config", str(web), "--validate", env=ENV)
     assert result.code == 3 and "web.yaml:2:15" in result.err and "bcrypt" in result.err
     assert os.path.exists(config)
+
+
+def test_waiting_for_a_slot_counts_against_the_deadline(peers: dict[str, object]) -> None:
+    """A request that waited for a probe slot is still answered by its deadline, not a deadline later."""
+    tmp, hung = peers["tmp"], peers["hung"]
+    assert isinstance(tmp, Path) and isinstance(hung, HangServer)
+    config = write_config(tmp / "one-slot.yaml", peers["ca"])  # type: ignore[arg-type]
+    with serve(config, "--max-concurrent-probes", "1", env=ENV) as served:
+        path = f"/probe?module=winrm_https&target={hung.target}"
+        # 3 s announced: a 2.5 s deadline; the first probe holds the only slot for its own 2 s
+        # timeout, so the second request gets the slot with 0.5 s of its deadline left.
+        headers = {"X-Prometheus-Scrape-Timeout-Seconds": "3"}
+
+        def timed() -> tuple[int, str, float]:
+            started = time.monotonic()
+            status, body, _ = served.get(path, headers=headers)
+            return status, body, time.monotonic() - started
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            results = [f.result() for f in [pool.submit(timed) for _ in range(2)]]
+    for status, body, elapsed in results:
+        assert status in (200, 503), body
+        assert elapsed < 3.0, (elapsed, body)  # within the scrape timeout Prometheus announced
+        if status == 200:
+            assert value(body, "probe_success") == 0
+
+
+def test_probe_threads_are_started_before_the_first_request(exporter: Served, peers: dict[str, object]) -> None:
+    """Starting a thread makes the event loop wait for it: under load that made deadlines fire late."""
+    good = peers["good"]
+    assert isinstance(good, TlsServer)
+    before = len(os.listdir(f"/proc/{exporter.proc.pid}/task"))
+    assert before >= 8 + 1, before  # --max-concurrent-probes 8, and the event loop's thread
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: exporter.get(f"/probe?module=winrm_https&target={good.target}"), range(8)))
+    assert all(status == 200 for status, _, _ in results)
+    assert len(os.listdir(f"/proc/{exporter.proc.pid}/task")) <= before + 1  # none started under load

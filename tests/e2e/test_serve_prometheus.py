@@ -227,5 +227,14 @@ modules:
         assert max(v for (inst, _), v in status.items() if inst == "intranet.corp.test") == 0
         durations = query(url, 'probe_duration_seconds{job="opsbook_winrm"}')
         assert len(durations) == len(zoo) and all(float(r["value"][1]) < 2 for r in durations)  # type: ignore[index]
-        own = query(url, 'opsbook_exporter_probe_requests_total{job="opsbook_exporter"}')
-        assert {r["metric"]["module"] for r in own} == {"winrm_https", "dns_canary"}  # type: ignore[index]
+
+        # Prometheus scrapes the exporter's own /metrics on its own schedule: the scrape after the
+        # first dns_canary probe may still be to come.
+        def own_modules() -> set[str]:
+            own = query(url, 'opsbook_exporter_probe_requests_total{job="opsbook_exporter"}')
+            return {r["metric"]["module"] for r in own}  # type: ignore[index]
+
+        end = time.monotonic() + 20
+        while time.monotonic() < end and own_modules() != {"winrm_https", "dns_canary"}:
+            time.sleep(0.5)
+        assert own_modules() == {"winrm_https", "dns_canary"}
