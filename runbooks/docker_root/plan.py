@@ -378,16 +378,22 @@ def _flag_findings(facts: Facts, add: AddFinding) -> None:
         add("flags", "data-root flag", True, "no -g/--graph/--data-root flag on dockerd or in the unit")
 
 
+def _same_device(current: str, target: str) -> bool:
+    """Whether TARGET (or its closest existing folder) is on the current root's filesystem.
+
+    By device number, not by mount point: dockerd bind-mounts its data-root onto itself, so
+    the root is a mount point of its own on the very filesystem TARGET may be on.
+    """
+    try:
+        return os.stat(current).st_dev == os.stat(host.nearest_existing(target)).st_dev
+    except OSError:
+        return False
+
+
 def _mount_placement_findings(facts: Facts, mount: host.Mount, add: AddFinding) -> None:
     """Warnings on where TARGET is mounted: the current root's filesystem, or one mounted at boot."""
     t, cur = facts.target, facts.current_root
-    if (
-        cur
-        and os.path.isabs(t)
-        and os.path.exists(cur)
-        and host.mount_of(cur).mount_point == mount.mount_point
-        and not host.is_under(t, cur)
-    ):
+    if cur and os.path.isabs(t) and _same_device(cur, t) and not host.is_under(t, cur):
         add(
             "same_filesystem",
             "target filesystem",

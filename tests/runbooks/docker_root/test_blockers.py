@@ -287,11 +287,24 @@ def test_same_filesystem_is_a_warning_with_the_rename_hint(roots: tuple[Path, Pa
     assert "frees no space" in found.summary and f"mv {current} {tmp / 'new'}" in found.fix
 
 
-def test_mount_ordering_advice_without_systemd(roots: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_mount_ordering_advice_without_systemd(roots: tuple[Path, Path]) -> None:
+    import subprocess
+
+    from tests.peers import need_root
+
+    need_root()
     current, tmp = roots
-    monkeypatch.setattr(host, "mount_of", lambda path: host.Mount("/srv" if "new" in path else "/", "ext4", "/dev/x"))
-    found = _finding(facts(tmp, str(tmp / "new"), current, systemd=False), "mount_order")
-    assert found.ok and "starts only after that filesystem is mounted" in found.summary
+    disk = tmp / "disk"  # TARGET on a filesystem of its own, mounted at boot on a real host
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "opsbook-test", str(disk)], check=True)
+    try:
+        found = _finding(facts(tmp, str(disk / "docker"), current, systemd=False), "mount_order")
+        assert found.ok and "starts only after that filesystem is mounted" in found.summary
+        assert "same_filesystem" not in {
+            f.id.rsplit(".", 1)[1] for f in plan.preflight(facts(tmp, str(disk / "docker"), current, systemd=False))
+        }
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
 
 
 def test_symlinked_target_blocks(roots: tuple[Path, Path]) -> None:
@@ -318,3 +331,20 @@ def test_mounts_below_leaves_out_the_engines_own(tmp_path: Path) -> None:
     info_file.write_text("\n".join(lines) + "\n")
     found = host.mounts_below(r, volumes_with_options=frozenset({"scratch"}), mountinfo=str(info_file))
     assert [m.mount_point for m in found] == [f"{r}/volumes/disk", f"{r}/volumes/other/_data"]
+
+
+def test_same_filesystem_even_when_the_engine_bind_mounts_its_root(roots: tuple[Path, Path]) -> None:
+    """dockerd makes its data-root a (private) bind mount of itself: still the same filesystem."""
+    import subprocess
+
+    from tests.peers import need_root
+
+    need_root()
+    current, tmp = roots
+    subprocess.run(["mount", "--bind", str(current), str(current)], check=True)
+    try:
+        assert host.mount_of(str(current)).mount_point == str(current)
+        found = _finding(facts(tmp, str(tmp / "new"), current), "same_filesystem")
+        assert found.warning and "frees no space" in found.summary
+    finally:
+        subprocess.run(["umount", str(current)], check=True)
