@@ -405,8 +405,7 @@ def _report(n: int, r: dict[str, Any]) -> None:
             print(f"    downtime steps: {', '.join(parts)}")
         if r.get("containerd") and steps:
             print(f"    all steps: {', '.join(f'{name} {sec:.2f}s' for name, sec in steps.items())}")
-        if r.get("warnings"):
-            print(f"  warnings (accepted): {', '.join(r['warnings'])}")
+        print(f"  warnings (accepted): {', '.join(r.get('warnings', [])) or 'none'}")
     for problem in r["problems"]:
         print(f"  PROBLEM: {problem}")
 
