@@ -1,6 +1,7 @@
 """A real containerd (Debian's 1.6) with a private config.toml under a temp folder, no systemd.
 
-Its root is on a tmpfs of its own; stop/start scripts drive it like ``--containerd-stop-command``
+Its root is on a tmpfs of its own (or, with ``own_filesystem=False``, a plain folder on this
+machine's disk, as benchmarks/bench_docker_root.py --containerd uses it); stop/start scripts drive it like ``--containerd-stop-command``
 and ``--containerd-start-command`` would on a host without systemd.
 """
 
@@ -67,15 +68,16 @@ exit 0
 class ContainerdPeer:
     """containerd with its config, root, state and sockets under one temp folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, own_filesystem: bool = True) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="octd", dir="/tmp"))
         self.root = self.dir / "root"
-        self.root.mkdir()
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=2g,mode=0711", "opsbook-test", str(self.root)],
-            check=True,
-            capture_output=True,
-        )
+        self.root.mkdir(mode=0o711)
+        if own_filesystem:
+            subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=2g,mode=0711", "opsbook-test", str(self.root)],
+                check=True,
+                capture_output=True,
+            )
         self.config = self.dir / "config.toml"
         self.config.write_text(CONFIG.format(d=self.dir))
         self.config.chmod(0o640)
