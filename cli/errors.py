@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import typer
 
@@ -20,11 +19,11 @@ from .clickcompat import ClickException, NoArgsIsHelpError, UsageError
 from .terminal import Terminal, err, error
 
 
-@dataclass
 class Outcome:
     """The exit code of the run (set by the run, or by the handler when it fails)."""
 
-    code: int = 0
+    def __init__(self) -> None:
+        self.code = 0
 
 
 def _usage_line(exc: BaseException) -> str:

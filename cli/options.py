@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -80,18 +79,19 @@ def timeout_option(default: float) -> object:
     )
 
 
-@dataclass(frozen=True)
 class SuiteCommand:
     """How suites (``opsbook run``) and the exporter (``opsbook serve``) run a check command.
 
     Each check command module declares one as ``SUITE``: the command it is (group and name),
     and the option groups of which at least one must be given (what the command itself
-    would refuse at run time, found by ``--validate`` instead).
+    would refuse at run time, found by ``--validate`` instead). A plain class: the command
+    modules are imported on every run.
     """
 
-    group: str
-    command: str
-    needs_one_of: tuple[tuple[str, ...], ...] = ()
+    def __init__(self, group: str, command: str, needs_one_of: tuple[tuple[str, ...], ...] = ()) -> None:
+        self.group = group
+        self.command = command
+        self.needs_one_of = needs_one_of
 
 
 def examples(*lines: str) -> str:

@@ -19,10 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
-
-from opsbook.runbooks.model import Report, Status
 
 from .outputformat import OutputFormat
 
@@ -30,23 +27,28 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from opsbook.runbooks.docker_root.move import MoveProgress
+    from opsbook.runbooks.model import Report
 
 
+#: Style of each status, by its value (the result model is not imported for `opsbook --help`).
 STATUS_STYLE = {
-    Status.OK: "green",
-    Status.WARNING: "yellow",
-    Status.CRITICAL: "bold red",
-    Status.UNKNOWN: "magenta",
+    "OK": "green",
+    "WARNING": "yellow",
+    "CRITICAL": "bold red",
+    "UNKNOWN": "magenta",
 }
 
 
-@dataclass
 class Terminal:
-    """How this run talks to the terminal: colour, tracebacks, and whether someone is there."""
+    """How this run talks to the terminal: colour, tracebacks, and whether someone is there.
 
-    no_color: bool = False
-    #: ``--debug``: internal errors show a traceback.
-    debug: bool = False
+    A plain class, not a dataclass: it is created on every start, before `--help` prints.
+    """
+
+    def __init__(self, *, no_color: bool = False, debug: bool = False) -> None:
+        self.no_color = no_color
+        #: ``--debug``: internal errors show a traceback.
+        self.debug = debug
 
     @property
     def color(self) -> bool:
@@ -187,7 +189,7 @@ def render_table(report: Report, *, stream: str = "out") -> None:
         table.add_column("Summary", overflow="fold")
         for check in report.checks:
             table.add_row(
-                Text(check.status.value, style=STATUS_STYLE[check.status]),
+                Text(check.status.value, style=STATUS_STYLE[check.status.value]),
                 Text(f"{check.source}: {check.name}" if check.source else check.name),
                 Text(check.target),
                 Text(check.summary),
@@ -200,7 +202,7 @@ def render_table(report: Report, *, stream: str = "out") -> None:
         steps.add_column("Summary", overflow="fold")
         for step in report.steps:
             steps.add_row(
-                Text(step.status.value, style=STATUS_STYLE[step.status]),
+                Text(step.status.value, style=STATUS_STYLE[step.status.value]),
                 Text(step.name),
                 Text(step.summary),
             )
@@ -208,7 +210,7 @@ def render_table(report: Report, *, stream: str = "out") -> None:
     status = report.status
     counts = report.counts()
     tail = ", ".join(f"{n} {s.value.lower()}" for s, n in counts.items() if n)
-    line = Text(status.value, style=STATUS_STYLE[status])
+    line = Text(status.value, style=STATUS_STYLE[status.value])
     line.append(f"  {len(report.checks)} checks" + (f" ({tail})" if tail else ""))
     skipped = report.skipped
     for item in skipped:  # suite entries that did not run here (opsbook run)
