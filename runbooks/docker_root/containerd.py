@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .control import ControlError, EngineControl
+from .control import EngineControl
 
 DEFAULT_CONFIG = "/etc/containerd/config.toml"
 DEFAULT_ROOT = "/var/lib/containerd"
@@ -362,28 +362,12 @@ class ContainerdControl(EngineControl):
             f"[Unit]\nRequiresMountsFor={target}\n"
         )
 
+    name = "containerd"
+
     def answers(self) -> bool:
         """Whether containerd answers on its socket."""
         return ping(self.address, timeout=3)
 
-    def stop(self) -> float:
-        """Stop containerd and wait until its socket no longer answers."""
-        started = time.monotonic()
-        self._run(self.stop_commands())
-        while self.answers():
-            if time.monotonic() - started > self.wait_timeout:
-                raise ControlError(f"containerd still answers {self.wait_timeout:g}s after the stop command")
-            time.sleep(0.2)
-        return time.monotonic() - started
-
-    def start(self, reload: bool = False) -> float:
-        """Start containerd and wait until it answers."""
-        started = time.monotonic()
-        self._run(self.start_commands(reload))
-        while not self.answers():
-            if time.monotonic() - started > self.wait_timeout:
-                raise ControlError(
-                    f"containerd does not answer on {self.address} {self.wait_timeout:g}s after the start command"
-                )
-            time.sleep(0.2)
-        return time.monotonic() - started
+    def where(self) -> str:
+        """containerd's socket, for the start message."""
+        return f" on {self.address}"

@@ -105,22 +105,35 @@ class EngineControl:
                 reason = error_line(text) if _has_reason(text) else " ".join(text.splitlines()[-3:])[-2000:]
                 raise ControlError(f"{self.show([cmd])[0]} exited with {proc.returncode}: {reason}")
 
+    #: What is stopped and started, in messages.
+    name = "the engine"
+
+    def answers(self) -> bool:
+        """Whether the engine answers on its API."""
+        return engine.ping(self.docker_host, timeout=2)
+
+    def where(self) -> str:
+        """Where it is expected to answer, for the start message ('' when it goes without saying)."""
+        return ""
+
     def stop(self) -> float:
-        """Stop the engine and wait until it no longer answers; returns the seconds taken."""
+        """Stop it and wait until it no longer answers; returns the seconds taken."""
         started = time.monotonic()
         self._run(self.stop_commands())
-        while engine.ping(self.docker_host, timeout=2):
+        while self.answers():
             if time.monotonic() - started > self.wait_timeout:
-                raise ControlError(f"the engine still answers {self.wait_timeout:g}s after the stop command")
+                raise ControlError(f"{self.name} still answers {self.wait_timeout:g}s after the stop command")
             time.sleep(0.2)
         return time.monotonic() - started
 
     def start(self, reload: bool = False) -> float:
-        """Start the engine and wait until it answers; returns the seconds taken."""
+        """Start it and wait until it answers; returns the seconds taken."""
         started = time.monotonic()
         self._run(self.start_commands(reload))
-        while not engine.ping(self.docker_host, timeout=2):
+        while not self.answers():
             if time.monotonic() - started > self.wait_timeout:
-                raise ControlError(f"the engine does not answer {self.wait_timeout:g}s after the start command")
+                raise ControlError(
+                    f"{self.name} does not answer{self.where()} {self.wait_timeout:g}s after the start command"
+                )
             time.sleep(0.2)
         return time.monotonic() - started
