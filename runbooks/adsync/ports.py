@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ..model import CheckResult, MetricValue, Status, worst
 from ..probes.adproto import ProtocolAnswer
 from ..probes.tcp import PortState, tcp_probe
 from ..probes.udp import payload_for, udp_probe
+
+if TYPE_CHECKING:  # pragma: no cover
+    import socket
 
 #: The RPC dynamic range (Windows Server 2008 and later); probed only when asked.
 RPC_DYNAMIC = (49152, 65535)
@@ -182,22 +185,32 @@ def _udp_answer(port: int, payload: bytes, reply: bytes) -> ProtocolAnswer | Non
     return None
 
 
+def _connect(address: str, spec: PortSpec, timeout: float) -> tuple[socket.socket, float] | PortProbe:
+    """A TCP connection and its latency, or the probe result saying why there is none."""
+    import time
+
+    from ..probes.tcp import state_of_errno, tcp_connect
+
+    start = time.perf_counter()
+    try:
+        return tcp_connect(address, spec.port, timeout), time.perf_counter() - start
+    except TimeoutError:
+        return PortProbe(spec, PortState.FILTERED, time.perf_counter() - start, "timed out")
+    except OSError as exc:
+        return PortProbe(spec, state_of_errno(exc.errno), time.perf_counter() - start, exc.strerror or str(exc))
+
+
 def _kerberos_tcp(address: str, port: int, domain: str, timeout: float) -> PortProbe:
     """88/tcp: an AS-REQ with its 4-byte length prefix; the KRB-ERROR carries the KDC's clock."""
     import time
 
     from ..probes import adproto
-    from ..probes.tcp import state_of_errno, tcp_connect
 
     spec = PortSpec(port, "tcp")
-    start = time.perf_counter()
-    try:
-        sock = tcp_connect(address, port, timeout)
-    except TimeoutError:
-        return PortProbe(spec, PortState.FILTERED, time.perf_counter() - start, "timed out")
-    except OSError as exc:
-        return PortProbe(spec, state_of_errno(exc.errno), time.perf_counter() - start, exc.strerror or str(exc))
-    latency = time.perf_counter() - start
+    connected = _connect(address, spec, timeout)
+    if isinstance(connected, PortProbe):
+        return connected
+    sock, latency = connected
     deadline = time.monotonic() + timeout
     request = payload_for(port, domain)
     sent = time.time()
@@ -244,20 +257,14 @@ def _kerberos_tcp(address: str, port: int, domain: str, timeout: float) -> PortP
 
 def _ldap_tcp(address: str, port: int, timeout: float) -> PortProbe:
     """389/3268: connect, then an anonymous rootDSE search (an open port that never answers is not LDAP)."""
-    import time
 
     from ..probes import adproto
-    from ..probes.tcp import state_of_errno, tcp_connect
 
     spec = PortSpec(port, "tcp")
-    start = time.perf_counter()
-    try:
-        sock = tcp_connect(address, port, timeout)
-    except TimeoutError:
-        return PortProbe(spec, PortState.FILTERED, time.perf_counter() - start, "timed out")
-    except OSError as exc:
-        return PortProbe(spec, state_of_errno(exc.errno), time.perf_counter() - start, exc.strerror or str(exc))
-    latency = time.perf_counter() - start
+    connected = _connect(address, spec, timeout)
+    if isinstance(connected, PortProbe):
+        return connected
+    sock, latency = connected
     with sock:
         answer = adproto.ldap_rootdse(sock, timeout)
     return PortProbe(spec, PortState.OPEN, latency, answer=answer)
