@@ -2,14 +2,15 @@
 # Install the Debian packages the end-to-end tests run for real: dockerd, dnsmasq, rsync,
 # containerd + ctr (the containerd image store), busybox (test images), nftables + iproute2 (filtered
 # ports in throwaway namespaces), openssl, prometheus + promtool (opsbook serve end to end) and
-# prometheus-blackbox-exporter (its benchmark).
+# prometheus-blackbox-exporter and nginx (the TLS fleet of its benchmark).
 # Idempotent and quick when everything is present. Needs root; otherwise it only reports.
 set -euo pipefail
 
 need=()
 for pair in dockerd:docker.io dnsmasq:dnsmasq rsync:rsync containerd:containerd busybox:busybox-static \
             nft:nftables ip:iproute2 unshare:util-linux openssl:openssl \
-            prometheus:prometheus promtool:prometheus prometheus-blackbox-exporter:prometheus-blackbox-exporter; do
+            prometheus:prometheus promtool:prometheus prometheus-blackbox-exporter:prometheus-blackbox-exporter \
+            nginx:nginx-light; do
     bin=${pair%%:*} pkg=${pair#*:}
     if ! command -v "$bin" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$bin" ] && [ ! -x "/sbin/$bin" ]; then
         need+=("$pkg")
@@ -35,7 +36,9 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl disable --now dnsmasq >/dev/null 2>&1 || true
     # Prometheus' own services would hold 9090/9115; the tests start their own on loopback.
-    systemctl disable --now prometheus prometheus-blackbox-exporter >/dev/null 2>&1 || true
+    systemctl disable --now prometheus prometheus-blackbox-exporter nginx >/dev/null 2>&1 || true
 fi
 pkill -x dnsmasq 2>/dev/null || true
+# nginx-light's package starts nginx on port 80 where it can; the benchmark runs its own.
+pkill -x nginx 2>/dev/null || true
 echo "test peers: installed"

@@ -517,6 +517,8 @@ class _BaseServer:
         self.port = self.sock.getsockname()[1]
         self._stopping = threading.Event()
         self._conns: list[socket.socket] = []
+        #: TCP connections accepted so far.
+        self.accepted = 0
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._accept_loop, daemon=True, name=f"peer-{host}:{self.port}")
         self._thread.start()
@@ -534,6 +536,7 @@ class _BaseServer:
                 return
             with self._lock:
                 self._conns.append(conn)
+                self.accepted += 1
             self._on_connection(conn)
 
     def _on_connection(self, conn: socket.socket) -> None:

@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -47,8 +48,34 @@ EPILOG = examples(
 )
 
 
+@dataclass
+class _Template:
+    """A module bound once, at (re)load, with a placeholder where the request's target goes."""
+
+    bound: Any  # suite_binding.BoundEntry
+    #: The parameter the target fills (None: the module takes no target).
+    target_param: str | None = None
+    #: Whether that parameter is a list (winrm's HOSTS, dns --name) or one value.
+    as_list: bool = False
+
+
+@dataclass
+class _Bindings:
+    """What :meth:`ExporterHooks.validate` keeps on the config for the requests."""
+
+    binder: Any  # suite_binding.Binder
+    templates: dict[str, _Template] = field(default_factory=dict)
+
+
 class ExporterHooks:
-    """Modules bound to the check commands exactly as ``opsbook run`` binds suite entries."""
+    """Modules bound to the check commands exactly as ``opsbook run`` binds suite entries.
+
+    Each module is bound (its ``with:`` parsed by the command's own Click definition, its
+    ``${...}`` references resolved) once, when the module file is loaded or reloaded; a
+    request only puts its target into a copy of the parsed parameters. Parsing a command
+    line per request cost a quarter of a millisecond of the event loop's time, and resolved
+    the same references again and again.
+    """
 
     def validate(self, config: ModuleConfig) -> None:
         from opsbook.runbooks.suite import Resolver, SuiteError, SuiteErrors
@@ -58,24 +85,36 @@ class ExporterHooks:
         resolver = Resolver(allowed_env=config.env)
         binder = Binder(resolver, check_files=True)
         errors: list[SuiteError] = []
+        bindings = _Bindings(Binder(resolver))
         for module in config.modules.values():
             try:
-                binder.bind(_with_target(module, PLACEHOLDER_TARGET if module.target_key else None))
+                bound = binder.bind(_with_target(module, PLACEHOLDER_TARGET if module.target_key else None))
             except SuiteErrors as many:
                 errors.extend(many.errors)
             except SuiteError as exc:
                 errors.append(exc)
+            else:
+                bindings.templates[module.name] = _template(module, bound)
         if len(errors) == 1:
             raise errors[0]
         if errors:
             raise SuiteErrors(errors)
-        config.binding = Binder(resolver)  # requests: a file missing later makes that probe UNKNOWN
+        config.binding = bindings
 
     def prepare(
         self, config: ModuleConfig, module: Module, target: str | None, timeout: float
     ) -> tuple[Callable[[float], Report], Scrubber]:
-        binder = config.binding
-        bound = binder.bind(_with_target(module, target))
+        bindings: _Bindings = config.binding
+        template = bindings.templates.get(module.name)
+        if template is None or (target is not None and template.target_param is None and module.target_key):
+            bound = bindings.binder.bind(_with_target(module, target))  # not a simple placeholder: parse it all
+        else:
+            bound = template.bound
+            if bound.params is not None:
+                params = dict(bound.params)
+                if template.target_param is not None and target is not None:
+                    params[template.target_param] = [target] if template.as_list else target
+                bound = dataclasses.replace(bound, params=params)
         params = bound.params
         if params is None:
             raise InputError(bound.skip or "the module cannot run here")
@@ -88,7 +127,12 @@ class ExporterHooks:
             report: Report = bound.call()
             return report
 
-        return call, binder.resolver.scrub
+        return call, self.scrubber(config)
+
+    def scrubber(self, config: ModuleConfig) -> Scrubber:
+        bindings: _Bindings = config.binding
+        scrub: Scrubber = bindings.binder.resolver.scrub
+        return scrub
 
     def render_text(self, report: Report) -> str:
         from ..formats import render_prometheus
@@ -99,6 +143,25 @@ class ExporterHooks:
         from ..formats import render_json
 
         return render_json(report)
+
+
+def _template(module: Module, bound: Any) -> _Template:
+    """*bound* (the module bound with the placeholder target) as a template for the requests.
+
+    The placeholder must come out of parsing unchanged, as the whole value or a list of one;
+    otherwise (a conversion touched it) the template is left without a target parameter and
+    each request is bound in full.
+    """
+    if module.target_key is None or bound.params is None:
+        return _Template(bound)
+    spec = bound.spec
+    param = spec.arguments.get(module.target_key) or spec.options.get(module.target_key)
+    value = bound.params.get(param.name) if param is not None else None
+    if value == PLACEHOLDER_TARGET:
+        return _Template(bound, param.name, as_list=False)
+    if value == [PLACEHOLDER_TARGET]:
+        return _Template(bound, param.name, as_list=True)
+    return _Template(bound)
 
 
 def _with_target(module: Module, target: str | None) -> Any:
@@ -125,6 +188,24 @@ def parse_listen(text: str) -> tuple[str, int]:
     elif ":" in host:
         raise InputError(f"--listen {text}: write an IPv6 address in brackets ([::1]:9835)")
     return host or "0.0.0.0", int(port_text)  # ':PORT' asks for every address
+
+
+#: How the server starts a probe worker process (the same interpreter and opsbook as itself).
+WORKER_COMMAND = [sys.executable, "-m", "opsbook.cli.serve_worker"]
+#: Probes a worker process runs before it is replaced (its native memory grows slowly with
+#: every TLS handshake; see opsbook.runbooks.exporter.workers).
+DEFAULT_RECYCLE_AFTER = 5000
+#: The most probe worker processes started by default.
+MAX_DEFAULT_PROCESSES = 8
+
+
+def default_probe_processes() -> int:
+    """One probe worker process per CPU this process may run on, at most :data:`MAX_DEFAULT_PROCESSES`."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_PROCESSES))
 
 
 #: How the process ends after the server stops: probe threads stuck in a peer's timeout must
@@ -173,6 +254,26 @@ def serve(  # noqa: PLR0917 - Typer maps every parameter
             "(default 4 x --max-concurrent-probes).",
         ),
     ] = None,
+    probe_processes: Annotated[
+        int | None,
+        typer.Option(
+            "--probe-processes",
+            min=0,
+            max=64,
+            help="Worker processes that run the probes, sharing --max-concurrent-probes "
+            "(default: one per CPU, at most 8; 0: in the server's own threads).",
+        ),
+    ] = None,
+    recycle_after: Annotated[
+        int,
+        typer.Option(
+            "--recycle-after",
+            metavar="PROBES",
+            min=0,
+            max=10_000_000,
+            help="Replace a probe worker process after it ran this many probes (0: never).",
+        ),
+    ] = DEFAULT_RECYCLE_AFTER,
     validate: Annotated[
         bool, typer.Option("--validate", help="Only check --config and --web-config, then exit.")
     ] = False,
@@ -187,9 +288,10 @@ def serve(  # noqa: PLR0917 - Typer maps every parameter
     host, port = parse_listen(listen)
     web = load_web_config(web_config) if web_config is not None else None
     queued = max_queued if max_queued is not None else max_concurrent_probes * QUEUE_FACTOR
-    limits = Limits(max_concurrent_probes, queued)
+    processes = probe_processes if probe_processes is not None else default_probe_processes()
+    limits = Limits(max_concurrent_probes, queued, min(processes, max_concurrent_probes), recycle_after)
     try:
-        exporter = Exporter(os.fspath(config), ExporterHooks(), limits, web)
+        exporter = Exporter(os.fspath(config), ExporterHooks(), limits, web, worker_command=WORKER_COMMAND)
     except SuiteErrors as problems:
         for problem in problems.errors[:20]:
             terminal.error(str(problem))
@@ -211,6 +313,10 @@ def serve(  # noqa: PLR0917 - Typer maps every parameter
         asyncio.run(exporter.serve(host, port, ready))
     except OSError as exc:
         terminal.error(f"--listen {listen}: {exc.strerror or exc}")
+        sys.stderr.flush()
+        exit_now(3)
+    except RuntimeError as exc:  # a probe worker process could not start
+        terminal.error(str(exc))
         sys.stderr.flush()
         exit_now(3)
     log.info("stopped")

@@ -22,7 +22,7 @@ from typing import Any
 from ..errors import InputError
 from ..suite.loader import _entry, _env, _expect, _unknown_key
 from ..suite.model import Entry
-from ..suite.yamlsafe import Mark, SuiteError, YNode, load_file
+from ..suite.yamlsafe import Mark, SuiteError, YNode, parse_yaml, read_limited
 
 TOP_KEYS = ("version", "env", "modules")
 MODULE_KEYS = ("runbook", "with", "deadline", "description", "target", "allow")
@@ -203,6 +203,10 @@ class ModuleConfig:
     env: list[str] = field(default_factory=list)
     #: What the CLI layer's binder keeps for this config (the resolver with its secrets).
     binding: Any = None
+    #: The file's text as read (probe worker processes parse the very same text).
+    text: str = ""
+    #: Which (re)load this is: 0 at start, one more at each successful reload.
+    generation: int = 0
 
 
 def _allow(node: YNode, module: str) -> AllowList:
@@ -268,15 +272,18 @@ def _module(name: str, key_mark: Mark, node: YNode) -> Module:
     )
 
 
-def load_module_config(path: str | os.PathLike[str]) -> ModuleConfig:
+def load_module_config(path: str | os.PathLike[str], text: str | None = None) -> ModuleConfig:
     """Load and structurally validate the module file at *path* (``file:line:col`` errors).
 
+    With *text*, that is the file's content (already read) and *path* only names it.
     The modules' ``with:`` options are checked against the commands by the CLI layer's binder.
     """
     display = os.fspath(path)
-    if not Path(path).is_file():
-        raise SuiteError(None, f"{display}: module file does not exist or is not a file")
-    root = load_file(Path(path), display)
+    if text is None:
+        if not Path(path).is_file():
+            raise SuiteError(None, f"{display}: module file does not exist or is not a file")
+        text = read_limited(Path(path), display)
+    root = parse_yaml(text, display)
     if root is None:
         raise SuiteError(Mark(display, 1, 1), "empty module file (expected 'version: 1' and 'modules:')")
     _expect(root, ("mapping",), "the module file")
@@ -299,7 +306,7 @@ def load_module_config(path: str | os.PathLike[str]) -> ModuleConfig:
         if name.startswith("x-"):
             continue
         modules[name] = _module(name, modules_node.keys[name], node)
-    return ModuleConfig(path=display, modules=modules, env=env)
+    return ModuleConfig(path=display, modules=modules, env=env, text=text)
 
 
 def probe_deadline(module: Module, scrape_timeout: str | None) -> float:

@@ -19,7 +19,6 @@ import binascii
 import contextlib
 import logging
 import signal
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,7 @@ from typing import Any, Protocol
 from ..errors import InputError
 from ..model import Report, Status
 from ..secrets import Scrubber
-from ..suite.runner import DeadlineExceeded, failure_result, scrub_result
+from ..suite.runner import DeadlineExceeded, failure_result
 from ..suite.yamlsafe import SuiteError
 from .modules import (
     TARGET_WITH_PORT,
@@ -41,6 +40,7 @@ from .modules import (
     probe_deadline,
 )
 from .webconfig import WebConfig
+from .workers import ProbeProcesses, WorkerHooks, finished_report, start_threads
 
 log = logging.getLogger("opsbook.serve")
 
@@ -56,20 +56,9 @@ QUEUE_FACTOR = 4
 TIMEOUT_SHARE = 0.8
 
 
-class Hooks(Protocol):
-    """What the CLI layer provides: binding (suite binder) and rendering (cli/formats)."""
-
-    def validate(self, config: ModuleConfig) -> None:
-        """Bind every module with a placeholder target: raise SuiteError(s) with file:line."""
-
-    def prepare(
-        self, config: ModuleConfig, module: Module, target: str | None, timeout: float
-    ) -> tuple[Callable[[float], Report], Scrubber]:
-        """The check call for *module* on *target* and the scrubber of the config's secrets.
-
-        The call takes the network timeout the probe may use (at most *timeout*): what is
-        left of the deadline when a probe slot came free, times :data:`TIMEOUT_SHARE`.
-        """
+class Hooks(WorkerHooks, Protocol):
+    """What the CLI layer provides: binding (suite binder, see :class:`.workers.WorkerHooks`)
+    and rendering (cli/formats)."""
 
     def render_text(self, report: Report) -> str:
         """The report in Prometheus text format."""
@@ -84,6 +73,10 @@ class Limits:
 
     max_concurrent: int = DEFAULT_MAX_CONCURRENT
     max_queued: int = DEFAULT_MAX_CONCURRENT * QUEUE_FACTOR
+    #: Probe worker processes (0: the probes run in the server's own threads).
+    processes: int = 0
+    #: Replace a probe worker process after this many probes (0: never).
+    recycle_after: int = 0
 
 
 class Metrics:
@@ -132,6 +125,14 @@ class Metrics:
             registry=r,
         )
         self.modules = Gauge("opsbook_exporter_modules", "Modules in the configuration in use.", registry=r)
+        self.worker_restarts = Counter(
+            "opsbook_exporter_probe_worker_replacements",
+            "Probe worker processes replaced, by reason (recycled: after --recycle-after probes; died).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("recycled", "died"):
+            self.worker_restarts.labels(reason)
 
     def render(self) -> bytes:
         """The exposition text."""
@@ -156,14 +157,35 @@ class Exporter:
     """The module configuration in use, the probe pool and the HTTP handlers."""
 
     def __init__(
-        self, config_path: str, hooks: Hooks, limits: Limits | None = None, web: WebConfig | None = None
+        self,
+        config_path: str,
+        hooks: Hooks,
+        limits: Limits | None = None,
+        web: WebConfig | None = None,
+        worker_command: list[str] | None = None,
     ) -> None:
+        """*worker_command* starts a probe worker process (see :mod:`.workers`); it is needed
+        when ``limits.processes`` is above 0."""
         self.config_path = config_path
         self.hooks = hooks
         self.limits = limits or Limits()
         self.web = web
         self.metrics = Metrics()
-        self.executor = ThreadPoolExecutor(self.limits.max_concurrent, thread_name_prefix="opsbook-probe")
+        self.executor: ThreadPoolExecutor | None = None
+        self.workers: ProbeProcesses | None = None
+        if self.limits.processes > 0:
+            if not worker_command:
+                raise ValueError("probe worker processes need the command that starts one")
+            threads = -(-self.limits.max_concurrent // self.limits.processes)  # each worker's share, rounded up
+            self.workers = ProbeProcesses(
+                self.limits.processes,
+                threads,
+                worker_command,
+                recycle_after=self.limits.recycle_after,
+                on_replaced=lambda reason: self.metrics.worker_restarts.labels(reason).inc(),
+            )
+        else:
+            self.executor = ThreadPoolExecutor(self.limits.max_concurrent, thread_name_prefix="opsbook-probe")
         self.config: ModuleConfig = self._load()
         self.metrics.reload_ok.set(1)
         self.metrics.reload_time.set(time.time())
@@ -195,6 +217,9 @@ class Exporter:
             except Exception as exc:  # the old configuration stays whatever went wrong
                 message = f"{exc.__class__.__name__}: {exc}"
             else:
+                config.generation = self.config.generation + 1
+                if self.workers is not None:
+                    await self.workers.reconfigure(config)
                 self.config = config
                 self.metrics.reload_ok.set(1)
                 self.metrics.reload_time.set(time.time())
@@ -336,6 +361,7 @@ class Exporter:
                 target = parse_target(target_text, port_allowed=module.target_key in TARGET_WITH_PORT)
             if target is not None and module.allow is not None and module.target_key is not None:
                 await module.allow.check(target, timeout=max(0.1, min(2.0, deadline / 2)))
+            # bound here even when a worker process runs it: a request it cannot run is a 400 now
             call, scrub = self.hooks.prepare(
                 config, module, target.text if target and module.target_key else None, deadline * TIMEOUT_SHARE
             )
@@ -347,7 +373,8 @@ class Exporter:
             return self._refuse(name, "bad_request", 400, f"{name}: {exc}")
 
         remaining = deadline - (time.perf_counter() - started)
-        outcome, report = await self._run(module, call, scrub, remaining, deadline)
+        start = self._starter(config, module, target.text if target and module.target_key else None, call, scrub)
+        outcome, report = await self._run(module, start, scrub, remaining, deadline)
         if outcome == "overloaded":
             return self._refuse(name, outcome, 503, report.checks[0].summary if report.checks else "overloaded")
         duration = time.perf_counter() - started
@@ -368,13 +395,38 @@ class Exporter:
         body = self.hooks.render_text(report) + probe_lines(success, duration)
         return web.Response(body=body.encode(), headers={"Content-Type": TEXT_CONTENT_TYPE})
 
-    async def _run(
-        self, module: Module, call: Callable[[float], Report], scrub: Scrubber, remaining: float, deadline: float
-    ) -> tuple[str, Report]:
-        """Run *call* in a probe slot: (outcome, report); outcome is ran, timeout or overloaded.
+    def _starter(
+        self,
+        config: ModuleConfig,
+        module: Module,
+        target: str | None,
+        call: Callable[[float], Report],
+        scrub: Scrubber,
+    ) -> Callable[[float], asyncio.Future[Report]]:
+        """What starts the probe: in a worker process, or in one of the server's own threads."""
+        workers, executor = self.workers, self.executor
 
-        *remaining* is what is left of the request's deadline: waiting for a slot spends it,
-        and the probe runs with what is left after that (never a fresh deadline).
+        def start(timeout: float) -> asyncio.Future[Report]:
+            if workers is not None:
+                return workers.submit(config, module, target, timeout)
+            loop = asyncio.get_running_loop()
+            return loop.run_in_executor(executor, finished_report, module, call, scrub, timeout)
+
+        return start
+
+    async def _run(
+        self,
+        module: Module,
+        start: Callable[[float], asyncio.Future[Report]],
+        scrub: Scrubber,
+        remaining: float,
+        deadline: float,
+    ) -> tuple[str, Report]:
+        """Run the probe in a probe slot: (outcome, report); outcome is ran, timeout or overloaded.
+
+        *start* starts the probe with the network timeout it may use and returns the future of
+        its finished report. *remaining* is what is left of the request's deadline: waiting for
+        a slot spends it, and the probe runs with what is left after that (never a fresh deadline).
         """
         loop = asyncio.get_running_loop()
         answer_by = loop.time() + max(remaining, 0.001)
@@ -403,10 +455,16 @@ class Exporter:
         self.metrics.in_flight.inc()
         started = time.perf_counter()
         left = max(answer_by - loop.time(), 0.001)
-        future = loop.run_in_executor(self.executor, call, max(0.05, left * TIMEOUT_SHARE))
+        try:
+            future = start(max(0.05, left * TIMEOUT_SHARE))
+        except BaseException:
+            slots.release()
+            self._admitted -= 1
+            self.metrics.in_flight.dec()
+            raise
 
         def finished(done: asyncio.Future[Report]) -> None:
-            slots.release()  # only when the thread is really done: stuck probes hold their slot
+            slots.release()  # only when the probe is really done: stuck probes hold their slot
             self._admitted -= 1
             self.metrics.in_flight.dec()
             if not done.cancelled():
@@ -419,30 +477,15 @@ class Exporter:
             exc = DeadlineExceeded(f"did not finish within the probe deadline of {deadline:.3g}s")
             report.checks = [failure_result(module.entry, exc, scrub, time.perf_counter() - started)]
             return "timeout", report
-        except (Exception, SystemExit) as exc:
+        except (Exception, SystemExit) as exc:  # the worker process running it ended
             report.checks = [failure_result(module.entry, exc, scrub, time.perf_counter() - started)]
             return "ran", report
-        if not result.checks:
-            empty = RuntimeError("the check reported no results")
-            result.checks = [failure_result(module.entry, empty, scrub, time.perf_counter() - started)]
-        for check in result.checks:
-            scrub_result(check, scrub)
         return "ran", result
 
     def start_probe_threads(self) -> None:
-        """Start every probe thread now, before the first request.
-
-        The pool would start a thread on each request while none is idle, and starting a
-        thread makes the caller, the event loop, wait until the new thread runs: under load
-        (256 threads started at once on a busy machine) that stalled the loop for seconds
-        and every deadline timer fired late.
-        """
-        count = self.limits.max_concurrent
-        barrier = threading.Barrier(count + 1)
-        for _ in range(count):  # no thread is idle until all have met: each submit starts one
-            self.executor.submit(barrier.wait, 30)
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait(30)
+        """Start every probe thread of the server's own pool now (see :func:`.workers.start_threads`)."""
+        if self.executor is not None:
+            start_threads(self.executor, self.limits.max_concurrent)
 
     # ------------------------------------------------------------------ serving
     async def serve(
@@ -453,6 +496,12 @@ class Exporter:
 
         loop = asyncio.get_running_loop()
         stop = stop or asyncio.Event()
+        if self.workers is not None:  # before listening: the first request finds them ready
+            try:
+                await self.workers.start(self.config)
+            except BaseException:
+                await self.workers.close()
+                raise
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
         await runner.setup()
         ssl_ctx = self.web.tls if self.web is not None else None
@@ -477,7 +526,10 @@ class Exporter:
             await stop.wait()
         finally:
             await runner.cleanup()
-            self.executor.shutdown(wait=False, cancel_futures=True)
+            if self.workers is not None:
+                await self.workers.close()
+            if self.executor is not None:
+                self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _note(module: Module, summary: str) -> Any:

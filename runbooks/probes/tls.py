@@ -178,27 +178,36 @@ def legacy_protocols(
     server_name: str | None = None,
     skip: tuple[str, ...] = (),
 ) -> list[str]:
-    """The legacy protocols (``TLSv1``, ``TLSv1.1``, oldest first) the server accepts, each offered alone.
+    """The legacy protocols (``TLSv1``, ``TLSv1.1``, oldest first) the server accepts.
 
-    Offering both in one ClientHello would only show the newer one a server prefers (1.1), and
-    hide that TLS 1.0 is still on. One connection per protocol not in *skip* (at most two),
-    bounded by *timeout* per step; a server that refuses answers with an alert at once. A
-    server that cannot be reached or does not answer accepts nothing here.
+    One ClientHello offers both: a server that refuses them (the common case) answers with an
+    alert at once, and that is one connection. A server picks the newest version both sides
+    offer, so an answer in TLS 1.0 means 1.1 is off; an answer in TLS 1.1 could hide that 1.0
+    is still on, so TLS 1.0 is then offered alone. A protocol in *skip* is not offered. Each
+    step is bounded by *timeout*; a server that cannot be reached or does not answer accepts
+    nothing here.
     """
-    accepted = []
-    for version in LEGACY_PROTOCOLS:
-        if version in skip:
-            continue
+    offer = [v for v in LEGACY_PROTOCOLS if v not in skip]
+    if not offer:
+        return []
+
+    def accepts(version: str | None) -> str | None:
+        """The version the server answers a hello offering *version* (None: both) in, or None."""
         probe = TlsProbe(host=host, port=port, server_name=_sni(server_name if server_name is not None else host))
         tls = _attempt(probe, address or host, legacy_context(version), timeout)
         if tls is None:
-            if probe.tcp_state is not PortState.OPEN:
-                break  # the host went away: do not wait for it twice
-            continue
+            return None
         tls.close()
-        if probe.version == version:
-            accepted.append(version)
-    return accepted
+        return probe.version
+
+    if len(offer) == 1:
+        return offer if accepts(offer[0]) == offer[0] else []
+    newest = accepts(None)
+    if newest == "TLSv1":
+        return ["TLSv1"]
+    if newest != "TLSv1.1":
+        return []
+    return ["TLSv1", "TLSv1.1"] if accepts("TLSv1") == "TLSv1" else ["TLSv1.1"]
 
 
 def legacy_protocol(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -87,7 +88,16 @@ def thumbprint(der: bytes) -> str:
 
 
 def parse_certificate(der: bytes) -> CertInfo:
-    """Parse a DER certificate into :class:`CertInfo` (raises ValueError when it is not one)."""
+    """Parse a DER certificate into :class:`CertInfo` (raises ValueError when it is not one).
+
+    The last few hundred certificates are remembered: an exporter probes the same listeners
+    scrape after scrape, and parsing is most of the CPU a probe spends outside OpenSSL.
+    """
+    return _parse(bytes(der))
+
+
+@functools.lru_cache(maxsize=512)
+def _parse(der: bytes) -> CertInfo:
     from cryptography import x509
     from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
     from cryptography.x509.oid import NameOID

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -311,13 +312,83 @@ def test_waiting_for_a_slot_counts_against_the_deadline(peers: dict[str, object]
             assert value(body, "probe_success") == 0
 
 
-def test_probe_threads_are_started_before_the_first_request(exporter: Served, peers: dict[str, object]) -> None:
-    """Starting a thread makes the event loop wait for it: under load that made deadlines fire late."""
-    good = peers["good"]
-    assert isinstance(good, TlsServer)
-    before = len(os.listdir(f"/proc/{exporter.proc.pid}/task"))
-    assert before >= 8 + 1, before  # --max-concurrent-probes 8, and the event loop's thread
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: exporter.get(f"/probe?module=winrm_https&target={good.target}"), range(8)))
-    assert all(status == 200 for status, _, _ in results)
-    assert len(os.listdir(f"/proc/{exporter.proc.pid}/task")) <= before + 1  # none started under load
+def children(pid: int) -> list[int]:
+    """The child processes of *pid* (the exporter's probe workers)."""
+    found: list[int] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/task/{task}/children") as fh:
+            found += [int(child) for child in fh.read().split()]
+    return found
+
+
+def threads(pids: list[int]) -> int:
+    return sum(len(os.listdir(f"/proc/{pid}/task")) for pid in pids)
+
+
+@pytest.mark.parametrize("processes", [0, 2])
+def test_probe_threads_are_started_before_the_first_request(peers: dict[str, object], processes: int) -> None:
+    """Starting a thread makes its caller wait for it: under load that made deadlines fire late."""
+    tmp, good = peers["tmp"], peers["good"]
+    assert isinstance(tmp, Path) and isinstance(good, TlsServer)
+    config = write_config(tmp / f"threads-{processes}.yaml", peers["ca"])  # type: ignore[arg-type]
+    args = ("--max-concurrent-probes", "8", "--probe-processes", str(processes))
+    with serve(config, *args, env=ENV) as served:
+        workers = children(served.proc.pid)
+        assert len(workers) == processes, workers  # 0: the probes run in the server's own threads
+        pids = [served.proc.pid, *workers]
+        before = threads(pids)
+        assert before >= 8 + 1, before  # --max-concurrent-probes 8 (shared by the workers), the event loop
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda _: served.get(f"/probe?module=winrm_https&target={good.target}"), range(8)))
+        assert all(status == 200 and value(body, "probe_success") == 1 for status, body, _ in results)
+        assert threads(pids) <= before + 1  # none started under load
+
+
+def replacements(served: Served, reason: str) -> float:
+    _, metrics, _ = served.get("/metrics")
+    found = samples(metrics)["opsbook_exporter_probe_worker_replacements_total"]
+    return next(v for labels, v in found if labels["reason"] == reason)
+
+
+def test_a_worker_that_dies_is_replaced_and_its_probe_answered(peers: dict[str, object]) -> None:
+    tmp, good, hung = peers["tmp"], peers["good"], peers["hung"]
+    assert isinstance(tmp, Path) and isinstance(good, TlsServer) and isinstance(hung, HangServer)
+    config = write_config(tmp / "dies.yaml", peers["ca"])  # type: ignore[arg-type]
+    with serve(config, "--probe-processes", "1", "--max-concurrent-probes", "4", env=ENV) as served:
+        [worker] = children(served.proc.pid)
+        headers = {"X-Prometheus-Scrape-Timeout-Seconds": "5"}
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            started = time.monotonic()
+            pending = pool.submit(
+                served.get, f"/probe?module=winrm_https&target={hung.target}&debug=true", headers=headers
+            )
+            assert wait_for(lambda: value(served.get("/metrics")[1], "opsbook_exporter_probes_in_flight") == 1)
+            os.kill(worker, signal.SIGKILL)
+            status, body, _ = pending.result()
+        assert status == 200 and time.monotonic() - started < 3  # answered when the worker died, not at 4.5 s
+        [check] = json.loads(body)["checks"]
+        assert check["status"] == "UNKNOWN" and "probe worker process ended" in check["summary"], check
+        assert wait_for(lambda: len(children(served.proc.pid)) == 1 and children(served.proc.pid) != [worker])
+        assert wait_for(lambda: served.get(f"/probe?module=winrm_https&target={good.target}")[0] == 200)
+        status, body, _ = served.get(f"/probe?module=winrm_https&target={good.target}")
+        assert value(body, "probe_success") == 1
+        assert replacements(served, "died") == 1 and replacements(served, "recycled") == 0
+        assert any(f"probe worker process {worker} ended" in line for line in served.log)
+        assert value(served.get("/metrics")[1], "opsbook_exporter_probes_in_flight") == 0  # its slot came back
+
+
+def test_workers_are_recycled_without_losing_a_probe(peers: dict[str, object]) -> None:
+    tmp, good = peers["tmp"], peers["good"]
+    assert isinstance(tmp, Path) and isinstance(good, TlsServer)
+    config = write_config(tmp / "recycle.yaml", peers["ca"])  # type: ignore[arg-type]
+    args = ("--probe-processes", "2", "--max-concurrent-probes", "4", "--recycle-after", "3")
+    with serve(config, *args, env=ENV) as served:
+        first = set(children(served.proc.pid))
+        assert len(first) == 2
+        path = f"/probe?module=winrm_https&target={good.target}"
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: served.get(path), range(24)))
+        assert [status for status, _, _ in results] == [200] * 24
+        assert all(value(body, "probe_success") == 1 for _, body, _ in results)  # none lost to a replacement
+        assert wait_for(lambda: len(children(served.proc.pid)) == 2 and not first & set(children(served.proc.pid)))
+        assert replacements(served, "recycled") >= 2 and replacements(served, "died") == 0

@@ -66,13 +66,41 @@ def test_untrusted_expired_leaf_is_not_verified_apart_from_dates(probe_ca: tuple
     assert probe.handshake and probe.cert_der == leaf.cert_der
 
 
-def test_legacy_protocols_lists_each_one_offered_alone(probe_ca: tuple[TestCA, str]) -> None:
+V = ssl.TLSVersion
+
+
+@pytest.mark.parametrize(
+    ("minimum", "maximum", "accepted", "hellos"),
+    [
+        (V.TLSv1_2, V.MAXIMUM_SUPPORTED, [], 1),  # the common case: both refused by one alert
+        (V.TLSv1, V.MAXIMUM_SUPPORTED, ["TLSv1", "TLSv1.1"], 2),  # 1.1 answered: 1.0 offered alone
+        (V.TLSv1, V.TLSv1, ["TLSv1"], 1),  # answered in 1.0: 1.1 is off, nothing more to ask
+        (V.TLSv1_1, V.TLSv1_2, ["TLSv1.1"], 2),  # 1.1 answered, 1.0 alone refused
+    ],
+)
+def test_legacy_protocols_are_each_found_with_the_fewest_hellos(
+    probe_ca: tuple[TestCA, str], minimum: ssl.TLSVersion, maximum: ssl.TLSVersion, accepted: list[str], hellos: int
+) -> None:
     ca, _ = probe_ca
-    ctx = server_context(make_leaf("valid", ca, HOST), min_version=ssl.TLSVersion.TLSv1)
+    ctx = server_context(make_leaf("valid", ca, HOST), min_version=minimum, max_version=maximum)
     with TlsServer(context=ctx) as srv:
-        assert legacy_protocols(HOST, srv.port, address=srv.host, timeout=2) == ["TLSv1", "TLSv1.1"]
-    with TlsServer(make_leaf("valid", ca, HOST)) as srv:
-        assert legacy_protocols(HOST, srv.port, address=srv.host, timeout=2) == []
+        assert legacy_protocols(HOST, srv.port, address=srv.host, timeout=2) == accepted
+        assert srv.accepted == hellos
+
+
+def test_legacy_protocols_skip_the_negotiated_one(probe_ca: tuple[TestCA, str]) -> None:
+    ca, _ = probe_ca
+    ctx = server_context(make_leaf("valid", ca, HOST), min_version=V.TLSv1, max_version=V.TLSv1_1)
+    with TlsServer(context=ctx) as srv:
+        assert legacy_protocols(HOST, srv.port, address=srv.host, timeout=2, skip=("TLSv1.1",)) == ["TLSv1"]
+        assert srv.accepted == 1
+
+
+def test_legacy_protocols_of_a_host_that_went_away_are_none() -> None:
+    port = free_port()
+    started = time.perf_counter()
+    assert legacy_protocols(HOST, port, address="127.0.0.1", timeout=2) == []
+    assert time.perf_counter() - started < 1  # refused at once, not waited for
 
 
 def test_non_verifying_probe(probe_ca: tuple[TestCA, str]) -> None:
