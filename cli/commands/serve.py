@@ -102,7 +102,7 @@ class ExporterHooks:
         config.binding = bindings
 
     def prepare(
-        self, config: ModuleConfig, module: Module, target: str | None, timeout: float
+        self, config: ModuleConfig, module: Module, target: str | None, timeout: float, pin: str | None = None
     ) -> tuple[Callable[[float], Report], Scrubber]:
         bindings: _Bindings = config.binding
         template = bindings.templates.get(module.name)
@@ -115,9 +115,11 @@ class ExporterHooks:
                 if template.target_param is not None and target is not None:
                     params[template.target_param] = [target] if template.as_list else target
                 bound = dataclasses.replace(bound, params=params)
-        params = bound.params
-        if params is None:
+        if bound.params is None:
             raise InputError(bound.skip or "the module cannot run here")
+        if pin is not None and target is not None:
+            bound = _pinned(bound, target, pin)
+        params = bound.params
         configured = params.get("timeout")
 
         def call(left: float) -> Report:
@@ -143,6 +145,17 @@ class ExporterHooks:
         from ..formats import render_json
 
         return render_json(report)
+
+
+def _pinned(bound: Any, target: str, pin: str) -> Any:
+    """*bound* with the target's host mapped to *pin* (``--resolve HOST:ADDRESS``), for a
+    command that has ``--resolve``."""
+    if "resolve" not in bound.spec.options:
+        return bound
+    host = target.rsplit(":", 1)[0] if ":" in target else target  # a name (an address is never pinned)
+    params = dict(bound.params)
+    params["resolve"] = [*(params.get("resolve") or []), f"{host}:{pin}"]
+    return dataclasses.replace(bound, params=params)
 
 
 def _template(module: Module, bound: Any) -> _Template:
@@ -274,6 +287,17 @@ def serve(  # noqa: PLR0917 - Typer maps every parameter
             help="Replace a probe worker process after it ran this many probes (0: never).",
         ),
     ] = DEFAULT_RECYCLE_AFTER,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(
+            "--idle-timeout",
+            metavar="SECONDS",
+            min=0.1,
+            max=86400,
+            help="Close a connection that sent no complete request for this long "
+            "(idle keep-alive, or a request head sent a byte at a time).",
+        ),
+    ] = 75.0,
     validate: Annotated[
         bool, typer.Option("--validate", help="Only check --config and --web-config, then exit.")
     ] = False,
@@ -289,7 +313,7 @@ def serve(  # noqa: PLR0917 - Typer maps every parameter
     web = load_web_config(web_config) if web_config is not None else None
     queued = max_queued if max_queued is not None else max_concurrent_probes * QUEUE_FACTOR
     processes = probe_processes if probe_processes is not None else default_probe_processes()
-    limits = Limits(max_concurrent_probes, queued, min(processes, max_concurrent_probes), recycle_after)
+    limits = Limits(max_concurrent_probes, queued, min(processes, max_concurrent_probes), recycle_after, idle_timeout)
     try:
         exporter = Exporter(os.fspath(config), ExporterHooks(), limits, web, worker_command=WORKER_COMMAND)
     except SuiteErrors as problems:

@@ -36,6 +36,9 @@ TARGET_KEYS: dict[str, tuple[str, ...]] = {
 }
 #: Options whose target may carry a port (HOST[:PORT]).
 TARGET_WITH_PORT = {"hosts"}
+#: Options whose target is a host the probe connects to (not a name it looks up in DNS): a name
+#: allowed by network is pinned to the address the allow list checked.
+TARGET_CONNECTED = {"hosts", "dc"}
 #: A module's deadline when it sets none (Prometheus' default scrape timeout).
 DEFAULT_MODULE_DEADLINE = 10.0
 #: Subtracted from the scrape timeout Prometheus announces, so the answer arrives in time
@@ -149,19 +152,22 @@ class AllowList:
             address = address.ipv4_mapped
         return any(address.version == net.version and address in net for net in self.networks)
 
-    async def check(self, target: Target, timeout: float = ALLOW_RESOLVE_TIMEOUT) -> None:
+    async def check(self, target: Target, timeout: float = ALLOW_RESOLVE_TIMEOUT) -> str | None:
         """Raise :class:`TargetError` (403) unless *target* may be probed.
 
         An IP address must lie in a listed network; a name must match a listed name, or
-        (when networks are listed) every address it resolves to must lie in them.
+        (when networks are listed) every address it resolves to must lie in them. For a name
+        allowed that way, the first of those addresses is returned: the probe must connect to
+        it and not resolve the name again (a DNS server that answers differently the second
+        time, "DNS rebinding", would otherwise send the probe outside the networks).
         """
         address = target.address
         if address is not None:
             if not self.matches_address(address):
                 raise TargetError(f"target {target.host} is not in this module's allow list", 403)
-            return
+            return None
         if self.matches_name(target.host):
-            return
+            return None
         if not self.networks:
             raise TargetError(f"target {target.host} is not in this module's allow list", 403)
         loop = asyncio.get_running_loop()
@@ -169,9 +175,10 @@ class AllowList:
             infos = await asyncio.wait_for(loop.getaddrinfo(target.host, None, type=socket.SOCK_STREAM), timeout)
         except (OSError, TimeoutError):
             raise TargetError(f"target {target.host} does not resolve (allow list by network)", 403) from None
-        addresses = {ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos}
+        addresses = list(dict.fromkeys(ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos))
         if not addresses or not all(self.matches_address(a) for a in addresses):
             raise TargetError(f"target {target.host} resolves outside this module's allow list", 403)
+        return str(addresses[0])
 
 
 @dataclass

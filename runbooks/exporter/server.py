@@ -31,6 +31,7 @@ from ..secrets import Scrubber
 from ..suite.runner import DeadlineExceeded, failure_result
 from ..suite.yamlsafe import SuiteError
 from .modules import (
+    TARGET_CONNECTED,
     TARGET_WITH_PORT,
     Module,
     ModuleConfig,
@@ -51,6 +52,8 @@ MAX_BODY = 64 * 1024
 DEFAULT_MAX_CONCURRENT = 64
 #: Requests waiting for a probe slot, as a multiple of --max-concurrent-probes, by default.
 QUEUE_FACTOR = 4
+#: How long a connection may go without a complete request (nginx's keepalive_timeout).
+DEFAULT_IDLE_TIMEOUT = 75.0
 #: The command's own network timeout is kept under this share of the probe's deadline, so it
 #: reports its own, precise failure ("TLS handshake timed out") before the deadline cuts it.
 TIMEOUT_SHARE = 0.8
@@ -77,6 +80,9 @@ class Limits:
     processes: int = 0
     #: Replace a probe worker process after this many probes (0: never).
     recycle_after: int = 0
+    #: Close a connection that has not sent a complete request for this long (seconds): an idle
+    #: keep-alive connection, or a client trickling its request head to hold a connection.
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
 
 
 class Metrics:
@@ -359,11 +365,13 @@ class Exporter:
                 if module.target_key is not None and not target_text:
                     raise TargetError("target parameter is missing")
                 target = parse_target(target_text, port_allowed=module.target_key in TARGET_WITH_PORT)
+            pin = None
             if target is not None and module.allow is not None and module.target_key is not None:
-                await module.allow.check(target, timeout=max(0.1, min(2.0, deadline / 2)))
+                pin = await module.allow.check(target, timeout=max(0.1, min(2.0, deadline / 2)))
+                pin = pin if module.target_key in TARGET_CONNECTED else None
             # bound here even when a worker process runs it: a request it cannot run is a 400 now
             call, scrub = self.hooks.prepare(
-                config, module, target.text if target and module.target_key else None, deadline * TIMEOUT_SHARE
+                config, module, target.text if target and module.target_key else None, deadline * TIMEOUT_SHARE, pin
             )
         except TargetError as exc:
             return self._refuse(name, "forbidden" if exc.status == 403 else "bad_request", exc.status, str(exc))
@@ -373,7 +381,8 @@ class Exporter:
             return self._refuse(name, "bad_request", 400, f"{name}: {exc}")
 
         remaining = deadline - (time.perf_counter() - started)
-        start = self._starter(config, module, target.text if target and module.target_key else None, call, scrub)
+        target_text = target.text if target and module.target_key else None
+        start = self._starter(config, module, target=target_text, pin=pin, call=call, scrub=scrub)
         outcome, report = await self._run(module, start, scrub, remaining, deadline)
         if outcome == "overloaded":
             return self._refuse(name, outcome, 503, report.checks[0].summary if report.checks else "overloaded")
@@ -399,7 +408,9 @@ class Exporter:
         self,
         config: ModuleConfig,
         module: Module,
+        *,
         target: str | None,
+        pin: str | None,
         call: Callable[[float], Report],
         scrub: Scrubber,
     ) -> Callable[[float], asyncio.Future[Report]]:
@@ -408,7 +419,7 @@ class Exporter:
 
         def start(timeout: float) -> asyncio.Future[Report]:
             if workers is not None:
-                return workers.submit(config, module, target, timeout)
+                return workers.submit(config, module, target, timeout, pin)
             loop = asyncio.get_running_loop()
             return loop.run_in_executor(executor, finished_report, module, call, scrub, timeout)
 
@@ -502,7 +513,11 @@ class Exporter:
             except BaseException:
                 await self.workers.close()
                 raise
-        runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # keepalive_timeout: aiohttp arms it when a connection opens and closes the connection
+        # when it fires before a complete request has arrived (idle, or headers trickled).
+        runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, keepalive_timeout=self.limits.idle_timeout
+        )
         await runner.setup()
         ssl_ctx = self.web.tls if self.web is not None else None
         site = web.TCPSite(runner, host, port, ssl_context=ssl_ctx, backlog=1024, reuse_address=True)

@@ -55,16 +55,31 @@ class WorkerHooks(Protocol):
         """Bind every module with a placeholder target: raise SuiteError(s) with file:line."""
 
     def prepare(
-        self, config: ModuleConfig, module: Module, target: str | None, timeout: float
+        self, config: ModuleConfig, module: Module, target: str | None, timeout: float, pin: str | None = None
     ) -> tuple[Callable[[float], Report], Scrubber]:
         """The check call for *module* on *target* and the scrubber of the config's secrets.
 
         The call takes the network timeout the probe may use (at most *timeout*): what is
         left of the deadline when a probe slot came free, times the server's TIMEOUT_SHARE.
+        *pin* is the address the allow list checked for a target name: the probe connects
+        there (``--resolve``) instead of resolving the name again.
         """
 
     def scrubber(self, config: ModuleConfig) -> Scrubber:
         """What masks the secrets *config* resolved."""
+
+
+@dataclass(frozen=True)
+class ProbeCall:
+    """One probe, as a worker runs it: which modules, which module, on what, for how long."""
+
+    #: The module file (re)load the request was admitted under.
+    generation: int
+    module: str
+    target: str | None
+    #: The address the allow list checked for the target name (see WorkerHooks.prepare).
+    pin: str | None
+    timeout: float
 
 
 def finished_report(module: Module, call: Callable[[float], Report], scrub: Scrubber, timeout: float) -> Report:
@@ -127,9 +142,9 @@ def _read_frame(stream: IO[bytes]) -> Any:
 def worker_main(hooks: WorkerHooks, threads: int) -> None:
     """Serve probes on stdin/stdout until the server closes stdin (then exit at once).
 
-    Messages in: ``("config", generation, path, text)`` and ``("probe", job, generation, module,
-    target, timeout)``. Out: ``("config", generation, error)`` (error "" when the modules
-    bound) and ``("done", job, report)``. Anything the checks print goes to stderr: stdout
+    Messages in: ``("config", generation, path, text)`` and ``("probe", job, ProbeCall)``.
+    Out: ``("config", generation, error)`` (error "" when the modules bound) and
+    ``("done", job, report)``. Anything the checks print goes to stderr: stdout
     carries only the protocol.
     """
     out = os.fdopen(os.dup(1), "wb")
@@ -146,14 +161,15 @@ def worker_main(hooks: WorkerHooks, threads: int) -> None:
             out.write(data)
             out.flush()
 
-    def run(job: int, generation: int, name: str, target: str | None, timeout: float) -> None:
-        config = configs.get(generation) or configs[max(configs)]
-        module = config.modules.get(name)
+    def run(job: int, probe: ProbeCall) -> None:
+        config = configs.get(probe.generation) or configs[max(configs)]
+        module = config.modules.get(probe.module)
         if module is None:
-            send(("done", job, _missing(name)))
+            send(("done", job, _missing(probe.module)))
             return
+        timeout = probe.timeout
         try:
-            call, scrub = hooks.prepare(config, module, target, timeout)
+            call, scrub = hooks.prepare(config, module, probe.target, timeout, probe.pin)
         except Exception as exc:  # the server bound it already: only a file changed under us gets here
             report = Report(command=module.entry.command)
             report.checks = [failure_result(module.entry, exc, hooks.scrubber(config))]
@@ -190,11 +206,11 @@ def worker_main(hooks: WorkerHooks, threads: int) -> None:
                 del configs[old]  # a request started before the last reloads may still name them
             send(("config", generation, ""))
         elif message[0] == "probe":
-            _, job, generation, name, target, timeout = message
+            _, job, probe = message
             if configs:
-                pool.submit(run, job, generation, name, target, timeout)
+                pool.submit(run, job, probe)
             else:  # never sent by the server (it waits for the modules); answered all the same
-                send(("done", job, _missing(name)))
+                send(("done", job, _missing(probe.module)))
 
 
 def _missing(name: str) -> Report:
@@ -232,6 +248,8 @@ class _Job:
     generation: int
     module: str
     target: str | None
+    #: The address the allow list checked for the target name (see WorkerHooks.prepare).
+    pin: str | None
     #: When its timeout ends (the event loop's clock).
     answer_by: float
 
@@ -313,7 +331,7 @@ class ProbeProcesses:
             log.error("a probe worker process kept the previous modules: %s", problem)
 
     def submit(
-        self, config: ModuleConfig, module: Module, target: str | None, timeout: float
+        self, config: ModuleConfig, module: Module, target: str | None, timeout: float, pin: str | None = None
     ) -> asyncio.Future[Report]:
         """Run the probe in the least busy worker; the future holds its finished report.
 
@@ -323,7 +341,7 @@ class ProbeProcesses:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Report] = loop.create_future()
-        job = _Job(future, config.generation, module.name, target, loop.time() + timeout)
+        job = _Job(future, config.generation, module.name, target, pin, loop.time() + timeout)
         worker = self._least_busy()
         if worker is None:
             if self._closing:
@@ -350,7 +368,8 @@ class ProbeProcesses:
         self._job += 1
         worker.pending[self._job] = job.future
         worker.probes += 1
-        self._send(worker, ("probe", self._job, job.generation, job.module, job.target, timeout))
+        probe = ProbeCall(job.generation, job.module, job.target, job.pin, timeout)
+        self._send(worker, ("probe", self._job, probe))
         if self.recycle_after and worker.probes >= self.recycle_after and not worker.replacing:
             worker.replacing = True
             self._background(self._recycle(worker))

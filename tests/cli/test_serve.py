@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import ssl
 import time
 from collections.abc import Iterator
@@ -392,3 +393,73 @@ def test_workers_are_recycled_without_losing_a_probe(peers: dict[str, object]) -
         assert all(value(body, "probe_success") == 1 for _, body, _ in results)  # none lost to a replacement
         assert wait_for(lambda: len(children(served.proc.pid)) == 2 and not first & set(children(served.proc.pid)))
         assert replacements(served, "recycled") >= 2 and replacements(served, "died") == 0
+
+
+def test_connections_without_a_complete_request_are_closed(peers: dict[str, object]) -> None:
+    """A client that connects and sends nothing, or trickles its request head, cannot hold a
+    connection (and a file descriptor) for ever: at most --idle-timeout."""
+    tmp, hung = peers["tmp"], peers["hung"]
+    assert isinstance(tmp, Path) and isinstance(hung, HangServer)
+    config = write_config(tmp / "idle.yaml", peers["ca"])  # type: ignore[arg-type]
+    with serve(config, "--idle-timeout", "1", "--probe-processes", "0", env=ENV) as served:
+        host, port = served.url.removeprefix("http://").rsplit(":", 1)
+        idle = socket.create_connection((host, int(port)))
+        trickle = socket.create_connection((host, int(port)))
+        trickle.sendall(b"GET /-/healthy HTTP/1.1\r\nHost: exporter\r\n")
+        started = time.monotonic()
+        for _ in range(3):
+            time.sleep(0.3)
+            with contextlib.suppress(OSError):  # (closed already, on a slow machine)
+                trickle.sendall(b"X-Slow: 1\r\n")  # still no end of the head
+        for conn in (idle, trickle):
+            conn.settimeout(5)
+            try:
+                answer = conn.recv(100)
+            except ConnectionResetError:
+                answer = b""
+            assert answer == b"", "the exporter kept the connection open"
+            conn.close()
+        assert time.monotonic() - started < 4
+        assert served.get("/-/healthy")[0] == 200  # everyone else is served as before
+        # a request that takes longer than the idle timeout is not cut: only waiting for one is
+        started = time.monotonic()
+        status, body, _ = served.get(
+            f"/probe?module=winrm_https&target={hung.target}", headers={"X-Prometheus-Scrape-Timeout-Seconds": "3"}
+        )
+        assert status == 200 and value(body, "probe_success") == 0 and time.monotonic() - started > 1.5
+
+
+def test_a_name_allowed_by_network_is_probed_at_the_address_checked(peers: dict[str, object]) -> None:
+    """A name allowed by network is resolved by the allow list, and the probe (in a worker
+    process) connects to the first address checked, handed over as ``--resolve``."""
+    tmp, good = peers["tmp"], peers["good"]
+    assert isinstance(tmp, Path) and isinstance(good, TlsServer)
+    first = socket.getaddrinfo("localhost", None, type=socket.SOCK_STREAM)[0][4][0]  # /etc/hosts
+    config = write_config(
+        tmp / "pin.yaml",
+        peers["ca"],  # type: ignore[arg-type]
+        "  by_network:\n    runbook: winrm\n    allow: [127.0.0.0/8, '::1/128']\n",
+    )
+    with serve(config, env=ENV) as served:
+        status, body, _ = served.get(f"/probe?module=by_network&target=localhost:{good.port}&debug=true")
+    assert status == 200, body
+    tcp = next(c for c in json.loads(body)["checks"] if c["id"] == "winrm.tcp")
+    assert tcp["details"]["address"] == first, tcp
+
+
+def test_the_pinned_address_is_the_one_connected_to(peers: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The binding puts the checked address in --resolve: a name that resolves nowhere (.test)
+    is probed at the pinned address, with its name still judged against the certificate."""
+    from opsbook.cli.commands.serve import ExporterHooks
+    from opsbook.runbooks.exporter import load_module_config
+
+    tmp, good = peers["tmp"], peers["good"]
+    assert isinstance(tmp, Path) and isinstance(good, TlsServer)
+    monkeypatch.setenv("SERVE_TEST_ISSUER", SECRET)
+    config = load_module_config(write_config(tmp / "pinned.yaml", peers["ca"]))  # type: ignore[arg-type]
+    hooks = ExporterHooks()
+    hooks.validate(config)
+    call, _ = hooks.prepare(config, config.modules["winrm_https"], f"srv1.corp.test:{good.port}", 3.0, good.host)
+    checks = {check.id: check for check in call(3.0).checks}
+    assert checks["winrm.tcp"].details["address"] == good.host
+    assert checks["winrm.tls"].status.name == "OK" and checks["winrm.cert.name"].status.name == "OK"
