@@ -369,10 +369,9 @@ class Exporter:
             if target is not None and module.allow is not None and module.target_key is not None:
                 pin = await module.allow.check(target, timeout=max(0.1, min(2.0, deadline / 2)))
                 pin = pin if module.target_key in TARGET_CONNECTED else None
+            probe_target = target.text if target and module.target_key else None  # (docker-root: a label)
             # bound here even when a worker process runs it: a request it cannot run is a 400 now
-            call, scrub = self.hooks.prepare(
-                config, module, target.text if target and module.target_key else None, deadline * TIMEOUT_SHARE, pin
-            )
+            call, scrub = self.hooks.prepare(config, module, probe_target, deadline * TIMEOUT_SHARE, pin)
         except TargetError as exc:
             return self._refuse(name, "forbidden" if exc.status == 403 else "bad_request", exc.status, str(exc))
         except SuiteError as exc:
@@ -381,8 +380,7 @@ class Exporter:
             return self._refuse(name, "bad_request", 400, f"{name}: {exc}")
 
         remaining = deadline - (time.perf_counter() - started)
-        target_text = target.text if target and module.target_key else None
-        start = self._starter(config, module, target=target_text, pin=pin, call=call, scrub=scrub)
+        start = self._starter(config, module, target=probe_target, pin=pin, call=call, scrub=scrub)
         outcome, report = await self._run(module, start, scrub, remaining, deadline)
         if outcome == "overloaded":
             return self._refuse(name, outcome, 503, report.checks[0].summary if report.checks else "overloaded")
