@@ -161,6 +161,25 @@ def _age_check(
     return _result(ctx.tenant, check_id, name, status, summary, details=details, metrics={"age": metric})
 
 
+#: onPremisesSyncEnabled -> the status and summary of adsync.graph.sync_enabled.
+_SYNC_ENABLED: dict[bool | None, tuple[Status, str]] = {
+    True: (
+        Status.OK,
+        "directory synchronisation is enabled for the tenant (onPremisesSyncEnabled=true)",
+    ),
+    False: (
+        Status.CRITICAL,
+        "directory synchronisation is DISABLED for the tenant (onPremisesSyncEnabled=false): nothing from "
+        "on-premises AD reaches Entra ID — someone turned sync off (or it is being decommissioned)",
+    ),
+    None: (
+        Status.CRITICAL,
+        "directory synchronisation is not enabled for the tenant (onPremisesSyncEnabled is null: "
+        "Entra ID has no record of on-premises sync) — wrong tenant, or AD Connect was never set up",
+    ),
+}
+
+
 def _organization_checks(ctx: _Context) -> list[CheckResult]:
     opts = ctx.options
     results: list[CheckResult] = []
@@ -214,44 +233,19 @@ def _organization_checks(ctx: _Context) -> list[CheckResult]:
                 duration_s=timer.s,
             )
         ]
-    if enabled is True:
-        results.append(
-            _result(
-                ctx.tenant,
-                "adsync.graph.sync_enabled",
-                "directory sync enabled",
-                Status.OK,
-                "directory synchronisation is enabled for the tenant (onPremisesSyncEnabled=true)",
-                details={**base, "onPremisesSyncEnabled": True},
-                duration_s=timer.s,
-            )
+    known = enabled if isinstance(enabled, bool) else None  # anything but true/false: Graph has no record
+    status, summary = _SYNC_ENABLED[known]
+    results.append(
+        _result(
+            ctx.tenant,
+            "adsync.graph.sync_enabled",
+            "directory sync enabled",
+            status,
+            summary,
+            details={**base, "onPremisesSyncEnabled": known},
+            duration_s=timer.s,
         )
-    elif enabled is False:
-        results.append(
-            _result(
-                ctx.tenant,
-                "adsync.graph.sync_enabled",
-                "directory sync enabled",
-                Status.CRITICAL,
-                "directory synchronisation is DISABLED for the tenant (onPremisesSyncEnabled=false): nothing from "
-                "on-premises AD reaches Entra ID — someone turned sync off (or it is being decommissioned)",
-                details={**base, "onPremisesSyncEnabled": False},
-                duration_s=timer.s,
-            )
-        )
-    else:
-        results.append(
-            _result(
-                ctx.tenant,
-                "adsync.graph.sync_enabled",
-                "directory sync enabled",
-                Status.CRITICAL,
-                "directory synchronisation is not enabled for the tenant (onPremisesSyncEnabled is null: "
-                "Entra ID has no record of on-premises sync) — wrong tenant, or AD Connect was never set up",
-                details={**base, "onPremisesSyncEnabled": None},
-                duration_s=timer.s,
-            )
-        )
+    )
     last_sync = org.get("onPremisesLastSyncDateTime")
     if enabled is True or last_sync:
         results.append(
