@@ -122,14 +122,20 @@ def _frame(message: object) -> bytes:
     return _HEADER.pack(len(data)) + data
 
 
+def _size(header: bytes) -> int:
+    """The length a frame's header announces (ValueError when it is over :data:`MAX_MESSAGE`)."""
+    (size,) = _HEADER.unpack(header)
+    if size > MAX_MESSAGE:
+        raise ValueError(f"message of {size} bytes is over the limit")
+    return int(size)
+
+
 def _read_frame(stream: IO[bytes]) -> Any:
     """The next message on a blocking *stream*, or None at its end."""
     header = stream.read(_HEADER.size)
     if len(header) < _HEADER.size:
         return None
-    (size,) = _HEADER.unpack(header)
-    if size > MAX_MESSAGE:
-        raise ValueError(f"message of {size} bytes is over the limit")
+    size = _size(header)
     data = stream.read(size)
     if len(data) < size:
         return None
@@ -428,10 +434,7 @@ class ProbeProcesses:
         try:
             while True:
                 header = await stdout.readexactly(_HEADER.size)
-                (size,) = _HEADER.unpack(header)
-                if size > MAX_MESSAGE:
-                    raise ValueError(f"message of {size} bytes is over the limit")
-                message = pickle.loads(await stdout.readexactly(size))  # noqa: S301 - our own worker
+                message = pickle.loads(await stdout.readexactly(_size(header)))  # noqa: S301 - our own worker
                 if message[0] == "done":
                     future = worker.pending.pop(message[1], None)
                     if future is not None and not future.done():
